@@ -1,0 +1,1 @@
+"""Sub-commands of the ``bot`` CLI. Each module has ``register(subparsers)``."""

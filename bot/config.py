@@ -1,0 +1,224 @@
+"""Bot definitions: ``bot.yaml`` (and the files it references) as frozen dataclasses.
+
+A top-level section may be written inline or as the name of another YAML file in the bot
+folder (``intents: intents.yaml``); errors then name that file.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.errors import ConfigError
+from bot.schema import Prebuilt, Where, between, build, check, convert, identifier, non_empty, positive
+from bot.yamlio import load_yaml
+
+BUILD_DIR = ".bot"
+INCLUDABLE = ("intents", "responses", "faq", "channels", "entities")
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str = "Assistant"
+    description: str = "a friendly, concise customer-service assistant"
+    greeting: str = "Hi! How can I help you today?"
+    style: str = "Answer briefly and politely. Only use the facts you are given."
+
+
+@dataclass(frozen=True)
+class FaqSettings:
+    sources: tuple[str, ...] = check(non_empty)
+    top_k: int = check(positive, default=3)
+    answer_threshold: float = check(between(-1.0, 1.0), default=0.55)
+    chunk_words: int = check(positive, default=120)
+    chunk_overlap: int = check(between(0, 1000), default=30)
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = check(positive, default=64)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class FallbackSettings:
+    message: str = (
+        "Sorry, I'm not sure about that. Could you rephrase, or ask to talk to a person?"
+    )
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    store: Literal["sqlite"] = "sqlite"
+    path: str = f"{BUILD_DIR}/sessions.sqlite3"
+    ttl_minutes: float = check(positive, default=30.0)
+    max_history: int = check(positive, default=20)
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Response:
+    text: str
+    variations: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str = check(identifier)
+    examples: tuple[str, ...] = check(non_empty)
+    response: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = check(positive, default=8)
+    alpha: int = check(positive, default=16)
+    dropout: float = check(between(0.0, 0.9), default=0.05)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: float = check(positive, default=2.0)
+    learning_rate: float = check(positive, default=3e-4)
+    batch_size: int = check(positive, default=8)
+    max_length: int = check(positive, default=384)
+    max_steps: int | None = None
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    base: str = "smollm2-135m"
+    generation: bool = False
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_new_tokens: int = check(positive, default=96)
+    history_turns: int = check(between(0, 50), default=4)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    confidence_threshold: float = check(between(0.0, 1.0), default=0.5)
+    ambiguity_margin: float = check(between(0.0, 1.0), default=0.1)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_message_chars: int = check(positive, default=4000)
+    turn_timeout_s: float = check(positive, default=60.0)
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    name: str = check(identifier)
+    description: str = ""
+    language: str = "en"
+    persona: Persona = field(default_factory=Persona)
+    faq: FaqSettings | None = None
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    intents: tuple[Intent, ...] = ()
+    responses: dict[str, Response] = field(default_factory=dict)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    channels: dict[str, Any] = field(default_factory=lambda: {"rest": {}})
+
+
+@dataclass(frozen=True)
+class BotDefinition:
+    """A loaded bot: its folder, its validated config and the file it came from."""
+
+    root: Path
+    config: BotConfig
+    file: Path
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / BUILD_DIR
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path written in the YAML relative to the bot folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def bot_file(directory: Path) -> Path:
+    """The definition file of a bot folder (``bot.yaml`` or ``bot.yml``)."""
+    if directory.is_file():
+        return directory
+    for name in ("bot.yaml", "bot.yml"):
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.exists():
+        raise ConfigError("bot folder does not exist", file=_display(directory))
+    raise ConfigError("no bot.yaml in this folder", file=_display(directory))
+
+
+def load_bot(directory: str | Path) -> BotDefinition:
+    """Load and validate a bot folder; raise :class:`ConfigError` naming what is wrong."""
+    file = bot_file(Path(directory))
+    root = file.parent
+    shown = _display(file)
+    raw = load_yaml(file, display=shown)
+    top = Where(shown)
+    if not isinstance(raw, dict):
+        raise top.error("the top level must be a mapping with at least a 'name'")
+    hints = typing.get_type_hints(BotConfig)
+    data = dict(raw)
+    sections: dict[str, tuple[Where, Any]] = {k: (top.key(raw, k), raw.get(k)) for k in raw}
+    for key in INCLUDABLE:
+        value = data.get(key)
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+            included = root / value
+            if not included.is_file():
+                raise top.key(raw, key).error(f"included file {value!r} not found")
+            included_name = _display(included)
+            parsed = load_yaml(included, display=included_name)
+            where = Where(included_name, key, getattr(parsed, "line", None))
+            sections[key] = (where, parsed)
+            data[key] = Prebuilt(convert(hints[key], parsed, where))
+    located = type(raw)(data)
+    located.key_lines = dict(getattr(raw, "key_lines", {}))
+    located.line = getattr(raw, "line", None)
+    config = build(BotConfig, located, top)
+    _cross_check(config, sections.get("intents", (top.key(raw, "intents"), None)))
+    from channels.registry import validate_channel_settings
+
+    validate_channel_settings(config.channels, sections.get("channels", (top, None))[0])
+    return BotDefinition(root=root, config=config, file=file)
+
+
+def _cross_check(config: BotConfig, intents_section: tuple[Where, Any]) -> None:
+    """Checks across sections: unique intent names, responses that exist."""
+    intents_where, intents_raw = intents_section
+    seen: set[str] = set()
+    for i, intent in enumerate(config.intents):
+        where = intents_where.item(intents_raw, i)
+        if intent.name in seen:
+            raise Where(where.file, f"{where.path}.name", where.line).error(
+                f"duplicate intent {intent.name!r}"
+            )
+        seen.add(intent.name)
+        if intent.response is not None and intent.response not in config.responses:
+            known = ", ".join(sorted(config.responses)) or "(none defined)"
+            raise Where(where.file, f"{where.path}.response", where.line).error(
+                f"unknown response {intent.response!r}; defined responses: {known}"
+            )

@@ -1,0 +1,1 @@
+"""Channel connectors: each module is one connector, registered by name."""

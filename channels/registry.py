@@ -1,0 +1,70 @@
+"""Find channel connectors by name: the built-in ones and third-party entry points.
+
+Third-party packages add a connector with an entry point in the ``supportbot.channels``
+group whose value is ``"package.module:ChannelClass"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol
+
+from aiohttp import web
+
+from bot.messages import BotReply, UserMessage
+from bot.schema import Where, build
+
+ENTRY_POINT_GROUP = "supportbot.channels"
+BUILTIN: dict[str, str] = {
+    "rest": "channels.rest:RestChannel",
+}
+
+OnMessage = Callable[[UserMessage], Awaitable[BotReply]]
+
+
+class Channel(Protocol):
+    """A connector: it turns requests into :class:`UserMessage` and replies into responses."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[Any]]
+
+    def __init__(self, settings: Any, *, on_message: OnMessage) -> None: ...
+
+    def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
+        """The routes this channel serves, under ``prefix`` (``/webhooks/<name>``)."""
+        ...
+
+
+def available() -> dict[str, str]:
+    """Channel name -> ``module:Class`` for every connector that can be used."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def channel_class(name: str) -> type[Channel]:
+    """Import the connector registered as ``name``; unknown names list the valid ones."""
+    known = available()
+    if name not in known:
+        raise KeyError(f"unknown channel {name!r}; available channels: {', '.join(sorted(known))}")
+    module_name, _, attr = known[name].partition(":")
+    cls: type[Channel] = getattr(importlib.import_module(module_name), attr)
+    return cls
+
+
+def channel_settings(name: str, raw: Any, where: Where) -> Any:
+    """Validate the YAML settings of channel ``name`` into its ``Settings`` dataclass."""
+    try:
+        cls = channel_class(name)
+    except KeyError as exc:
+        raise where.error(str(exc.args[0])) from exc
+    return build(cls.Settings, {} if raw is None else raw, where)
+
+
+def validate_channel_settings(channels: Mapping[str, Any], where: Where) -> None:
+    """Check every configured channel's settings at load time."""
+    for name, raw in channels.items():
+        channel_settings(name, raw, where.key(channels, name))

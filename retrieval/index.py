@@ -1,0 +1,200 @@
+"""A FAISS index over FAQ passages, several vectors per passage, saved with a manifest.
+
+Small indexes are exact (``IndexFlatIP`` on normalised vectors = cosine similarity); from
+``HNSW_FROM`` vectors on an HNSW graph is used. A passage's score is its best vector's score.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from bot.errors import RetrievalError
+from retrieval.documents import Passage
+from retrieval.embedder import Embedder
+
+FORMAT_VERSION = 1
+HNSW_FROM = 50_000
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a query, with its cosine score."""
+
+    passage: Passage
+    score: float
+
+
+def _new_index(dimensions: int, size: int) -> faiss.Index:
+    if size >= HNSW_FROM:
+        index = faiss.IndexHNSWFlat(dimensions, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+        return index
+    return faiss.IndexFlatIP(dimensions)
+
+
+class FaqIndex:
+    """Passages plus a FAISS index of their search texts."""
+
+    def __init__(self, passages: list[Passage], owners: np.ndarray, index: faiss.Index,
+                 manifest: dict[str, Any]) -> None:
+        self.passages = passages
+        self.owners = owners
+        self.index = index
+        self.manifest = manifest
+        self._by_id = {p.id: i for i, p in enumerate(passages)}
+
+    @classmethod
+    def build(cls, passages: list[Passage], embedder: Embedder, *, progress: bool = False,
+              manifest: dict[str, Any] | None = None) -> FaqIndex:
+        """Embed every passage's search texts and index them."""
+        _check_unique(passages)
+        texts, owners = _search_texts(passages, offset=0)
+        vectors = embedder.embed(texts, progress=progress)
+        index = _new_index(embedder.dimensions, len(texts))
+        if len(texts):
+            index.add(vectors)
+        info = dict(manifest or {})
+        info.update(format=FORMAT_VERSION, model=embedder.name, dimensions=embedder.dimensions)
+        return cls(list(passages), owners, index, info)
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def get(self, passage_id: str) -> Passage | None:
+        position = self._by_id.get(passage_id)
+        return None if position is None else self.passages[position]
+
+    def search_vector(self, query: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` best passages for one normalised query vector."""
+        if self.index.ntotal == 0 or k <= 0:
+            return []
+        wanted = min(self.index.ntotal, max(4 * k, k + 16))
+        scores, rows = self.index.search(query.reshape(1, -1).astype(np.float32), wanted)
+        best: dict[int, float] = {}
+        for score, row in zip(scores[0], rows[0], strict=True):
+            if row < 0:
+                continue
+            owner = int(self.owners[row])
+            if owner not in best:
+                best[owner] = float(score)
+        ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
+        return [Hit(self.passages[i], s) for i, s in ranked]
+
+    def add(self, passages: list[Passage], embedder: Embedder) -> None:
+        """Add passages (ids must be new)."""
+        _check_unique([*self.passages, *passages])
+        texts, owners = _search_texts(passages, offset=len(self.passages))
+        if texts:
+            self.index.add(embedder.embed(texts))
+        self.passages.extend(passages)
+        self.owners = np.concatenate([self.owners, owners])
+        self._by_id = {p.id: i for i, p in enumerate(self.passages)}
+
+    def remove(self, passage_ids: Iterable[str]) -> int:
+        """Remove passages by id; returns how many were removed."""
+        doomed = {self._by_id[i] for i in passage_ids if i in self._by_id}
+        if not doomed:
+            return 0
+        keep_rows = np.array([int(o) not in doomed for o in self.owners], dtype=bool)
+        vectors = self.index.reconstruct_n(0, self.index.ntotal)[keep_rows]
+        remap = {}
+        kept: list[Passage] = []
+        for old, passage in enumerate(self.passages):
+            if old not in doomed:
+                remap[old] = len(kept)
+                kept.append(passage)
+        self.owners = np.array([remap[int(o)] for o in self.owners[keep_rows]], dtype=np.int64)
+        self.index = _new_index(self.index.d, len(vectors))
+        if len(vectors):
+            self.index.add(vectors)
+        self.passages = kept
+        self._by_id = {p.id: i for i, p in enumerate(kept)}
+        return len(doomed)
+
+    def save(self, directory: Path) -> None:
+        """Write index, passages and manifest atomically (a crash leaves the old copy)."""
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            faiss.write_index(self.index, str(staging / "index.faiss"))
+            np.save(staging / "owners.npy", self.owners)
+            with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
+                for passage in self.passages:
+                    out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
+            manifest = dict(self.manifest, passages=len(self.passages), vectors=self.index.ntotal,
+                            index_type="hnsw" if isinstance(self.index, faiss.IndexHNSWFlat)
+                            else "flat")
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            old = directory.with_name(f".{directory.name}-old")
+            if directory.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+            os.replace(staging, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: Path) -> FaqIndex:
+        """Load a saved index; a missing or damaged one raises :class:`RetrievalError`."""
+        manifest = read_manifest(directory)
+        if manifest is None:
+            raise RetrievalError(f"{directory}: no FAQ index here; run `bot train` first")
+        try:
+            index = faiss.read_index(str(directory / "index.faiss"))
+            owners = np.load(directory / "owners.npy")
+            with (directory / "passages.jsonl").open(encoding="utf-8") as lines:
+                passages = [_passage(json.loads(line)) for line in lines if line.strip()]
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise RetrievalError(f"{directory}: FAQ index is damaged ({exc}); run `bot train "
+                                 "--force`") from exc
+        if index.ntotal != len(owners) or (len(owners) and int(owners.max()) >= len(passages)):
+            raise RetrievalError(f"{directory}: FAQ index files disagree; run `bot train --force`")
+        return cls(passages, owners, index, manifest)
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of a saved index, or None if there is none or it is unreadable."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT_VERSION else None
+
+
+def _passage(data: dict[str, Any]) -> Passage:
+    data["alternatives"] = tuple(data.get("alternatives", ()))
+    return Passage(**data)
+
+
+def _search_texts(passages: list[Passage], *, offset: int) -> tuple[list[str], np.ndarray]:
+    texts: list[str] = []
+    owners: list[int] = []
+    for position, passage in enumerate(passages, start=offset):
+        for text in passage.search_texts():
+            texts.append(text)
+            owners.append(position)
+    return texts, np.array(owners, dtype=np.int64)
+
+
+def _check_unique(passages: list[Passage]) -> None:
+    seen: dict[str, str] = {}
+    for passage in passages:
+        if passage.id in seen:
+            raise RetrievalError(
+                f"duplicate FAQ id {passage.id!r} in {passage.source} "
+                f"(also in {seen[passage.id]}); give one of them an explicit 'id'"
+            )
+        seen[passage.id] = passage.source
