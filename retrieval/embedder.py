@@ -67,7 +67,9 @@ class SentenceEmbedder:
         except Exception as exc:  # third-party boundary: any load failure
             raise ModelError(f"cannot load embedding model {self.name!r} ({location}): {exc}") \
                 from exc
-        dims = model.get_sentence_embedding_dimension()
+        dimension_of = getattr(model, "get_embedding_dimension", None) or \
+            model.get_sentence_embedding_dimension
+        dims = dimension_of()
         if not dims:
             raise ModelError(f"embedding model {self.name!r} does not report its dimensions")
         self._dimensions = int(dims)

@@ -1,0 +1,54 @@
+"""`bot shell DIR`: chat with the bot in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bot.config import load_bot
+from bot.errors import BadRequest
+from bot.messages import BotReply, UserMessage
+from bot.runtime import BotRuntime
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("shell", help="chat with the bot in the terminal")
+    parser.add_argument("directory", help="the bot folder")
+    parser.add_argument("--sender", default="shell-user", help="session id to use")
+    parser.set_defaults(func=run)
+
+
+def format_reply(reply: BotReply) -> str:
+    lines = [reply.text]
+    lines.extend(f"  [source: {c.title or c.passage_id} — {c.source}]" for c in reply.citations)
+    if reply.handoff:
+        lines.append("  [handed off to a human agent]")
+    return "\n".join(lines)
+
+
+async def _chat(runtime: BotRuntime, sender: str) -> None:
+    print(runtime.bot.config.persona.greeting)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            text = await loop.run_in_executor(None, input, "you> ")
+            if text.strip() in {"/quit", "/exit"}:
+                break
+            try:
+                reply = await runtime.dialogue.handle(
+                    UserMessage(sender=sender, text=text, channel="shell"))
+            except BadRequest as exc:
+                print(f"  ({exc})")
+                continue
+            print(f"{runtime.bot.config.persona.name}> {format_reply(reply)}")
+    except EOFError:
+        pass
+    finally:
+        await runtime.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    runtime = BotRuntime.load(load_bot(args.directory))
+    print("Type a message; /quit to leave.")
+    asyncio.run(_chat(runtime, args.sender))
+    return 0

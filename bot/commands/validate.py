@@ -1,0 +1,24 @@
+"""`bot validate DIR`: check a bot definition and its FAQ files without training."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.config import load_bot
+from retrieval.knowledge import load_passages
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("validate", help="check bot.yaml and the files it references")
+    parser.add_argument("directory", help="the bot folder")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bot = load_bot(args.directory)
+    config = bot.config
+    passages = len(load_passages(bot, config.faq)) if config.faq else 0
+    print(f"{bot.file}: ok — bot {config.name!r}, {len(config.intents)} intents, "
+          f"{len(config.responses)} responses, {passages} FAQ passages, "
+          f"channels: {', '.join(config.channels) or 'none'}")
+    return 0

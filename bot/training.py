@@ -1,0 +1,38 @@
+"""`bot train`: build every artefact the bot needs, skipping what is up to date."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.config import BotDefinition
+from retrieval.embedder import SentenceEmbedder
+from retrieval.knowledge import build_index
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one training step did."""
+
+    step: str
+    rebuilt: bool
+    seconds: float
+    detail: str
+
+
+def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
+          report: Callable[[StepResult], None] = lambda _: None) -> list[StepResult]:
+    """Build the FAQ index (and the other artefacts the bot enables)."""
+    config = bot.config
+    embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
+                                batch_size=config.embedder.batch_size)
+    results: list[StepResult] = []
+    if config.faq is not None:
+        started = time.perf_counter()
+        index, rebuilt = build_index(bot, embedder, force=force, progress=progress)
+        result = StepResult("faq index", rebuilt, time.perf_counter() - started,
+                            f"{len(index)} passages, {index.index.ntotal} vectors")
+        results.append(result)
+        report(result)
+    return results
