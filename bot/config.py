@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.errors import ConfigError
-from bot.schema import Prebuilt, Where, between, build, check, convert, identifier, non_empty, positive
-from bot.yamlio import load_yaml
+from bot.schema import (
+    Prebuilt,
+    Where,
+    between,
+    build,
+    check,
+    convert,
+    identifier,
+    non_empty,
+    positive,
+)
+from bot.yamlio import LocatedDict, load_yaml
 
 BUILD_DIR = ".bot"
 INCLUDABLE = ("intents", "responses", "faq", "channels", "entities")
@@ -195,7 +205,7 @@ def load_bot(directory: str | Path) -> BotDefinition:
             where = Where(included_name, key, getattr(parsed, "line", None))
             sections[key] = (where, parsed)
             data[key] = Prebuilt(convert(hints[key], parsed, where))
-    located = type(raw)(data)
+    located = LocatedDict(data)
     located.key_lines = dict(getattr(raw, "key_lines", {}))
     located.line = getattr(raw, "line", None)
     config = build(BotConfig, located, top)

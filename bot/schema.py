@@ -174,7 +174,7 @@ def convert(tp: Any, value: Any, where: Where) -> Any:
             raise where.error(f"must be a list, got {type(value).__name__}")
         return tuple(convert(item_type, v, where.item(value, i)) for i, v in enumerate(value))
     if origin in (dict, Mapping):
-        key_type, item_type = get_args(tp)
+        _key_type, item_type = get_args(tp)
         if not isinstance(value, dict):
             raise where.error(f"must be a mapping, got {type(value).__name__}")
         return types.MappingProxyType(
@@ -199,7 +199,8 @@ def build(cls: type[T], data: Any, where: Where) -> T:
     for name, field in fields.items():
         field_where = where.key(data, name)
         if name not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            no_default = field.default is dataclasses.MISSING
+            if no_default and field.default_factory is dataclasses.MISSING:
                 raise field_where.error("required")
             continue
         value = convert(hints[name], data[name], field_where)

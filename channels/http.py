@@ -13,7 +13,7 @@ async def read_json(request: web.Request) -> dict[str, object]:
     """The request body as a JSON object, or :class:`BadRequest` saying what is wrong."""
     raw = await request.read()
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise BadRequest("request body is not UTF-8") from exc
     except json.JSONDecodeError as exc:

@@ -157,7 +157,8 @@ def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> N
                           path=where, line=line)
     unknown = sorted(set(entry) - _QA_KEYS)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}; valid keys are: {', '.join(sorted(_QA_KEYS))}",
+        valid = ", ".join(sorted(_QA_KEYS))
+        raise ConfigError(f"unknown key {unknown[0]!r}; valid keys are: {valid}",
                           file=display, path=where, line=line)
     alternatives = entry.get("alternatives", [])
     if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,7 +18,9 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors."""
 
     name: str
-    dimensions: int
+
+    @property
+    def dimensions(self) -> int: ...
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
 
@@ -45,7 +47,7 @@ class SentenceEmbedder:
         self.name = model
         self.device = device
         self.batch_size = batch_size
-        self._model: object | None = None
+        self._model: Any = None
         self._dimensions: int | None = None
         self._lock = threading.Lock()
 
@@ -56,7 +58,7 @@ class SentenceEmbedder:
                 self._model = self._load()
         return self
 
-    def _load(self) -> object:
+    def _load(self) -> Any:
         location = resolve_embedding_model(self.name)
         if Path(location).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -86,7 +88,7 @@ class SentenceEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        vectors = self._model.encode(  # type: ignore[attr-defined]
+        vectors = self._model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,

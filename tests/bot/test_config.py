@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.config import load_bot
+from bot.errors import ConfigError
+from bot.schema import Secret
+
+from ..conftest import BOT_YAML, MakeBot
+
+
+def error_of(root) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        load_bot(root)
+    return str(info.value)
+
+
+def test_valid_bot_loads_with_defaults(make_bot: MakeBot) -> None:
+    bot = load_bot(make_bot())
+    assert bot.config.name == "test_bot"
+    assert bot.config.persona.name == "Ava"
+    assert bot.config.faq is not None and bot.config.faq.top_k == 2
+    assert bot.config.sessions.store == "sqlite"
+    assert list(bot.config.channels) == ["rest"]
+
+
+def test_malformed_yaml_names_file_and_line(make_bot: MakeBot) -> None:
+    root = make_bot("name: x\npersona: [unclosed\n")
+    assert re.search(r"bot\.yaml:[23]: invalid YAML", error_of(root))
+
+
+def test_empty_examples_name_the_key_path_and_line(make_bot: MakeBot) -> None:
+    root = make_bot("""
+        name: b
+        intents:
+          - name: greet
+            examples: [hi]
+          - name: bye
+            examples: []
+    """)
+    message = error_of(root)
+    assert "bot.yaml:7: intents[1].examples: must not be empty" in message
+
+
+def test_unknown_key_is_an_error_listing_valid_keys(make_bot: MakeBot) -> None:
+    message = error_of(make_bot("name: b\npersona:\n  nmae: x\n"))
+    assert "persona.nmae: unknown key" in message and "greeting" in message
+
+
+def test_wrong_type_and_range(make_bot: MakeBot) -> None:
+    assert "faq.top_k: must be an integer" in error_of(
+        make_bot("name: b\nfaq:\n  sources: [a.yaml]\n  top_k: three\n"))
+    assert "faq.answer_threshold: must be between" in error_of(
+        make_bot("name: b\nfaq:\n  sources: [a.yaml]\n  answer_threshold: 7\n"))
+
+
+def test_missing_required_name(make_bot: MakeBot) -> None:
+    assert "name: required" in error_of(make_bot("description: no name\n"))
+
+
+def test_unknown_response_and_duplicate_intent(make_bot: MakeBot) -> None:
+    message = error_of(make_bot("""
+        name: b
+        intents:
+          - {name: greet, examples: [hi], response: hello}
+    """))
+    assert "intents[0].response: unknown response 'hello'" in message
+    message = error_of(make_bot("""
+        name: b
+        intents:
+          - {name: greet, examples: [hi]}
+          - {name: greet, examples: [hey]}
+    """))
+    assert "intents[1].name: duplicate intent 'greet'" in message
+
+
+def test_included_section_errors_name_the_included_file(make_bot: MakeBot) -> None:
+    root = make_bot("name: b\nintents: intents.yaml\n",
+                    files={"intents.yaml": "- name: greet\n  examples: hello\n"})
+    message = error_of(root)
+    assert "intents.yaml:2: intents[0].examples: must be a list" in message
+
+
+def test_included_section_loads(make_bot: MakeBot) -> None:
+    root = make_bot("name: b\nintents: intents.yaml\n",
+                    files={"intents.yaml": "- name: greet\n  examples: [hello, hi]\n"})
+    assert load_bot(root).config.intents[0].examples == ("hello", "hi")
+
+
+def test_env_secrets_are_resolved_and_hidden(make_bot: MakeBot,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TEST_SECRET", "s3cret-value")
+    root = make_bot(BOT_YAML + "description: ${BOT_TEST_SECRET}\n")
+    config = load_bot(root).config
+    assert config.description == "s3cret-value"
+    assert isinstance(config.description, Secret)
+    assert "s3cret-value" not in repr(config)
+    monkeypatch.delenv("BOT_TEST_SECRET")
+    assert "description: environment variable BOT_TEST_SECRET is not set" in error_of(root)
+
+
+def test_unknown_channel_lists_valid_ones(make_bot: MakeBot) -> None:
+    message = error_of(make_bot("name: b\nchannels:\n  fax: {}\n"))
+    assert "channels.fax: unknown channel 'fax'; available channels:" in message
+    assert "rest" in message
+
+
+def test_missing_folder_and_binary_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert "bot folder does not exist" in error_of(tmp_path / "nope")
+    (tmp_path / "bot.yaml").write_bytes(b"\xff\xfe\x00binary")
+    assert "not UTF-8" in error_of(tmp_path)
