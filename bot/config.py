@@ -101,6 +101,8 @@ class LoraSettings:
     max_length: int = check(positive, default=384)
     max_steps: int | None = None
     seed: int = 13
+    checkpoint_every: int = check(positive, default=10)
+    no_answer_ratio: float = check(between(0.0, 1.0), default=0.15)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class ModelSettings:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_new_tokens: int = check(positive, default=96)
     history_turns: int = check(between(0, 50), default=4)
+    passage_words: int = check(positive, default=80)
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 

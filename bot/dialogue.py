@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
+from collections.abc import AsyncIterator
 
 from bot.config import BotConfig
 from bot.errors import BadRequest, TurnTimeout
 from bot.messages import BotReply, UserMessage
 from bot.routing import Router
-from bot.sessions import SessionStore
+from bot.sessions import Session, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +38,50 @@ class DialogueManager:
         self.router = router
         self.store = store
 
+    def _clean(self, message: UserMessage) -> UserMessage:
+        text = clean_text(message.text, max_chars=self.config.server.max_message_chars)
+        return UserMessage(sender=message.sender, text=text, channel=message.channel,
+                           metadata=message.metadata)
+
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""
-        text = clean_text(message.text, max_chars=self.config.server.max_message_chars)
-        message = UserMessage(sender=message.sender, text=text, channel=message.channel,
-                              metadata=message.metadata)
-        try:
-            return await asyncio.wait_for(self._turn(message),
-                                          timeout=self.config.server.turn_timeout_s)
-        except TimeoutError as exc:
-            raise TurnTimeout(f"no reply within {self.config.server.turn_timeout_s:g} s") from exc
-
-    async def _turn(self, message: UserMessage) -> BotReply:
-        key = message.session_key
-        async with self.store.lock(key):
-            session = await self.store.get(key, channel=message.channel, sender=message.sender)
-            reply = await self.router.route(session, message)
-            limit = self.config.sessions.max_history
-            session.add("user", message.text, max_history=limit)
-            session.add("bot", reply.text, max_history=limit, kind=reply.kind,
-                        citations=[c.passage_id for c in reply.citations])
-            await self.store.save(session)
-            log.debug("turn %s kind=%s", key, reply.kind)
+        reply: BotReply | None = None
+        async for item in self.stream(message):
+            if isinstance(item, BotReply):
+                reply = item
+        assert reply is not None
         return reply
+
+    async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
+        """Text deltas as the reply is produced, then the final :class:`BotReply`.
+
+        The session stays locked until the reply is complete and saved, so turns of one
+        user never interleave. Raises :class:`BadRequest` or :class:`TurnTimeout`.
+        """
+        message = self._clean(message)
+        limit = self.config.server.turn_timeout_s
+        key = message.session_key
+        reply: BotReply | None = None
+        try:
+            async with asyncio.timeout(limit), self.store.lock(key):
+                session = await self.store.get(key, channel=message.channel,
+                                               sender=message.sender)
+                async for item in self.router.route_stream(session, message):
+                    if isinstance(item, BotReply):
+                        reply = item
+                    else:
+                        yield item
+                if reply is None:
+                    raise RuntimeError("router finished without a reply")
+                self._record(session, message, reply)
+                await self.store.save(session)
+        except TimeoutError as exc:
+            raise TurnTimeout(f"no reply within {limit:g} s") from exc
+        log.debug("turn %s kind=%s", key, reply.kind)
+        yield reply
+
+    def _record(self, session: Session, message: UserMessage, reply: BotReply) -> None:
+        limit = self.config.sessions.max_history
+        session.add("user", message.text, max_history=limit)
+        session.add("bot", reply.text, max_history=limit, kind=reply.kind,
+                    citations=[c.passage_id for c in reply.citations])

@@ -1,48 +1,37 @@
-"""Decide what the bot answers for one message, given the session so far."""
+"""Decide what the bot answers for one message, given the session so far.
+
+Stages run in order; the first that answers wins. Today: the FAQ answerer (exact answer
+or fallback).
+"""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from bot.answering import FaqAnswerer
 from bot.config import BotConfig
-from bot.messages import BotReply, Citation, UserMessage
+from bot.messages import BotReply, UserMessage
 from bot.sessions import Session
-from retrieval.index import Hit
-from retrieval.knowledge import KnowledgeBase
 
 
 @dataclass
 class Router:
-    """Answers from the best FAQ match above the threshold, else the fallback."""
+    """Routes a message to the stage that answers it."""
 
     config: BotConfig
-    knowledge: KnowledgeBase | None = None
+    answerer: FaqAnswerer
 
     async def route(self, session: Session, message: UserMessage) -> BotReply:
-        hits = await self.retrieve(message.text)
-        return self.answer_from_faq(hits) or self.fallback()
+        reply: BotReply | None = None
+        async for item in self.route_stream(session, message):
+            if isinstance(item, BotReply):
+                reply = item
+        assert reply is not None
+        return reply
 
-    async def retrieve(self, text: str) -> list[Hit]:
-        """Top-k FAQ passages for ``text`` (the embedding runs off the event loop)."""
-        if self.knowledge is None or self.config.faq is None:
-            return []
-        return await asyncio.to_thread(self.knowledge.search, text, self.config.faq.top_k)
-
-    def answer_from_faq(self, hits: list[Hit]) -> BotReply | None:
-        """The best passage's answer with its citation, if it clears the threshold."""
-        faq = self.config.faq
-        if not hits or faq is None or hits[0].score < faq.answer_threshold:
-            return None
-        best = hits[0]
-        return BotReply(text=best.passage.text, citations=(citation(best),), kind="faq",
-                        confidence=round(best.score, 4))
-
-    def fallback(self) -> BotReply:
-        return BotReply(text=self.config.fallback.message, kind="fallback")
-
-
-def citation(hit: Hit) -> Citation:
-    passage = hit.passage
-    return Citation(passage_id=passage.id, source=passage.source,
-                    title=passage.title or passage.question or "", score=round(hit.score, 4))
+    async def route_stream(self, session: Session,
+                           message: UserMessage) -> AsyncIterator[str | BotReply]:
+        """Text deltas of the reply as they are produced, then the final :class:`BotReply`."""
+        async for item in self.answerer.stream(session, message.text):
+            yield item

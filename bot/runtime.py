@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from bot.answering import FaqAnswerer
 from bot.config import BotDefinition
 from bot.dialogue import DialogueManager
 from bot.routing import Router
@@ -33,7 +34,7 @@ class BotRuntime:
             embedder.load()
         store = SQLiteSessionStore(bot.path(config.sessions.path),
                                    ttl_seconds=config.sessions.ttl_minutes * 60).open()
-        router = Router(config, knowledge)
+        router = Router(config, FaqAnswerer(config, knowledge))
         return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge)
 
     @classmethod

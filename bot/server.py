@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot.config import BotDefinition
 from bot.errors import BadRequest, BotError, TurnTimeout
+from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
 from bot.schema import Where
 from channels.registry import channel_class, channel_settings
@@ -76,14 +77,17 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
 
     app.cleanup_ctx.append(lifecycle)
 
-    async def on_message(message: object) -> object:
-        return await app[RUNTIME].dialogue.handle(message)  # type: ignore[arg-type]
+    async def on_message(message: UserMessage) -> BotReply:
+        return await app[RUNTIME].dialogue.handle(message)
+
+    def on_stream(message: UserMessage) -> AsyncIterator[str | BotReply]:
+        return app[RUNTIME].dialogue.stream(message)
 
     routes: list[web.AbstractRouteDef] = [web.get("/health", health), web.get("/", index_page)]
     where = Where(str(bot.file), "channels")
     for name, raw in bot.config.channels.items():
         settings = channel_settings(name, raw, where.key(bot.config.channels, name))
-        channel = channel_class(name)(settings, on_message=on_message)  # type: ignore[arg-type]
+        channel = channel_class(name)(settings, on_message=on_message, on_stream=on_stream)
         routes.extend(channel.routes(f"/webhooks/{name}"))
     app.add_routes(routes)
     return app

@@ -7,7 +7,7 @@ group whose value is ``"package.module:ChannelClass"``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol
 
@@ -22,15 +22,20 @@ BUILTIN: dict[str, str] = {
 }
 
 OnMessage = Callable[[UserMessage], Awaitable[BotReply]]
+OnStream = Callable[[UserMessage], AsyncIterator[str | BotReply]]
 
 
 class Channel(Protocol):
-    """A connector: it turns requests into :class:`UserMessage` and replies into responses."""
+    """A connector: it turns requests into :class:`UserMessage` and replies into responses.
+
+    ``on_message`` answers a message; ``on_stream`` yields the reply's text deltas and then
+    the final :class:`BotReply`. These two callbacks are all a channel sees of the core.
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type[Any]]
 
-    def __init__(self, settings: Any, *, on_message: OnMessage) -> None: ...
+    def __init__(self, settings: Any, *, on_message: OnMessage, on_stream: OnStream) -> None: ...
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         """The routes this channel serves, under ``prefix`` (``/webhooks/<name>``)."""

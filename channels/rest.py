@@ -10,7 +10,7 @@ from aiohttp import web
 from bot.errors import BadRequest
 from bot.messages import UserMessage
 from channels.http import read_json
-from channels.registry import OnMessage
+from channels.registry import OnMessage, OnStream
 
 MAX_SENDER_CHARS = 200
 
@@ -36,7 +36,8 @@ class RestChannel:
     name: ClassVar[str] = "rest"
     Settings: ClassVar[type[Any]] = RestSettings
 
-    def __init__(self, settings: RestSettings, *, on_message: OnMessage) -> None:
+    def __init__(self, settings: RestSettings, *, on_message: OnMessage,
+                 on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
 

@@ -6,7 +6,7 @@ import pytest
 
 from bot.config import load_bot
 from bot.errors import BadRequest, TurnTimeout
-from bot.messages import UserMessage
+from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
 from bot.training import train
 
@@ -65,3 +65,11 @@ async def test_slow_turn_times_out_clearly(make_bot: MakeBot,
     monkeypatch.setattr(runtime.dialogue.router, "route", slow)
     with pytest.raises(TurnTimeout, match="no reply within"):
         await runtime.dialogue.handle(UserMessage("u4", "hello"))
+
+
+async def test_stream_yields_text_then_the_reply_and_saves_once(runtime: BotRuntime) -> None:
+    items = [item async for item in runtime.dialogue.stream(UserMessage("u5", "reset pin"))]
+    *deltas, reply = items
+    assert isinstance(reply, BotReply) and "".join(deltas) == reply.text
+    session = await runtime.store.get("rest:u5", channel="rest", sender="u5")
+    assert len(session.history) == 2
