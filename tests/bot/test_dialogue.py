@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -59,10 +60,11 @@ async def test_slow_turn_times_out_clearly(make_bot: MakeBot,
     train(bot, progress=False)
     runtime = BotRuntime.load(bot)
 
-    async def slow(*_: object) -> None:
+    async def slow(*_: object) -> AsyncIterator[str]:
         await asyncio.sleep(1)
+        yield "too late"
 
-    monkeypatch.setattr(runtime.dialogue.router, "route", slow)
+    monkeypatch.setattr(runtime.dialogue.router, "route_stream", slow)
     with pytest.raises(TurnTimeout, match="no reply within"):
         await runtime.dialogue.handle(UserMessage("u4", "hello"))
 
