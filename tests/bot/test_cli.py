@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+from ..conftest import REPO
+
+
+def test_init_validate_train_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "new-bot"
+    assert main(["init", str(target)]) == 0
+    assert "name: new_bot" in (target / "bot.yaml").read_text()
+    assert main(["validate", str(target)]) == 0
+    assert "bot 'new_bot'" in capsys.readouterr().out
+    assert main(["train", str(target)]) == 0
+    assert "faq index: built (2 passages" in capsys.readouterr().out
+    assert main(["train", str(target)]) == 0
+    assert "faq index: up to date" in capsys.readouterr().out
+    assert main(["init", str(target)]) == 2  # refuses a non-empty folder
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_validate_reports_file_key_and_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bot.yaml").write_text("name: x\nfaq:\n  sources: [a.yaml]\n  top_k: three\n")
+    assert main(["validate", str(tmp_path)]) == 2
+    assert re.search(r"bot\.yaml:4: faq\.top_k: must be an integer, got 'three'",
+                     capsys.readouterr().err)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    readme = (REPO / "README.md").read_text()
+    assert f"\n{ci}\n" in readme
+    assert "./scripts/install.sh && .venv/bin/bot train example_bots/acme_bank" in readme
