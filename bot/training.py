@@ -35,4 +35,12 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
                             f"{len(index)} passages, {index.index.ntotal} vectors")
         results.append(result)
         report(result)
+    if config.intents:  # the intent classifier and sentiment model (adapters/training.py)
+        from adapters.training import train_classifiers
+
+        steps = train_classifiers(bot, embedder, force=force, progress=progress)
+        for step, info in steps.items():
+            result = StepResult(step, info["rebuilt"], info["seconds"], info["detail"])
+            results.append(result)
+            report(result)
     return results

@@ -1,0 +1,1 @@
+"""Models and their LoRA adapters: the dialogue model, its training and evaluation."""

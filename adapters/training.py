@@ -1,0 +1,84 @@
+"""Train and load the message classifiers: intents, sentiment and entities, as one bundle.
+
+``bot train`` calls :func:`train_classifiers`; the dialogue manager loads an :class:`Analyzer`
+once and calls :meth:`Analyzer.analyze` per message (one embedding, shared by every model and
+returned for FAQ retrieval).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adapters.entities import Entity, EntityExtractor
+from adapters.intents import IntentClassifier, IntentPrediction, train_intents
+from adapters.sentiment import Frustration, SentimentClassifier, SentimentPrediction, clean
+from adapters.sentiment import train_sentiment as _train_sentiment
+from bot.config import BotDefinition
+from retrieval.embedder import Embedder
+
+
+def train_classifiers(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
+                      progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Train what changed; returns ``{step: {"rebuilt", "seconds", "detail"}}``.
+
+    Steps: ``"intent classifier"`` (only if the bot has intents) and ``"sentiment"``.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    if bot.config.intents:
+        started = time.perf_counter()
+        intents, rebuilt = train_intents(bot, embedder, force=force, progress=progress)
+        detail = (f"{len(intents.intents)} intents, {intents.manifest.get('examples', '?')} "
+                  f"examples with out-of-scope, temperature {intents.head.temperature:.2f}")
+        results["intent classifier"] = {"rebuilt": rebuilt, "detail": detail,
+                                        "seconds": time.perf_counter() - started}
+    started = time.perf_counter()
+    sentiment, rebuilt = _train_sentiment(bot, embedder, force=force)
+    results["sentiment"] = {"rebuilt": rebuilt, "seconds": time.perf_counter() - started,
+                            "detail": f"{sentiment.manifest.get('examples', '?')} examples"}
+    return results
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the classifiers say about one user message."""
+
+    text: str
+    vector: np.ndarray
+    intent: IntentPrediction | None
+    sentiment: SentimentPrediction
+    frustration: Frustration
+    entities: list[Entity] = field(default_factory=list)
+
+
+class Analyzer:
+    """The loaded classifiers of one bot (construct with :meth:`load`)."""
+
+    def __init__(self, embedder: Embedder, sentiment: SentimentClassifier,
+                 entities: EntityExtractor, intents: IntentClassifier | None = None, *,
+                 frustration_decay: float = 0.6) -> None:
+        self.embedder = embedder
+        self.intents = intents
+        self.sentiment = sentiment
+        self.entities = entities
+        self.frustration_decay = frustration_decay
+
+    @classmethod
+    def load(cls, bot: BotDefinition, embedder: Embedder) -> Analyzer:
+        """Load what ``bot train`` built; raises ``NotTrainedError`` if missing or stale."""
+        intents = IntentClassifier.load(bot, embedder) if bot.config.intents else None
+        return cls(embedder, SentimentClassifier.load(bot, embedder),
+                   EntityExtractor.from_bot(bot), intents,
+                   frustration_decay=bot.config.classifier.frustration_decay)
+
+    def analyze(self, text: str, *, frustration: Frustration | None = None) -> Analysis:
+        """Classify one message; ``frustration`` is the session's state before it."""
+        cleaned = clean(text)
+        vectors = self.embedder.embed([text] if cleaned == text else [text, cleaned])
+        intent = self.intents.predict_vectors(vectors[:1], [text])[0] if self.intents else None
+        sentiment = self.sentiment.predict_vectors(vectors[-1:])[0]
+        state = (frustration or Frustration()).update(sentiment, decay=self.frustration_decay)
+        return Analysis(text, vectors[0], intent, sentiment, state, self.entities.extract(text))

@@ -1,0 +1,57 @@
+"""`bot eval DIR --intents FILE.csv [--cv K] [--out DIR]`: measure the intent classifier."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bot.config import load_bot
+from bot.errors import BotError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("eval", help="evaluate the intent classifier",
+                            description="Score the trained classifier on a labelled CSV "
+                            "(text + intent columns; 'out_of_scope' or empty = should be "
+                            "rejected) and/or cross-validate on the bot's own examples.")
+    parser.add_argument("directory", help="the bot folder")
+    parser.add_argument("--intents", metavar="FILE.csv", type=Path,
+                        help="labelled messages: columns text and intent (or label/category)")
+    parser.add_argument("--cv", metavar="K", type=int,
+                        help="also run K-fold cross-validation on the bot's intent examples")
+    parser.add_argument("--out", metavar="DIR", type=Path,
+                        help="where to write the JSON reports and confusion PNGs "
+                        "(default: <bot>/.bot/eval)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from adapters.intents import IntentClassifier
+    from bot.evaluation import cross_validate, evaluate_intents, plot_confusion, read_labelled_csv
+    from retrieval.embedder import SentenceEmbedder
+
+    if args.intents is None and args.cv is None:
+        raise BotError("nothing to evaluate: give --intents FILE.csv and/or --cv K")
+    bot = load_bot(args.directory)
+    if not bot.config.intents:
+        raise BotError(f"{bot.file}: the bot defines no intents")
+    settings = bot.config.embedder
+    embedder = SentenceEmbedder(settings.model, device=settings.device,
+                                batch_size=settings.batch_size)
+    out: Path = args.out or bot.build_dir / "eval"
+    jobs = []
+    if args.intents is not None:
+        rows = read_labelled_csv(args.intents)
+        classifier = IntentClassifier.load(bot, embedder)
+        jobs.append(("intents", f"Intents on {args.intents}", evaluate_intents(classifier, rows)))
+    if args.cv is not None:
+        report = cross_validate(bot, embedder, folds=args.cv)
+        jobs.append((f"cv{args.cv}", f"{args.cv}-fold cross-validation", report))
+    for name, title, report in jobs:
+        print(report.format(title=title), end="\n\n")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        picture = plot_confusion(report, out / f"{name}_confusion.png", title=title)
+        print(f"wrote {out / f'{name}_report.json'} and {picture}\n")
+    return 0
