@@ -1,0 +1,253 @@
+"""Fine-tune a LoRA adapter of the dialogue model on the bot's FAQ (see ``training_data``).
+
+Loss is on the assistant tokens only. Training is deterministic for a seed, checkpoints
+every ``lora.checkpoint_every`` steps under the build folder and resumes from there, and is
+skipped when data, settings and base model are unchanged. Only the adapter is saved, with a
+manifest naming the base model's fingerprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters.adapter_store import (
+    FORMAT_VERSION,
+    MANIFEST,
+    adapter_dir,
+    checkpoint_dir,
+    read_manifest,
+)
+from adapters.base_model import base_fingerprint, load_base_model
+from adapters.training_data import Example, build_examples, data_digest, encode
+from bot.config import BotDefinition, LoraSettings
+from bot.errors import ModelError
+from retrieval.embedder import Embedder
+from retrieval.index import FaqIndex
+
+log = logging.getLogger(__name__)
+StepCallback = Callable[[int, float], None]
+
+
+def _plan(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
+          max_steps: int | None) -> tuple[list[Example], dict[str, Any]]:
+    settings = bot.config.model
+    lora = settings.lora
+    examples = build_examples(bot, index, embedder, seed=lora.seed)
+    config = {k: v for k, v in dataclasses.asdict(lora).items() if k != "checkpoint_every"}
+    config["max_steps"] = max_steps if max_steps is not None else lora.max_steps
+    config["target_modules"] = list(lora.target_modules)
+    fingerprint = {
+        "data": data_digest(examples, bot.config.persona, max_words=settings.passage_words),
+        "config": config,
+        "base": base_fingerprint(settings),
+    }
+    return examples, fingerprint
+
+
+def needs_training(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+                   max_steps: int | None = None) -> bool:
+    """Whether :func:`train_adapter` would train (the saved adapter is missing or stale)."""
+    _examples, fingerprint = _plan(bot, index, embedder, max_steps)
+    manifest = read_manifest(adapter_dir(bot))
+    return manifest is None or manifest.get("fingerprint") != fingerprint
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for n, (row_ids, row_labels) in enumerate(rows):
+        ids[n, : len(row_ids)] = torch.tensor(row_ids)
+        labels[n, : len(row_labels)] = torch.tensor(row_labels)
+        mask[n, : len(row_ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _batch_rows(step: int, size: int, batch_size: int, seed: int) -> list[int]:
+    """Row numbers of ``step``'s batch: a fresh seeded shuffle each epoch."""
+    per_epoch = math.ceil(size / batch_size)
+    epoch, offset = divmod(step, per_epoch)
+    order = list(range(size))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    return order[offset * batch_size: (offset + 1) * batch_size]
+
+
+def _save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / "state.pt.tmp"
+    torch.save(state, staging)
+    os.replace(staging, folder / "state.pt")
+
+
+def _load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    import torch
+
+    try:
+        state: dict[str, Any] = torch.load(folder / "state.pt", weights_only=False)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # damaged checkpoint: start over
+        log.warning("ignoring damaged checkpoint in %s (%s)", folder, exc)
+        return None
+    return state if state.get("fingerprint") == fingerprint else None
+
+
+def save_adapter(model: Any, target: Path, manifest: dict[str, Any]) -> None:
+    """Write adapter weights + manifest atomically (a crash leaves the old adapter)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(str(staging))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        old = target.with_name(f".{target.name}-old")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _total_steps(lora: LoraSettings, examples: int, max_steps: int | None) -> int:
+    limit = max_steps if max_steps is not None else lora.max_steps
+    if limit is not None:
+        return max(1, limit)
+    return max(1, math.ceil(lora.epochs * math.ceil(examples / lora.batch_size)))
+
+
+def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+                  force: bool = False, progress: bool = True, max_steps: int | None = None,
+                  on_step: StepCallback | None = None) -> Path:
+    """Train (or reuse) the bot's LoRA adapter; returns its folder.
+
+    ``max_steps`` overrides ``model.lora.max_steps``; ``on_step(step, loss)`` is called after
+    every optimiser step (1-based).
+    """
+    settings = bot.config.model
+    lora = settings.lora
+    target = adapter_dir(bot)
+    examples, fingerprint = _plan(bot, index, embedder, max_steps)
+    if not examples:
+        raise ModelError(f"{bot.file}: the FAQ has no question/answer pairs to train the "
+                         "dialogue adapter on")
+    manifest = read_manifest(target)
+    if not force and manifest is not None and manifest.get("fingerprint") == fingerprint:
+        return target
+    checkpoints = checkpoint_dir(bot)
+    if force:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    import torch
+    from peft import (
+        LoraConfig,
+        get_peft_model,
+        get_peft_model_state_dict,
+        set_peft_model_state_dict,
+    )
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    base = load_base_model(settings)
+    tokenizer = base.tokenizer
+    rows = [encode(e, tokenizer, bot.config.persona, max_length=lora.max_length,
+                   max_words=settings.passage_words) for e in examples]
+    data = [r for r in rows if r is not None]
+    if len(data) < len(rows):
+        log.warning("%d of %d training examples exceed model.lora.max_length=%d and were "
+                    "skipped", len(rows) - len(data), len(rows), lora.max_length)
+    if not data:
+        raise ModelError(f"{bot.file}: no training example fits model.lora.max_length="
+                         f"{lora.max_length}; raise it")
+    _seed_everything(lora.seed)
+    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(base.model, peft_config)
+    except ValueError as exc:
+        raise ModelError(f"model.lora.target_modules {list(lora.target_modules)}: {exc}") \
+            from exc
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lora.learning_rate, weight_decay=0.0)
+    total = _total_steps(lora, len(data), max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
+    start, losses = 0, []
+    state = _load_checkpoint(checkpoints, fingerprint)
+    if state is not None:
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start, losses = int(state["step"]), list(state["losses"])
+        log.info("resuming LoRA training at step %d of %d", start, total)
+    pad_id = tokenizer.pad_token_id
+    started = time.perf_counter()
+    model.train()
+    bar = tqdm(total=total, initial=start, desc="LoRA adapter", unit="step", disable=not progress)
+    for step in range(start, total):
+        batch = {k: v.to(base.device) for k, v in _batch(
+            [data[i] for i in _batch_rows(step, len(data), lora.batch_size, lora.seed)],
+            pad_id).items()}
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.item()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if (step + 1) % lora.checkpoint_every == 0 and step + 1 < total:
+            _save_checkpoint(checkpoints, {
+                "fingerprint": fingerprint, "step": step + 1, "losses": losses,
+                "adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            })
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - started
+    save_adapter(model, target, {
+        "format": FORMAT_VERSION,
+        "bot": bot.config.name,
+        "base": {"name": settings.base, "fingerprint": fingerprint["base"]},
+        "fingerprint": fingerprint,
+        "examples": len(data),
+        "answer_examples": sum(1 for e, r in zip(examples, rows, strict=True)
+                               if r is not None and e.gold is not None),
+        "steps": total,
+        "epochs": round(total * lora.batch_size / len(data), 3),
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(1, total - start), 3),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": sum(losses[-5:]) / len(losses[-5:]) if losses else None,
+    })
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return target

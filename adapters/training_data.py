@@ -1,0 +1,118 @@
+"""Training examples for the dialogue adapter, made from the bot's own FAQ.
+
+Every FAQ question and alternative becomes a question whose prompt shows the passages the
+index retrieves for it (the right one swapped in if retrieval missed it, order shuffled so
+the model has to read rather than cite the first), with the answer plus ``[id]`` as target.
+Some questions are paired with unrelated passages, and a few off-topic questions with their
+nearest passages, with the "I don't know, want a human?" reply as target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.prompting import NO_ANSWER, PROMPT_VERSION, answer_target, build_messages
+from bot.config import BotDefinition, Persona
+from retrieval.documents import Passage
+from retrieval.embedder import Embedder
+from retrieval.index import FaqIndex
+
+OFF_TOPIC = (
+    "What will the weather be like tomorrow?",
+    "Can you recommend a good pizza place near me?",
+    "Who won the football match last night?",
+    "Write me a poem about the sea.",
+    "What is the capital of Australia?",
+    "How do I bake sourdough bread?",
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised turn: a question, the passages in its prompt and the answer to learn."""
+
+    question: str
+    passages: tuple[Passage, ...]
+    target: str
+    gold: str | None  # the passage id the answer cites; None for "no answer" examples
+
+
+def build_examples(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+                   seed: int) -> list[Example]:
+    """Answer and no-answer examples for ``bot``, deterministic for a given ``seed``."""
+    faq = bot.config.faq
+    top_k = faq.top_k if faq is not None else 3
+    threshold = faq.answer_threshold if faq is not None else 0.5
+    ratio = bot.config.model.lora.no_answer_ratio
+    rng = random.Random(seed)
+    pairs = [(q, p) for p in index.passages if p.question
+             for q in dict.fromkeys([p.question, *p.alternatives])]
+    if not pairs:
+        return []
+    vectors = embedder.embed([q for q, _ in pairs])
+    examples: list[Example] = []
+    related: list[set[str]] = []
+    for (question, gold), vector in zip(pairs, vectors, strict=True):
+        hits = index.search_vector(vector, top_k)
+        shown = [h.passage for h in hits]
+        if gold.id not in {p.id for p in shown}:
+            shown[-1] = gold
+        rng.shuffle(shown)
+        examples.append(Example(question, tuple(shown), answer_target(gold), gold.id))
+        related.append({gold.id} | {h.passage.id for h in hits if h.score >= threshold})
+    wanted = round(len(examples) * ratio / (1.0 - ratio)) if ratio < 1.0 else len(examples)
+    off_topic = list(OFF_TOPIC[: max(0, min(len(OFF_TOPIC), wanted // 3))])
+    for question in off_topic:
+        hits = index.search_vector(embedder.embed([question])[0], top_k)
+        examples.append(Example(question, tuple(h.passage for h in hits), NO_ANSWER, None))
+    for _ in range(wanted - len(off_topic)):
+        n = rng.randrange(len(pairs))
+        question, gold = pairs[n]
+        others = [p for p in index.passages if p.id not in related[n]] or \
+            [p for p in index.passages if p.id != gold.id]
+        if not others:
+            continue
+        shown = rng.sample(others, min(top_k, len(others)))
+        examples.append(Example(question, tuple(shown), NO_ANSWER, None))
+    return examples
+
+
+def encode(example: Example, tokenizer: Any, persona: Persona, *, max_length: int,
+           max_words: int) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels (prompt masked with -100); drops distractors to fit ``max_length``.
+
+    Returns None when even the answer's own passage does not fit.
+    """
+    stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if stop is None or stop == tokenizer.unk_token_id:
+        stop = tokenizer.eos_token_id
+    target = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [stop]
+    passages = list(example.passages)
+    while True:
+        messages = build_messages(persona, example.question, passages, max_words=max_words)
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                               tokenize=False)
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) + len(target) <= max_length:
+            return ids + target, [-100] * len(ids) + target
+        droppable = [p for p in passages if p.id != example.gold]
+        if not droppable or len(passages) <= 1:
+            return None
+        passages.remove(droppable[-1])
+
+
+def data_digest(examples: Sequence[Example], persona: Persona, *, max_words: int) -> str:
+    """What the adapter learns from: if this changes, it is retrained."""
+    payload = {
+        "prompt_version": PROMPT_VERSION,
+        "persona": [persona.name, persona.description, persona.style],
+        "max_words": max_words,
+        "examples": [[e.question, [[p.id, p.question, p.title, p.text] for p in e.passages],
+                      e.target] for e in examples],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,181 @@
+"""LoRA training on a 3-entry FAQ: a few tiny steps, skip when unchanged, resume, refuse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adapters.adapter_store import adapter_dir, checkpoint_dir
+from adapters.base_model import base_fingerprint, load_base_model
+from adapters.generation import DialogueModel, GenerationRequest
+from adapters.lora_training import needs_training, train_adapter
+from adapters.prompting import NO_ANSWER
+from adapters.training_data import build_examples, encode
+from bot.config import BotDefinition, ModelSettings, load_bot
+from bot.errors import ModelError
+from retrieval.embedder import SentenceEmbedder
+from retrieval.index import FaqIndex
+from retrieval.knowledge import build_index
+
+STEPS = 3
+BOT_YAML = """
+name: tiny_bot
+persona: {name: Ava}
+faq: {sources: [faq.yaml], top_k: 2, answer_threshold: 0.5}
+model:
+  max_new_tokens: 8
+  lora: {r: 4, alpha: 8, batch_size: 2, max_length: 320, checkpoint_every: 2,
+         learning_rate: 0.001}
+"""
+FAQ_YAML = """
+- id: card-not-arrived
+  question: My card has not arrived yet
+  answer: Cards arrive within 5-7 working days. After 10 days we send a new one.
+  alternatives: ["where is my card"]
+- id: reset-pin
+  question: How do I reset my PIN?
+  answer: Open the app, go to Card settings and choose Reset PIN.
+- id: transfer-time
+  question: How long does a bank transfer take?
+  answer: Domestic transfers arrive the same day; international ones take 1-3 working days.
+"""
+
+
+def make_bot(root: Path) -> BotDefinition:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bot.yaml").write_text(textwrap.dedent(BOT_YAML))
+    (root / "faq.yaml").write_text(textwrap.dedent(FAQ_YAML))
+    return load_bot(root)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceEmbedder:
+    return SentenceEmbedder().load()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory,
+            embedder: SentenceEmbedder) -> tuple[BotDefinition, FaqIndex, Path]:
+    bot = make_bot(tmp_path_factory.mktemp("bots") / "tiny")
+    index, _ = build_index(bot, embedder)
+    path = train_adapter(bot, index, embedder, progress=False, max_steps=STEPS)
+    return bot, index, path
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_examples_cover_every_question_and_no_answer_cases(
+        trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
+    bot, index, _path = trained
+    examples = build_examples(bot, index, embedder, seed=13)
+    answers = [e for e in examples if e.gold is not None]
+    assert len(answers) == 4  # 3 questions + 1 alternative
+    for example in answers:
+        assert example.gold in {p.id for p in example.passages}
+        assert example.target.endswith(f"[{example.gold}]")
+    refusals = [e for e in examples if e.gold is None]
+    assert refusals and all(e.target == NO_ANSWER for e in refusals)
+    assert examples == build_examples(bot, index, embedder, seed=13)  # deterministic
+
+
+def test_loss_is_only_on_the_answer(trained: tuple[BotDefinition, FaqIndex, Path],
+                                    embedder: SentenceEmbedder) -> None:
+    bot, index, _path = trained
+    tokenizer = load_base_model(ModelSettings()).tokenizer
+    example = build_examples(bot, index, embedder, seed=13)[0]
+    encoded = encode(example, tokenizer, bot.config.persona, max_length=320, max_words=80)
+    assert encoded is not None
+    ids, labels = encoded
+    learned = [t for t in labels if t != -100]
+    assert labels[: len(ids) - len(learned)] == [-100] * (len(ids) - len(learned))
+    assert tokenizer.decode(learned) == example.target + "<|im_end|>"
+    assert encode(example, tokenizer, bot.config.persona, max_length=50, max_words=80) is None
+
+
+def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:
+    bot, _index, path = trained
+    assert path == adapter_dir(bot)
+    assert (path / "adapter_config.json").is_file()
+    assert (path / "adapter_model.safetensors").is_file()
+    assert not (path / "model.safetensors").exists()  # only the adapter, not the base
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["base"] == {"name": "smollm2-135m",
+                                "fingerprint": base_fingerprint(ModelSettings())}
+    assert manifest["steps"] == STEPS and manifest["bot"] == "tiny_bot"
+    assert manifest["fingerprint"]["config"]["r"] == 4
+    assert not checkpoint_dir(bot).exists()
+    assert any(t.abs().sum() > 0 for k, t in _weights(path).items() if "lora_B" in k)
+
+
+def test_unchanged_bot_is_not_retrained(trained: tuple[BotDefinition, FaqIndex, Path],
+                                        embedder: SentenceEmbedder) -> None:
+    bot, index, path = trained
+    stamp = (path / "manifest.json").stat().st_mtime_ns
+    assert not needs_training(bot, index, embedder, max_steps=STEPS)
+    assert train_adapter(bot, index, embedder, progress=False, max_steps=STEPS) == path
+    assert (path / "manifest.json").stat().st_mtime_ns == stamp
+    assert needs_training(bot, index, embedder, max_steps=STEPS + 1)  # config changed
+    with (bot.root / "faq.yaml").open("a") as faq:
+        faq.write("- question: Do you have a branch?\n  answer: No, we are app-only.\n")
+    changed, _ = build_index(bot, embedder)
+    assert needs_training(bot, changed, embedder, max_steps=STEPS)
+    (bot.root / "faq.yaml").write_text(textwrap.dedent(FAQ_YAML))
+    build_index(bot, embedder)
+
+
+def test_interrupted_training_resumes_to_the_same_adapter(
+        trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder,
+        tmp_path: Path) -> None:
+    _bot, _index, reference = trained
+    bot = make_bot(tmp_path / "tiny")
+    index, _ = build_index(bot, embedder)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(step: int, loss: float) -> None:
+        if step == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_adapter(bot, index, embedder, progress=False, max_steps=STEPS,
+                      on_step=stop_after_two)
+    assert (checkpoint_dir(bot) / "state.pt").is_file()
+    assert not adapter_dir(bot).exists()
+    steps: list[int] = []
+    train_adapter(bot, index, embedder, progress=False, max_steps=STEPS,
+                  on_step=lambda step, loss: steps.append(step))
+    assert steps == [3]  # resumed after the checkpoint at step 2
+    mine, theirs = _weights(adapter_dir(bot)), _weights(reference)
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        assert torch.allclose(mine[key], theirs[key], atol=1e-6), key
+
+
+def test_trained_adapter_serves_and_other_base_is_refused(
+        trained: tuple[BotDefinition, FaqIndex, Path], tmp_path: Path) -> None:
+    bot, index, path = trained
+    model = DialogueModel(bot.config.model).load()
+    name = model.add_bot_adapter(bot)
+    passage = index.get("reset-pin")
+    assert passage is not None
+    answer = model.generate(GenerationRequest("how can I reset my pin", [passage],
+                                              persona=bot.config.persona, adapter=name))
+    assert 0 < answer.tokens <= 8 and answer.adapter == "tiny_bot"
+    foreign = tmp_path / "foreign"
+    shutil.copytree(path, foreign)
+    manifest: dict[str, Any] = json.loads((foreign / "manifest.json").read_text())
+    manifest["base"] = {"name": "other-model", "fingerprint": "sha256:0000"}
+    (foreign / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="trained for base model 'other-model'"):
+        model.add_adapter("foreign", foreign)
+    assert "foreign" not in model.adapters
