@@ -8,10 +8,11 @@ from aiohttp import web
 
 from bot.errors import BadRequest
 
+MAX_SENDER_CHARS = 200
 
-async def read_json(request: web.Request) -> dict[str, object]:
-    """The request body as a JSON object, or :class:`BadRequest` saying what is wrong."""
-    raw = await request.read()
+
+def parse_json(raw: bytes) -> dict[str, object]:
+    """``raw`` as a JSON object, or :class:`BadRequest` saying what is wrong."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -22,3 +23,35 @@ async def read_json(request: web.Request) -> dict[str, object]:
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data
+
+
+async def read_json(request: web.Request) -> dict[str, object]:
+    """The request body as a JSON object (413 past the app's body limit, 400 when invalid)."""
+    return parse_json(await request.read())
+
+
+def unauthorized(message: str) -> web.HTTPUnauthorized:
+    """A 401 with a JSON ``{"error": ...}`` body, to raise from a handler."""
+    return web.HTTPUnauthorized(text=json.dumps({"error": message}),
+                                content_type="application/json")
+
+
+def sender_id(data: dict[str, object]) -> str:
+    """The ``sender`` field of a request, validated."""
+    sender = data.get("sender")
+    if not isinstance(sender, str) or not sender.strip():
+        raise BadRequest("'sender' is required and must be a non-empty string")
+    if len(sender) > MAX_SENDER_CHARS:
+        raise BadRequest(f"'sender' is too long (limit {MAX_SENDER_CHARS} characters)")
+    return sender.strip()
+
+
+def message_fields(data: dict[str, object]) -> tuple[str, object, dict[str, object]]:
+    """``(sender, message, metadata)`` of a ``{"sender", "message", "metadata"?}`` body."""
+    sender = sender_id(data)
+    if "message" not in data:
+        raise BadRequest("'message' is required")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be a JSON object")
+    return sender, data["message"], metadata

@@ -15,14 +15,21 @@ from aiohttp import web
 
 from bot.messages import BotReply, UserMessage
 from bot.schema import Where, build
+from channels.cors import ALLOWED_ORIGINS, allowed_origins
 
 ENTRY_POINT_GROUP = "supportbot.channels"
 BUILTIN: dict[str, str] = {
     "rest": "channels.rest:RestChannel",
+    "webhook": "channels.webhook:WebhookChannel",
+    "websocket": "channels.websocket:WebSocketChannel",
+    "webchat": "channels.webchat:WebChatChannel",
+    "telegram": "channels.telegram:TelegramChannel",
+    "slack": "channels.slack:SlackChannel",
 }
 
 OnMessage = Callable[[UserMessage], Awaitable[BotReply]]
 OnStream = Callable[[UserMessage], AsyncIterator[str | BotReply]]
+CHANNELS: web.AppKey[dict[str, Any]] = web.AppKey("channels", dict)
 
 
 class Channel(Protocol):
@@ -30,6 +37,15 @@ class Channel(Protocol):
 
     ``on_message`` answers a message; ``on_stream`` yields the reply's text deltas and then
     the final :class:`BotReply`. These two callbacks are all a channel sees of the core.
+
+    Optional members, used when present (see :func:`can_push`):
+
+    - ``async push(sender: str, reply: BotReply) -> None``: deliver a message nobody asked
+      for (a human agent's reply) to ``sender``; raises :class:`~bot.errors.ChannelError`
+      when it cannot (``webhook``, ``telegram``, ``slack``, and ``websocket``/``webchat``
+      while the sender is connected).
+    - ``async close() -> None``: called on server shutdown (finish deliveries, close sockets).
+    - ``allowed_origins: tuple[str, ...]``: browser origins allowed to call the bot.
     """
 
     name: ClassVar[str]
@@ -73,3 +89,29 @@ def validate_channel_settings(channels: Mapping[str, Any], where: Where) -> None
     """Check every configured channel's settings at load time."""
     for name, raw in channels.items():
         channel_settings(name, raw, where.key(channels, name))
+
+
+PushFn = Callable[[str, BotReply], Awaitable[None]]
+
+
+def can_push(channel: object) -> PushFn | None:
+    """The channel's optional ``push`` method, or ``None`` when it cannot push."""
+    push = getattr(channel, "push", None)
+    return push if callable(push) else None
+
+
+def install_channels(app: web.Application, channels: Mapping[str, Channel], *,
+                     cors_origins: tuple[str, ...] = ()) -> None:
+    """Keep the app's channels (``app[CHANNELS]``), their allowed origins, and close them
+    on shutdown."""
+    app[CHANNELS] = dict(channels)
+    app[ALLOWED_ORIGINS] = allowed_origins(
+        cors_origins, *(getattr(c, "allowed_origins", ()) for c in channels.values()))
+
+    async def close_channels(app: web.Application) -> None:
+        for channel in app[CHANNELS].values():
+            close = getattr(channel, "close", None)
+            if callable(close):
+                await close()
+
+    app.on_shutdown.append(close_channels)

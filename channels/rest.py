@@ -7,12 +7,11 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from bot.errors import BadRequest
 from bot.messages import UserMessage
-from channels.http import read_json
+from channels.http import MAX_SENDER_CHARS, message_fields, read_json, sender_id
 from channels.registry import OnMessage, OnStream
 
-MAX_SENDER_CHARS = 200
+__all__ = ["MAX_SENDER_CHARS", "RestChannel", "RestSettings", "answer_request", "sender_id"]
 
 
 @dataclass(frozen=True)
@@ -20,14 +19,13 @@ class RestSettings:
     """The REST channel has no settings yet; the section may be empty."""
 
 
-def sender_id(data: dict[str, Any]) -> str:
-    """The ``sender`` field of a request, validated."""
-    sender = data.get("sender")
-    if not isinstance(sender, str) or not sender.strip():
-        raise BadRequest("'sender' is required and must be a non-empty string")
-    if len(sender) > MAX_SENDER_CHARS:
-        raise BadRequest(f"'sender' is too long (limit {MAX_SENDER_CHARS} characters)")
-    return sender.strip()
+async def answer_request(request: web.Request, *, channel: str,
+                         on_message: OnMessage) -> web.Response:
+    """Answer one ``{"sender", "message", "metadata"?}`` request as ``[reply]`` JSON."""
+    sender, text, metadata = message_fields(await read_json(request))
+    reply = await on_message(UserMessage(sender=sender, text=text,  # type: ignore[arg-type]
+                                         channel=channel, metadata=metadata))
+    return web.json_response([reply.to_dict(recipient_id=sender)])
 
 
 class RestChannel:
@@ -45,13 +43,4 @@ class RestChannel:
         return [web.post(prefix, self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
-        data = await read_json(request)
-        sender = sender_id(data)
-        if "message" not in data:
-            raise BadRequest("'message' is required")
-        metadata = data.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise BadRequest("'metadata' must be a JSON object")
-        reply = await self.on_message(UserMessage(sender=sender, text=data["message"],  # type: ignore[arg-type]
-                                                  channel=self.name, metadata=metadata))
-        return web.json_response([reply.to_dict(recipient_id=sender)])
+        return await answer_request(request, channel=self.name, on_message=self.on_message)

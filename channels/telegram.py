@@ -1,0 +1,140 @@
+"""Telegram channel: Bot API webhook updates in, ``sendMessage`` out.
+
+Register the webhook once with ``setWebhook`` (``url`` = ``https://<bot>/webhooks/telegram``,
+``secret_token`` = ``secret_token`` below); Telegram then sends every
+`Update <https://core.telegram.org/bots/api#update>`_ with the header
+``X-Telegram-Bot-Api-Secret-Token``. The channel answers 200 at once and sends the reply
+with ``POST {api_base}/bot{token}/sendMessage`` (``chat_id``, ``text``), retried on 429/5xx.
+Sessions are keyed ``telegram:<from.id>``; replies go to ``message.chat.id``. Updates
+without text (stickers, photos, edits) are acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from bot.errors import BadRequest, BotError, ChannelError
+from bot.messages import BotReply, UserMessage
+from bot.schema import check
+from channels.delivery import (
+    DeliveryError,
+    Outbox,
+    RecentIds,
+    RetryPolicy,
+    reply_text,
+    split_text,
+)
+from channels.http import parse_json, unauthorized
+from channels.registry import OnMessage, OnStream
+from channels.webhook import http_url
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_TEXT = 4096  # Telegram's limit for one message
+SORRY = "Sorry, something went wrong on our side. Please try again in a moment."
+
+
+def bot_token(value: Any) -> str | None:
+    """Config check: a token as BotFather gives it (``123456:ABC-...``)."""
+    return None if re.fullmatch(r"\d+:[A-Za-z0-9_-]+", value) else \
+        "must be a bot token like '123456:ABC-DEF...' from @BotFather"
+
+
+def secret_token(value: Any) -> str | None:
+    """Config check: Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and -."""
+    return None if re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value) else \
+        "must be 1-256 characters of A-Z, a-z, 0-9, '_' or '-'"
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """The bot token, the webhook's secret token and where the Bot API lives."""
+
+    token: str = check(bot_token)
+    secret_token: str = check(secret_token)
+    api_base: str = check(http_url, default="https://api.telegram.org")
+    show_citations: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _int_field(data: Any, *path: str) -> int:
+    value = data
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"update has no integer '{'.'.join(path)}'")
+    return value
+
+
+class TelegramChannel:
+    """Receives Telegram updates on a webhook and answers in the same chat."""
+
+    name: ClassVar[str] = "telegram"
+    Settings: ClassVar[type[Any]] = TelegramSettings
+
+    def __init__(self, settings: TelegramSettings, *, on_message: OnMessage,
+                 on_stream: OnStream) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.outbox = Outbox(self.name, settings.retry)
+        self.seen = RecentIds()
+
+    def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
+        return [web.post(prefix, self.receive)]
+
+    async def receive(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.settings.secret_token.encode()):
+            raise unauthorized(f"missing or wrong {SECRET_HEADER} header")
+        update = parse_json(await request.read())
+        update_id = _int_field(update, "update_id")
+        message = update.get("message")
+        if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+            return web.json_response({"ok": True, "ignored": "not a text message"})
+        chat_id = _int_field(message, "chat", "id")
+        user_id = _int_field(message, "from", "id")
+        if not self.seen.add(str(update_id)):
+            return web.json_response({"ok": True, "ignored": "duplicate update"})
+        incoming = UserMessage(sender=str(user_id), text=message["text"], channel=self.name,
+                               metadata={"chat_id": chat_id, "update_id": update_id,
+                                         "message_id": message.get("message_id")})
+        self.outbox.spawn(self._answer(incoming, chat_id), name=f"update {update_id}")
+        return web.json_response({"ok": True})
+
+    async def _answer(self, message: UserMessage, chat_id: int) -> None:
+        try:
+            text = reply_text(await self.on_message(message),
+                              citations=self.settings.show_citations)
+        except ChannelError as exc:  # a message we cannot take, a rate limit
+            text = f"Sorry, I couldn't process that: {exc}"
+        except BotError as exc:
+            log.warning("telegram: turn failed: %s", exc)
+            text = SORRY
+        try:
+            await self.send(chat_id, text)
+        except DeliveryError as exc:
+            log.error("telegram: gave up sending the reply to update %s: %s",
+                      message.metadata.get("update_id"), exc)
+
+    async def send(self, chat_id: int | str, text: str) -> None:
+        """``sendMessage`` to ``chat_id``, split at Telegram's 4096-character limit."""
+        url = f"{self.settings.api_base.rstrip('/')}/bot{self.settings.token}/sendMessage"
+        for piece in split_text(text, MAX_TEXT):
+            result = await self.outbox.post(url, {"chat_id": chat_id, "text": piece},
+                                            what="telegram sendMessage")
+            if not (isinstance(result, dict) and result.get("ok")):
+                raise DeliveryError(f"telegram sendMessage answered {str(result)[:200]}")
+
+    async def push(self, sender: str, reply: BotReply) -> None:
+        """Message user ``sender`` (their private chat with the bot); DeliveryError if it fails."""
+        chat: int | str = int(sender) if sender.lstrip("-").isdigit() else sender
+        await self.send(chat, reply_text(reply, citations=self.settings.show_citations))
+
+    async def close(self) -> None:
+        await self.outbox.close()

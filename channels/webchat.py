@@ -1,0 +1,85 @@
+"""Web chat channel: the back end of the embeddable widget (``/webchat/widget.js``).
+
+A website embeds the bot with one tag (see docs/channels.md)::
+
+    <script src="https://bot.example.com/webchat/widget.js" data-title="Help"></script>
+
+The widget reads its look from ``GET /webhooks/webchat/config`` (these settings; the tag's
+``data-*`` attributes override them), streams replies over the websocket
+``/webhooks/webchat/ws`` (the protocol of :mod:`channels.websocket`) and falls back to
+``POST /webhooks/webchat`` (the REST protocol) when websockets are unavailable. Both
+transports key sessions ``webchat:<sender>``, so a conversation survives switching between
+them; the widget keeps its sender id in the page's ``localStorage``. Browsers may call these
+endpoints only from ``allowed_origins`` (and ``server.cors_origins``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from aiohttp import web
+
+from bot.messages import BotReply
+from bot.schema import check
+from channels.cors import origins_problem
+from channels.registry import OnMessage, OnStream
+from channels.rest import answer_request
+from channels.websocket import SocketHub, WebSocketSettings
+
+
+def hex_color(value: Any) -> str | None:
+    """Config check: a CSS hex colour (``#1d4ed8`` or ``#fff``)."""
+    return None if re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value) else \
+        "must be a hex colour like '#1d4ed8'"
+
+
+@dataclass(frozen=True)
+class WebChatSettings:
+    """The widget's look and the websites allowed to embed it."""
+
+    title: str = "Chat with us"
+    greeting: str = "Hi! How can I help you today?"
+    placeholder: str = "Type your question…"
+    color: str = check(hex_color, default="#1d4ed8")
+    text_color: str = check(hex_color, default="#ffffff")
+    position: Literal["right", "left"] = "right"
+    streaming: bool = True  # False: the widget uses plain HTTP only
+    allowed_origins: tuple[str, ...] = check(origins_problem, default=())
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+
+
+class WebChatChannel:
+    """Serves the widget's configuration, websocket and HTTP fallback."""
+
+    name: ClassVar[str] = "webchat"
+    Settings: ClassVar[type[Any]] = WebChatSettings
+
+    def __init__(self, settings: WebChatSettings, *, on_message: OnMessage,
+                 on_stream: OnStream) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.hub = SocketHub(self.name, on_stream, settings.websocket)
+        self.allowed_origins = settings.allowed_origins  # read by the CORS middleware
+
+    def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
+        return [web.get(f"{prefix}/config", self.config), web.post(prefix, self.receive),
+                web.get(f"{prefix}/ws", self.hub.handle)]
+
+    async def config(self, request: web.Request) -> web.Response:
+        s = self.settings
+        return web.json_response({
+            "title": s.title, "greeting": s.greeting, "placeholder": s.placeholder,
+            "color": s.color, "text_color": s.text_color, "position": s.position,
+            "streaming": s.streaming}, headers={"Cache-Control": "no-cache"})
+
+    async def receive(self, request: web.Request) -> web.Response:
+        return await answer_request(request, channel=self.name, on_message=self.on_message)
+
+    async def push(self, sender: str, reply: BotReply) -> None:
+        """Send ``reply`` to the sender's open widget; ChannelError when it is not open."""
+        await self.hub.push(sender, reply)
+
+    async def close(self) -> None:
+        await self.hub.close()

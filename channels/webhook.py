@@ -1,0 +1,140 @@
+"""Outgoing-webhook channel: signed requests in, signed replies POSTed to a callback URL.
+
+``POST /webhooks/webhook`` takes ``{"sender", "message", "metadata"?, "id"?}`` signed as
+described in :mod:`channels.signing` (``X-Bot-Timestamp``, ``X-Bot-Signature``). It answers
+``202 {"status": "accepted", "id": ...}`` at once; the reply follows as a signed POST to
+``callback_url``::
+
+    {"type": "reply", "in_reply_to": "<id>", "recipient_id": "<sender>", ...BotReply}
+    {"type": "error", "in_reply_to": "<id>", "recipient_id": "<sender>", "error": "..."}
+
+Deliveries are retried with exponential backoff on connection errors, timeouts, 429 and
+5xx (``retry``); a delivery that still fails is logged as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.errors import BadRequest, BotError
+from bot.messages import BotReply, UserMessage
+from bot.schema import check, positive
+from channels.delivery import DeliveryError, Outbox, RetryPolicy
+from channels.http import message_fields, parse_json, unauthorized
+from channels.registry import OnMessage, OnStream
+from channels.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    ReplayCache,
+    SignatureError,
+    signature_headers,
+    verify,
+)
+
+log = logging.getLogger(__name__)
+MIN_SECRET_CHARS = 16
+MAX_ID_CHARS = 200
+
+
+def http_url(value: Any) -> str | None:
+    """Config check: an absolute http(s) URL."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return "must be an absolute http:// or https:// URL"
+
+
+def strong_secret(value: Any) -> str | None:
+    """Config check: a shared secret long enough to resist guessing."""
+    if len(value) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} characters (use a random string)"
+    return None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where replies go, the shared signing secret, and how deliveries are retried."""
+
+    callback_url: str = check(http_url)
+    secret: str = check(strong_secret)
+    window_s: float = check(positive, default=300.0)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class WebhookChannel:
+    """Asynchronous, signed request/reply for server-to-server integrations."""
+
+    name: ClassVar[str] = "webhook"
+    Settings: ClassVar[type[Any]] = WebhookSettings
+
+    def __init__(self, settings: WebhookSettings, *, on_message: OnMessage,
+                 on_stream: OnStream) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.replays = ReplayCache(settings.window_s)
+        self.outbox = Outbox(self.name, settings.retry)
+
+    def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
+        return [web.post(prefix, self.receive)]
+
+    def check_signature(self, request: web.Request, body: bytes) -> None:
+        """Raise 401 unless ``body`` is signed with the secret, fresh and not replayed."""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        try:
+            verify(self.settings.secret, body, signature=signature,
+                   timestamp=request.headers.get(TIMESTAMP_HEADER),
+                   window=self.settings.window_s)
+            self.replays.check_and_add(signature or "")
+        except SignatureError as exc:
+            raise unauthorized(str(exc)) from exc
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.check_signature(request, body)
+        data = parse_json(body)
+        sender, text, metadata = message_fields(data)
+        if not isinstance(text, str):
+            raise BadRequest(f"'message' must be a string, got {type(text).__name__}")
+        given = data.get("id")
+        if given is not None and (not isinstance(given, str) or len(given) > MAX_ID_CHARS):
+            raise BadRequest(f"'id' must be a string of at most {MAX_ID_CHARS} characters")
+        message_id = given or uuid.uuid4().hex
+        message = UserMessage(sender=sender, text=text, channel=self.name,
+                              metadata={**metadata, "message_id": message_id})
+        self.outbox.spawn(self._answer(message, message_id), name=f"reply to {message_id}")
+        return web.json_response({"status": "accepted", "id": message_id}, status=202)
+
+    async def _answer(self, message: UserMessage, message_id: str) -> None:
+        payload: dict[str, Any]
+        try:
+            reply = await self.on_message(message)
+            payload = {"type": "reply", "in_reply_to": message_id,
+                       **reply.to_dict(recipient_id=message.sender)}
+        except BotError as exc:
+            payload = {"type": "error", "in_reply_to": message_id,
+                       "recipient_id": message.sender, "error": str(exc)}
+        try:
+            await self.deliver(payload)
+        except DeliveryError as exc:
+            log.error("webhook: gave up delivering the reply to message %s: %s",
+                      message_id, exc)
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        """POST ``payload`` to the callback URL, signed, with retries."""
+        secret = self.settings.secret
+        await self.outbox.post(self.settings.callback_url, payload, what="webhook callback",
+                               headers_for=lambda body: signature_headers(secret, body))
+
+    async def push(self, sender: str, reply: BotReply) -> None:
+        """Deliver a reply nobody asked for (a human agent's); DeliveryError if it fails."""
+        await self.deliver({"type": "reply", "in_reply_to": None,
+                            **reply.to_dict(recipient_id=sender)})
+
+    async def close(self) -> None:
+        await self.outbox.close()

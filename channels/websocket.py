@@ -1,0 +1,178 @@
+"""WebSocket channel: ``GET /webhooks/websocket`` upgrades to a streaming chat connection.
+
+Frames are JSON text. The client sends::
+
+    {"type": "message", "sender": "u1", "message": "where is my card?", "metadata": {}}
+    {"type": "hello", "sender": "u1"}      # optional: register for pushed messages now
+
+and gets, per message, ``{"type": "typing"}``, one ``{"type": "delta", "text": ...}`` per
+chunk of the reply as it is produced, then ``{"type": "reply", ...BotReply.to_dict()}``.
+A bad frame gets ``{"type": "error", "error": ...}`` and the connection stays open. One
+connection serves one sender (its first frame binds it). Sessions are keyed by
+``websocket:<sender>``, so reconnecting with the same sender continues the conversation.
+Messages of one connection are answered in order. ``push`` sends a reply to every open
+connection of a sender (for a human agent's messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.errors import BotError, ChannelError
+from bot.messages import BotReply, UserMessage
+from bot.schema import between, check, positive
+from channels.http import message_fields, parse_json, sender_id
+from channels.registry import OnMessage, OnStream
+
+log = logging.getLogger(__name__)
+HARD_LIMIT_FACTOR = 4  # frames past this many times the body limit close the connection
+
+
+@dataclass(frozen=True)
+class WebSocketSettings:
+    """Keep-alive ping interval and how many messages may wait per connection."""
+
+    heartbeat_s: float = check(positive, default=30.0)
+    max_pending: int = check(between(1, 100), default=8)
+
+
+def frame(frame_type: str, /, **data: Any) -> str:
+    """One JSON frame ``{"type": frame_type, ...data}``."""
+    return json.dumps({"type": frame_type, **data}, ensure_ascii=False)
+
+
+class SocketHub:
+    """Serves chat websockets whose sessions are keyed ``<channel>:<sender>``."""
+
+    def __init__(self, channel: str, on_stream: OnStream, settings: WebSocketSettings) -> None:
+        self.channel = channel
+        self.on_stream = on_stream
+        self.settings = settings
+        self.clients: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """Upgrade ``request`` and serve the connection until it closes."""
+        limit = request.client_max_size
+        ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s,
+                                   max_msg_size=HARD_LIMIT_FACTOR * limit)
+        await ws.prepare(request)
+        queue: asyncio.Queue[UserMessage] = asyncio.Queue(self.settings.max_pending)
+        worker = asyncio.get_running_loop().create_task(self._answer(ws, queue))
+        bound: list[str] = []  # the connection's sender, once known
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._receive(ws, msg.data, limit, bound, queue)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._error(ws, "binary frames are not supported; send JSON text")
+        finally:
+            worker.cancel()
+            if bound:
+                self.clients[bound[0]].discard(ws)
+                if not self.clients[bound[0]]:
+                    del self.clients[bound[0]]
+        return ws
+
+    async def _receive(self, ws: web.WebSocketResponse, text: str, limit: int,
+                       bound: list[str], queue: asyncio.Queue[UserMessage]) -> None:
+        if len(text.encode("utf-8")) > limit:
+            await self._error(ws, f"message too large (limit {limit} bytes)")
+            return
+        try:
+            data = parse_json(text.encode("utf-8"))
+            kind = data.get("type")
+            if kind not in ("message", "hello"):
+                await self._error(ws, f"unknown frame type {kind!r}; expected 'message' or "
+                                      "'hello'")
+                return
+            sender = sender_id(data)
+            if bound and bound[0] != sender:
+                await self._error(ws, "this connection belongs to another sender; open a new "
+                                      "connection for each sender")
+                return
+            if not bound:
+                bound.append(sender)
+                self.clients[sender].add(ws)
+            if kind == "hello":
+                await ws.send_str(frame("ready", sender=sender))
+                return
+            sender, message, metadata = message_fields(data)
+        except ChannelError as exc:  # BadRequest: bad JSON or fields
+            await self._error(ws, str(exc))
+            return
+        try:
+            queue.put_nowait(UserMessage(sender=sender, text=message,  # type: ignore[arg-type]
+                                         channel=self.channel, metadata=metadata))
+        except asyncio.QueueFull:
+            await self._error(ws, f"too many messages waiting (limit {queue.maxsize}); "
+                                  "wait for the replies")
+
+    async def _answer(self, ws: web.WebSocketResponse,
+                      queue: asyncio.Queue[UserMessage]) -> None:
+        while True:
+            message = await queue.get()
+            try:
+                await ws.send_str(frame("typing"))
+                async for item in self.on_stream(message):
+                    if isinstance(item, BotReply):
+                        await ws.send_str(frame("reply", **item.to_dict(message.sender)))
+                    else:
+                        await ws.send_str(frame("delta", text=item))
+            except ChannelError as exc:  # bad message, rate limit
+                retry = getattr(exc, "retry_after", None)
+                await self._error(ws, str(exc), **({"retry_after": retry} if retry else {}))
+            except BotError as exc:  # turn timeout, store failure
+                log.warning("websocket turn failed for %s: %s", self.channel, exc)
+                await self._error(ws, str(exc))
+            except ConnectionError:
+                return  # the client went away mid-reply
+            except Exception:  # a bug must not leave the connection silently dead
+                log.exception("websocket turn failed for %s", self.channel)
+                await self._error(ws, "the bot could not answer (internal error)")
+
+    @staticmethod
+    async def _error(ws: web.WebSocketResponse, message: str, **extra: Any) -> None:
+        if not ws.closed:
+            await ws.send_str(frame("error", error=message, **extra))
+
+    async def push(self, sender: str, reply: BotReply) -> None:
+        """Send ``reply`` to the open connections of ``sender``; ChannelError if there is none."""
+        sockets = [ws for ws in self.clients.get(sender, ()) if not ws.closed]
+        if not sockets:
+            raise ChannelError(f"{self.channel}: sender {sender!r} is not connected")
+        for ws in sockets:
+            await ws.send_str(frame("reply", **reply.to_dict(sender)))
+
+    async def close(self) -> None:
+        """Close every connection (server shutdown)."""
+        sockets = [ws for group in self.clients.values() for ws in group]
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+                               for ws in sockets), return_exceptions=True)
+
+
+class WebSocketChannel:
+    """Streaming chat over a websocket; see the module docstring for the protocol."""
+
+    name: ClassVar[str] = "websocket"
+    Settings: ClassVar[type[Any]] = WebSocketSettings
+
+    def __init__(self, settings: WebSocketSettings, *, on_message: OnMessage,
+                 on_stream: OnStream) -> None:
+        self.settings = settings
+        self.hub = SocketHub(self.name, on_stream, settings)
+
+    def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
+        return [web.get(prefix, self.hub.handle)]
+
+    async def push(self, sender: str, reply: BotReply) -> None:
+        await self.hub.push(sender, reply)
+
+    async def close(self) -> None:
+        await self.hub.close()

@@ -1,0 +1,102 @@
+"""Helpers for channel tests: a recording stand-in for platform APIs, store inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.server import RUNTIME
+from bot.sessions import Session
+
+Serve = Callable[..., Awaitable[TestClient]]
+
+
+@dataclass
+class Recorded:
+    """One request the stand-in received."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class StandIn:
+    """A local aiohttp server on 127.0.0.1 that records every POST.
+
+    ``script`` lists the statuses (and JSON bodies) to answer in order; after it runs out,
+    ``default`` answers. ``delay_s`` slows every answer (for timeout tests).
+    """
+
+    def __init__(self, default: tuple[int, Any] = (200, {"ok": True}),
+                 script: list[tuple[int, Any]] | None = None) -> None:
+        self.default = default
+        self.script = list(script or [])
+        self.requests: list[Recorded] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self._arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, dict(request.headers), await request.read()))
+        self._arrived.set()
+        status, body = self.script.pop(0) if self.script else self.default
+        return web.json_response(body, status=status)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Recorded]:
+        """Wait until ``count`` requests have arrived."""
+        async with asyncio.timeout(timeout):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.requests
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def session_of(client: TestClient, key: str) -> Session:
+    """The stored session ``channel:sender`` of the app behind ``client``."""
+    channel, _, sender = key.partition(":")
+    store = client.app[RUNTIME].store
+    return await store.get(key, channel=channel, sender=sender)
+
+
+async def user_texts(client: TestClient, key: str) -> list[str]:
+    return [t["text"] for t in (await session_of(client, key)).history if t["role"] == "user"]
+
+
+async def all_events(client: TestClient) -> list[dict[str, Any]]:
+    """Every event the app's store has logged (any session)."""
+    store = client.app[RUNTIME].store
+    return [event async for event in store.iter_events()]
+
+
+async def assert_nothing_stored(client: TestClient, *keys: str) -> None:
+    """No session row and no event at all in the store, and no history for ``keys``."""
+    assert await all_events(client) == []
+    store = client.app[RUNTIME].store
+    assert store._run("SELECT count(*) FROM sessions") == [(0,)]  # SQLite store
+    for key in keys:
+        assert (await session_of(client, key)).history == []
