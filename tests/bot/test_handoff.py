@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.agent_api import DELIVER
+from bot.cli import main
+from bot.messages import BotReply
+from retrieval.embedder import SentenceEmbedder
+
+from ..conftest import MakeBot
+from .dialogue_support import (
+    DIALOGUE_BOT,
+    FakeAnalyzer,
+    auth,
+    backend,
+    client_for,
+    make_dialogue_bot,
+    runtime_for,
+    sayer,
+)
+
+__all__ = ["backend"]
+
+
+async def test_handoff_round_trip_through_the_agent_api(
+        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
+        embedder: SentenceEmbedder) -> None:
+    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend), embedder,
+                          FakeAnalyzer())
+    client = await client_for(runtime)
+    try:
+        say = sayer(client, "eve")
+        assert (await say("how long does a bank transfer take?"))["kind"] == "faq"
+        await say("track my card")
+        await say("4821")
+        reply = await say("I want to talk to a person")
+        assert reply["kind"] == "handoff" and reply["handoff"] is True
+        assert reply["text"] == "Passing you to a colleague now."
+        note = await say("hello? how do I reset my PIN?")  # the bot stays out of it
+        assert note["kind"] == "handoff" and "member of our team" in note["text"]
+        assert note["citations"] == []
+
+        for headers in ({}, auth("wrong-token"), {"Authorization": "Basic xyz"}):
+            response = await client.get("/agent/conversations", headers=headers)
+            assert response.status == 401
+        response = await client.get("/agent/conversations?status=waiting", headers=auth())
+        (waiting,) = (await response.json())["conversations"]
+        assert waiting["id"] == "rest:eve" and waiting["status"] == "waiting"
+        summary = waiting["summary"]
+        assert summary["reason"] == "requested"
+        assert summary["intents"][-2:] == ["check_card", "human_agent"]
+        assert summary["slots"] == {"card_last4": "4821"}
+        assert summary["faq_topics"] == ["How long does a bank transfer take?"]
+        assert summary["last_user_messages"][-1] == "hello? how do I reset my PIN?"
+
+        take = {"id": "rest:eve", "agent": "alice"}
+        assert (await client.post("/agent/take", json=take, headers=auth())).status == 200
+        response = await client.post("/agent/take", json={**take, "agent": "bob"},
+                                     headers=auth())
+        assert response.status == 409
+        response = await client.post("/agent/reply", headers=auth(), json={
+            "id": "rest:eve", "agent": "alice", "text": "Hi Eve, Alice here. Let me look."})
+        assert await response.json() == {"delivered": "queued"}  # REST cannot push
+        outbox = await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
+        assert [m["text"] for m in outbox["messages"]] == ["Hi Eve, Alice here. Let me look."]
+        assert outbox["handoff"] is True
+        assert (await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
+                )["messages"] == []
+
+        await client.post("/agent/reply", headers=auth(),
+                          json={"id": "rest:eve", "agent": "alice", "text": "Found it."})
+        reply = await say("any news?")  # queued agent messages come with the next reply
+        assert reply["kind"] == "agent" and reply["text"] == "Found it."
+        detail = await (await client.get("/agent/conversation?id=rest:eve",
+                                          headers=auth())).json()
+        roles = [t["role"] for t in detail["history"]]
+        assert roles.count("agent") == 2 and detail["agent"] == "alice"
+
+        response = await client.post("/agent/release", json={"id": "rest:eve"}, headers=auth())
+        assert (await response.json())["status"] == "bot"
+        reply = await say("how long does a bank transfer take?")
+        assert reply["kind"] == "faq" and reply["handoff"] is False
+        response = await client.get("/agent/conversations", headers=auth())
+        assert (await response.json())["conversations"] == []
+        response = await client.post("/agent/reply", headers=auth(),
+                                     json={"id": "rest:eve", "text": "late"})
+        assert response.status == 404
+    finally:
+        await client.close()
+
+
+async def test_agent_messages_are_pushed_when_the_channel_can(
+        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
+        embedder: SentenceEmbedder) -> None:
+    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend), embedder,
+                          FakeAnalyzer())
+    pushed: list[tuple[str, str, BotReply]] = []
+
+    async def deliver(channel: str, sender: str, reply: BotReply) -> bool:
+        pushed.append((channel, sender, reply))
+        return True
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.server import create_app
+
+    app = create_app(runtime.bot, runtime=runtime)
+    app[DELIVER] = deliver  # as a connector with `push` would
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        await sayer(client, "fay")("get me a human")
+        response = await client.post("/agent/reply", headers=auth(),
+                                     json={"id": "rest:fay", "text": "Hello Fay"})
+        assert await response.json() == {"delivered": "pushed"}
+        assert [(c, s, r.text, r.kind) for c, s, r in pushed] == \
+            [("rest", "fay", "Hello Fay", "agent")]
+    finally:
+        await client.close()
+
+
+async def test_agent_api_is_disabled_without_a_token(
+        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
+        embedder: SentenceEmbedder) -> None:
+    bot_yaml = DIALOGUE_BOT.replace("  agent_token: ${TEST_AGENT_TOKEN}\n", "")
+    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend, bot_yaml=bot_yaml),
+                          embedder, FakeAnalyzer())
+    client = await client_for(runtime)
+    try:
+        response = await client.get("/agent/conversations", headers=auth())
+        assert response.status == 403 and "agent_token" in (await response.json())["error"]
+    finally:
+        await client.close()
+
+
+async def test_feedback_is_stored_and_exported_as_training_data(
+        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
+        embedder: SentenceEmbedder, tmp_path: Path) -> None:
+    root = make_dialogue_bot(make_bot, monkeypatch, backend)
+    runtime = runtime_for(root, embedder, FakeAnalyzer())
+    client = await client_for(runtime)
+    try:
+        say = sayer(client, "gus")
+        await say("how long does a bank transfer take?")
+        await say("hello")
+        rate = "/webhooks/rest/feedback"
+        response = await client.post(rate, json={"sender": "gus", "rating": "down",
+                                                 "comment": "too vague"})
+        assert (await response.json())["rated"] == "Hello gus!"
+        response = await client.post(rate, json={"sender": "gus", "rating": "up",
+                                                 "reply_index": 0})
+        assert response.status == 200
+        for body, message in [({"sender": "gus", "rating": "meh"}, "rating"),
+                              ({"sender": "gus", "rating": "up", "reply_index": 5}, "range"),
+                              ({"sender": "nobody", "rating": "up"}, "range"),
+                              ({"rating": "up"}, "sender")]:
+            response = await client.post(rate, json=body)
+            assert response.status == 400 and message in (await response.json())["error"]
+        await client.post(rate, json={"sender": "gus", "rating": "up"})  # re-rated: latest wins
+    finally:
+        await client.close()
+    out = tmp_path / "feedback.jsonl"
+    assert await asyncio.to_thread(main, ["export", str(root), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2
+    first = next(r for r in rows if r["messages"][-1]["content"].startswith("Domestic"))
+    assert first["rating"] == "up" and first["citations"] == ["transfer-time"]
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    last = next(r for r in rows if r is not first)
+    assert last["rating"] == "up" and last["comment"] is None
+    assert [m["role"] for m in last["messages"]] == ["user", "assistant"] * 2
+    assert await asyncio.to_thread(
+        main, ["export", str(root), "--out", str(out), "--rating", "down"]) == 0
+    assert out.read_text() == ""
+
+
+def test_chat_messages_keep_a_delivered_agent_reply_once() -> None:
+    from bot.feedback import chat_messages
+
+    turns = [{"role": "user", "text": "hi"}, {"role": "agent", "text": "Alice here"},
+             {"role": "user", "text": "?"}, {"role": "bot", "text": "Alice here", "kind": "agent"},
+             {"role": "bot", "text": "Back to the bot.", "kind": "faq"}]
+    assert chat_messages(turns) == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Alice here", "source": "agent"},
+        {"role": "user", "content": "?"}, {"role": "assistant", "content": "Back to the bot."}]
