@@ -9,7 +9,7 @@ import sys
 
 from bot.errors import BotError
 
-COMMANDS = ("init", "validate", "train", "serve", "shell")
+COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

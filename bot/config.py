@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.config_dialogue import (
+    ActionDefinition,
+    Button,  # noqa: F401  (re-exported: Response.buttons)
+    DialogueSettings,
+    FormDefinition,
+    HandoffSettings,
+    Response,
+    check_dialogue,
+    valid_regex,
+)
 from bot.errors import ConfigError
 from bot.schema import (
     Prebuilt,
@@ -26,7 +36,7 @@ from bot.schema import (
 from bot.yamlio import LocatedDict, load_yaml
 
 BUILD_DIR = ".bot"
-INCLUDABLE = ("intents", "responses", "faq", "channels", "entities")
+INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions")
 
 
 @dataclass(frozen=True)
@@ -62,23 +72,13 @@ class FallbackSettings:
 
 @dataclass(frozen=True)
 class SessionSettings:
-    store: Literal["sqlite"] = "sqlite"
+    store: Literal["sqlite", "redis"] = "sqlite"
     path: str = f"{BUILD_DIR}/sessions.sqlite3"
     ttl_minutes: float = check(positive, default=30.0)
     max_history: int = check(positive, default=20)
-
-
-@dataclass(frozen=True)
-class Button:
-    title: str
-    payload: str
-
-
-@dataclass(frozen=True)
-class Response:
-    text: str
-    variations: tuple[str, ...] = ()
-    buttons: tuple[Button, ...] = ()
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = ""  # key namespace; "" means "supportbot:<bot name>"
+    lock_lease_s: float = check(positive, default=10.0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,10 @@ class Intent:
     examples: tuple[str, ...] = check(non_empty)
     response: str | None = None
     description: str = ""
+    form: str | None = None  # start this form (bot/forms.py)
+    action: str | None = None  # run this HTTP action (bot/actions.py)
+    handoff: bool = False  # pass the conversation to a person
+    title: str = ""  # how "Did you mean ...?" names it (default: the name, spaced)
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,10 @@ class LoraSettings:
     alpha: int = check(positive, default=16)
     dropout: float = check(between(0.0, 0.9), default=0.05)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    epochs: float = check(positive, default=2.0)
-    learning_rate: float = check(positive, default=3e-4)
+    epochs: float = check(positive, default=1.0)
+    learning_rate: float = check(positive, default=1e-3)
     batch_size: int = check(positive, default=8)
-    max_length: int = check(positive, default=384)
+    max_length: int = check(positive, default=512)
     max_steps: int | None = None
     seed: int = 13
     checkpoint_every: int = check(positive, default=10)
@@ -114,13 +118,40 @@ class ModelSettings:
     max_new_tokens: int = check(positive, default=96)
     history_turns: int = check(between(0, 50), default=4)
     passage_words: int = check(positive, default=80)
+    threads: int | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass(frozen=True)
+class EntityDefinition:
+    """An entity under ``entities``: a ``pattern`` (regex) or a ``lookup`` list of values."""
+
+    name: str = check(identifier)
+    pattern: str | None = check(valid_regex, default=None)
+    lookup: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.pattern is None) == (not self.lookup):
+            raise ValueError(f"entity {self.name!r} needs exactly one of 'pattern' or 'lookup'")
+
+
+@dataclass(frozen=True)
 class ClassifierSettings:
+    """Intent/sentiment classifier options (see ``adapters/intents.py``).
+
+    ``logistic_c``: inverse regularisation of the logistic regression; ``lexical_weight``:
+    weight of the TF-IDF n-gram features beside the embedding (0 = embeddings only);
+    ``builtin_out_of_scope``: add the packaged unrelated messages to the out-of-scope class;
+    ``frustration_decay``: how much of the previous frustration level each message keeps.
+    """
+
     confidence_threshold: float = check(between(0.0, 1.0), default=0.5)
     ambiguity_margin: float = check(between(0.0, 1.0), default=0.1)
+    logistic_c: float = check(positive, default=30.0)
+    lexical_weight: float = check(between(0.0, 5.0), default=0.3)
+    builtin_out_of_scope: bool = True
+    frustration_decay: float = check(between(0.0, 0.99), default=0.6)
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,33 @@ class ServerSettings:
     max_message_chars: int = check(positive, default=4000)
     turn_timeout_s: float = check(positive, default=60.0)
     cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = check(positive, default=64 * 1024)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: up to ``burst`` requests at once, refilled at ``per_minute``."""
+
+    per_minute: float = check(positive, default=60.0)
+    burst: int = check(positive, default=30)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """API tokens, rate limits, PII redaction and prompt-injection handling (bot/security.py)."""
+
+    api_tokens: tuple[str, ...] = ()
+    metrics_require_token: bool = False
+    sender_rate_limit: RateLimit | None = field(default_factory=RateLimit)
+    ip_rate_limit: RateLimit | None = field(
+        default_factory=lambda: RateLimit(per_minute=1200.0, burst=200))
+    trusted_proxies: tuple[str, ...] = ()
+    redact_pii: bool = True
+    injection_guard: Literal["block", "flag", "off"] = "block"
+    injection_reply: str = (
+        "I can only help with questions about our products and services."
+    )
+    mask_env: tuple[str, ...] = ()  # environment variables whose values never reach the logs
 
 
 @dataclass(frozen=True)
@@ -141,11 +199,17 @@ class BotConfig:
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     intents: tuple[Intent, ...] = ()
+    entities: tuple[EntityDefinition, ...] = ()
     responses: dict[str, Response] = field(default_factory=dict)
     model: ModelSettings = field(default_factory=ModelSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     channels: dict[str, Any] = field(default_factory=lambda: {"rest": {}})
+    forms: dict[str, FormDefinition] = field(default_factory=dict)
+    actions: dict[str, ActionDefinition] = field(default_factory=dict)
+    handoff: HandoffSettings | None = None  # no section: the bot never hands off
+    dialogue: DialogueSettings = field(default_factory=DialogueSettings)
 
 
 @dataclass(frozen=True)
@@ -213,6 +277,7 @@ def load_bot(directory: str | Path) -> BotDefinition:
     located.line = getattr(raw, "line", None)
     config = build(BotConfig, located, top)
     _cross_check(config, sections.get("intents", (top.key(raw, "intents"), None)))
+    check_dialogue(config, {**sections, ".": (top, raw)})
     from channels.registry import validate_channel_settings
 
     validate_channel_settings(config.channels, sections.get("channels", (top, None))[0])

@@ -52,3 +52,11 @@ class BadRequest(ChannelError):
 
 class TurnTimeout(BotError):
     """A turn took longer than its configured limit."""
+
+
+class TemplateError(BotError):
+    """A reply template could not be rendered (unsafe access, a failing filter)."""
+
+
+class ActionError(BotError):
+    """An HTTP action failed (timeout, connection, 5xx, a reply that is not JSON)."""

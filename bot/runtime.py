@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from bot.answering import FaqAnswerer
 from bot.config import BotDefinition
 from bot.dialogue import DialogueManager
-from bot.routing import Router
-from bot.sessions import SQLiteSessionStore
+from bot.routing import Router, load_analyzer
+from bot.sessions import SessionStore
+from bot.stores import open_session_store
 from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase
 
@@ -20,21 +21,22 @@ class BotRuntime:
 
     bot: BotDefinition
     dialogue: DialogueManager
-    store: SQLiteSessionStore
+    store: SessionStore
     knowledge: KnowledgeBase | None
 
     @classmethod
     def load(cls, bot: BotDefinition) -> BotRuntime:
         config = bot.config
-        knowledge = None
-        if config.faq is not None:
+        knowledge, embedder = None, None
+        if config.faq is not None or config.intents:
             embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
                                         batch_size=config.embedder.batch_size)
+            embedder.load()  # first, so a bad model path is named rather than a stale index
+        if config.faq is not None and embedder is not None:
             knowledge = KnowledgeBase.load(bot, embedder)
-            embedder.load()
-        store = SQLiteSessionStore(bot.path(config.sessions.path),
-                                   ttl_seconds=config.sessions.ttl_minutes * 60).open()
-        router = Router(config, FaqAnswerer(config, knowledge))
+        analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
+        store = open_session_store(bot)
+        router = Router(config, FaqAnswerer(config, knowledge), analyzer=analyzer)
         return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge)
 
     @classmethod

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from bot.agent_api import AgentDesk
 from bot.config import BotDefinition
 from bot.errors import BadRequest, BotError, TurnTimeout
+from bot.feedback import FeedbackRoute
+from bot.logging_setup import request_context_middleware
 from bot.messages import BotReply, UserMessage
+from bot.metrics import install_metrics
+from bot.pipeline import PIPELINE, TurnPipeline
 from bot.runtime import BotRuntime
 from bot.schema import Where
-from channels.registry import channel_class, channel_settings
+from bot.security import LIMITER, install_security, security_middleware
+from channels.cors import cors_middleware
+from channels.registry import (
+    CHANNELS,
+    Channel,
+    can_push,
+    channel_class,
+    channel_settings,
+    install_channels,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 RUNTIME: web.AppKey[BotRuntime] = web.AppKey("runtime", BotRuntime)
-BODY_LIMIT = 64 * 1024
+BODY_LIMIT = 64 * 1024  # the default of server.max_body_bytes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,7 +55,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("request failed")
         return error_response(500, str(exc))
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, f"request body too large (limit {BODY_LIMIT} bytes)")
+        return error_response(413, "request body too large "
+                              f"(limit {request.client_max_size} bytes)")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -61,33 +77,60 @@ async def index_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+async def widget_script(request: web.Request) -> web.FileResponse:
+    """The web chat widget (docs/channels.md); any site may load it."""
+    return web.FileResponse(STATIC / "widget.js", headers={"Cache-Control": "public, max-age=300"})
+
+
 def _escape(text: str) -> str:
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
 
 
+async def push_reply(app: web.Application, channel: str, sender: str, reply: BotReply) -> bool:
+    """Deliver an agent's message through the channel's ``push``; False if it has none."""
+    push = can_push(app[CHANNELS].get(channel))
+    if push is None:
+        return False
+    await push(sender, reply)
+    return True
+
+
 def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.Application:
     """Build the app for ``bot``; the runtime (models, index, sessions) loads on startup."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=BODY_LIMIT)
+    app = web.Application(
+        middlewares=[request_context_middleware, cors_middleware, errors_middleware,
+                     security_middleware],
+        client_max_size=bot.config.server.max_body_bytes)
+    install_security(app, bot.config)  # tokens, rate limiter (bot/security.py)
+    metrics = install_metrics(app, bot.config)  # GET /metrics
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RUNTIME] = runtime or await BotRuntime.aload(bot)
+        app[PIPELINE] = TurnPipeline(app[RUNTIME], limiter=app[LIMITER], metrics=metrics)
         yield
         await app[RUNTIME].close()
 
     app.cleanup_ctx.append(lifecycle)
 
     async def on_message(message: UserMessage) -> BotReply:
-        return await app[RUNTIME].dialogue.handle(message)
+        return await app[PIPELINE].handle(message)
 
     def on_stream(message: UserMessage) -> AsyncIterator[str | BotReply]:
-        return app[RUNTIME].dialogue.stream(message)
+        return app[PIPELINE].stream(message)
 
     routes: list[web.AbstractRouteDef] = [web.get("/health", health), web.get("/", index_page)]
     where = Where(str(bot.file), "channels")
+    channels: dict[str, Channel] = {}
     for name, raw in bot.config.channels.items():
         settings = channel_settings(name, raw, where.key(bot.config.channels, name))
         channel = channel_class(name)(settings, on_message=on_message, on_stream=on_stream)
         routes.extend(channel.routes(f"/webhooks/{name}"))
+        channels[name] = channel
+    install_channels(app, channels, cors_origins=bot.config.server.cors_origins)  # CORS, close
+    routes.append(web.get("/webchat/widget.js", widget_script))  # the embeddable widget
+    AgentDesk(bot.config, lambda: app[RUNTIME].store).install(  # /agent, REST outbox
+        app, deliver=functools.partial(push_reply, app))
+    FeedbackRoute(lambda: app[RUNTIME].store).install(app)  # POST /webhooks/rest/feedback
     app.add_routes(routes)
     return app

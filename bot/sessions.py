@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,11 @@ class SessionStore(Protocol):
         """An async context manager that serialises turns of one session."""
         ...
 
+    def iter_events(self, *, key: str | None = None,
+                    since: float = 0.0) -> AsyncIterator[dict[str, Any]]:
+        """Events oldest first as ``{key, ts, kind, data}`` (one session's when ``key``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -87,6 +93,7 @@ class KeyedLocks:
         return len(self._locks)
 
 
+_STATE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY,
@@ -174,6 +181,36 @@ class SQLiteSessionStore:
         """All events of one session, oldest first."""
         rows = self._run("SELECT ts, kind, data FROM events WHERE key = ? ORDER BY id", (key,))
         return [{"ts": ts, "kind": kind, "data": json.loads(data)} for ts, kind, data in rows]
+
+    async def iter_events(self, *, key: str | None = None,
+                          since: float = 0.0) -> AsyncIterator[dict[str, Any]]:
+        last = 0
+        where = "id > ? AND ts >= ?" + (" AND key = ?" if key is not None else "")
+        while True:
+            params = (last, since) + ((key,) if key is not None else ())
+            rows = await asyncio.to_thread(
+                self._run, f"SELECT id, key, ts, kind, data FROM events WHERE {where}"
+                " ORDER BY id LIMIT 500", params)
+            for row_id, row_key, ts, kind, data in rows:
+                last = row_id
+                yield {"key": row_key, "ts": ts, "kind": kind, "data": json.loads(data)}
+            if len(rows) < 500:
+                return
+
+    def sessions_where_sync(self, path: str, values: Sequence[str]) -> list[Session]:
+        """Live sessions (within the TTL) whose ``state`` holds one of ``values`` at ``path``
+        (a dotted path such as ``"handoff.status"``), least recently updated first."""
+        if not _STATE_PATH.fullmatch(path) or not values:
+            raise ValueError(f"bad state path {path!r} or no values")
+        marks = ", ".join("?" for _ in values)
+        rows = self._run(
+            f"SELECT data FROM sessions WHERE json_extract(data, ?) IN ({marks})"
+            " AND updated_at >= ? ORDER BY updated_at",
+            (f"$.state.{path}", *values, time.time() - self.ttl_seconds))
+        return [Session.from_json(data) for (data,) in rows]
+
+    async def sessions_where(self, path: str, values: Sequence[str]) -> list[Session]:
+        return await asyncio.to_thread(self.sessions_where_sync, path, values)
 
     async def get(self, key: str, *, channel: str, sender: str) -> Session:
         return await asyncio.to_thread(self.get_sync, key, channel=channel, sender=sender)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from aiohttp import web
 
 from bot.config import load_bot
+from bot.logging_setup import bot_secrets, configure_logging
 from bot.runtime import BotRuntime
 from bot.server import create_app
 
@@ -17,14 +19,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("directory", help="the bot folder")
     parser.add_argument("--host", default=os.environ.get("BOT_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("BOT_PORT", "8080")))
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        default=os.environ.get("BOT_LOG_FORMAT", "text"),
+                        help="log lines as text or one JSON object per line (with request ids)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=os.environ.get("BOT_LOG_LEVEL", "info"))
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="let several `bot serve` processes share the port (SO_REUSEPORT)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     bot = load_bot(args.directory)
+    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
+    configure_logging(fmt=args.log_format, level=level, secrets=bot_secrets(bot.config),
+                      pii=bot.config.security.redact_pii)
     runtime = BotRuntime.load(bot)  # fail fast, before binding the port
     print(f"{bot.config.name}: web chat on http://{args.host}:{args.port}/ , "
           f"REST on http://{args.host}:{args.port}/webhooks/rest", flush=True)
     web.run_app(create_app(bot, runtime=runtime), host=args.host, port=args.port,
-                print=None)
+                print=None, access_log=None, reuse_port=args.reuse_port or None)
     return 0
