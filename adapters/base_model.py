@@ -16,14 +16,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.config import ModelSettings
 from bot.errors import ModelError
+from bot.files import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -227,19 +226,11 @@ def _save_cache(model: Any, tokenizer: Any, folder: Path, extra: dict[str, Any])
 
     plain = AutoModelForCausalLM.from_config(model.config)
     plain.load_state_dict(model.state_dict())
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         manifest = dict(extra, format=CACHE_FORMAT)
         (staging / "supportbot.json").write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _load_folder(folder: str, dtype: Any) -> tuple[Any, Any]:

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ import numpy as np
 from adapters.heads import LexicalFeatures, LinearHead, features_of
 from bot.config import BotDefinition, ClassifierSettings
 from bot.errors import ModelError, NotTrainedError
+from bot.files import atomic_folder
 from retrieval.embedder import Embedder
 
 FORMAT_VERSION = 1
@@ -190,9 +188,7 @@ class IntentClassifier:
 
     def save(self, directory: Path) -> None:
         """Write arrays (.npz), vocabularies and manifest (JSON) atomically."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as staging:
             arrays: dict[str, Any] = dict(self.head.to_arrays())
             if self.lexical is not None:
                 arrays.update(self.lexical.to_arrays())
@@ -202,15 +198,6 @@ class IntentClassifier:
             manifest = dict(self.manifest, format=FORMAT_VERSION, classes=list(self.head.classes),
                             lexical_weight=self.lexical.weight if self.lexical else 0.0)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            old = directory.with_name(f".{directory.name}-old")
-            if directory.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     @classmethod
     def load_from(cls, directory: Path, embedder: Embedder, *,

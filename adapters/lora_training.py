@@ -15,7 +15,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from adapters.base_model import base_fingerprint, load_base_model
 from adapters.training_data import Example, build_examples, data_digest, encode
 from bot.config import BotDefinition, LoraSettings
 from bot.errors import ModelError
+from bot.files import atomic_folder
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
 
@@ -119,20 +119,9 @@ def _load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any
 
 def save_adapter(model: Any, target: Path, manifest: dict[str, Any]) -> None:
     """Write adapter weights + manifest atomically (a crash leaves the old adapter)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         model.save_pretrained(str(staging))
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        old = target.with_name(f".{target.name}-old")
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _total_steps(lora: LoraSettings, examples: int, max_steps: int | None) -> int:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import numpy as np
 from adapters.heads import LinearHead
 from bot.config import BotDefinition
 from bot.errors import ModelError, NotTrainedError
+from bot.files import atomic_folder
 from retrieval.embedder import Embedder
 
 FORMAT_VERSION = 1
@@ -106,19 +104,11 @@ class SentimentClassifier:
 
     def save(self, directory: Path) -> None:
         """Write the head (.npz) and manifest (JSON) atomically."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as staging:
             arrays: dict[str, Any] = dict(self.head.to_arrays())
             np.savez(staging / "head.npz", **arrays)
             manifest = dict(self.manifest, format=FORMAT_VERSION, classes=list(self.head.classes))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     @classmethod
     def load_from(cls, directory: Path, embedder: Embedder) -> SentimentClassifier:

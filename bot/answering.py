@@ -1,6 +1,11 @@
-"""Answer a question from the FAQ: the exact FAQ answer when retrieval is confident.
+"""Answer a question from the FAQ: grounded generation, or the exact FAQ answer.
 
-This is the FAQ/unknown stage of routing; grounded generation plugs in here.
+This is the FAQ/unknown stage of routing. Without ``model.generation`` a turn answers with
+the best passage above ``faq.answer_threshold``. With it, a top match at or above
+``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
+the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
+cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
+(the router then offers a person).
 """
 
 from __future__ import annotations
@@ -8,12 +13,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.config import BotConfig
 from bot.messages import BotReply, Citation
 from bot.sessions import Session
 from retrieval.index import Hit
 from retrieval.knowledge import KnowledgeBase
+
+if TYPE_CHECKING:
+    from adapters.generation import DialogueModel
+    from adapters.prompting import Turn
 
 
 def citation(hit: Hit) -> Citation:
@@ -22,12 +32,31 @@ def citation(hit: Hit) -> Citation:
                     title=passage.title or passage.question or "", score=round(hit.score, 4))
 
 
+@dataclass(frozen=True)
+class Generator:
+    """The dialogue model and the adapter this bot answers with (None: the plain base)."""
+
+    model: DialogueModel
+    adapter: str | None
+
+
+def recent_turns(session: Session, turns: int) -> list[Turn]:
+    """The last ``turns`` exchanges of the session as prompt history."""
+    from adapters.prompting import Turn
+
+    if turns <= 0:
+        return []
+    return [Turn("user" if item["role"] == "user" else "assistant", str(item["text"]))
+            for item in session.history[-2 * turns:]]
+
+
 @dataclass
 class FaqAnswerer:
-    """Retrieves passages and answers from the best one, or falls back."""
+    """Retrieves passages and answers from them, or falls back."""
 
     config: BotConfig
     knowledge: KnowledgeBase | None = None
+    generator: Generator | None = None
 
     async def retrieve(self, text: str) -> list[Hit]:
         """Top-k FAQ passages for ``text`` (the embedding runs off the event loop)."""
@@ -35,20 +64,57 @@ class FaqAnswerer:
             return []
         return await asyncio.to_thread(self.knowledge.search, text, self.config.faq.top_k)
 
+    def relevant(self, hits: list[Hit]) -> list[Hit]:
+        """The hits at or above ``faq.answer_threshold``."""
+        faq = self.config.faq
+        return [h for h in hits if faq is not None and h.score >= faq.answer_threshold]
+
     def exact_answer(self, hits: list[Hit]) -> BotReply | None:
         """The best passage's answer with its citation, if it clears the threshold."""
-        faq = self.config.faq
-        if not hits or faq is None or hits[0].score < faq.answer_threshold:
+        relevant = self.relevant(hits[:1])
+        if not relevant:
             return None
-        best = hits[0]
+        best = relevant[0]
         return BotReply(text=best.passage.text, citations=(citation(best),), kind="faq",
                         confidence=round(best.score, 4))
 
     def fallback(self) -> BotReply:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
-    async def stream(self, session: Session, text: str) -> AsyncIterator[str | BotReply]:
-        """Text deltas then the final reply for an FAQ or unknown question."""
-        reply = self.exact_answer(await self.retrieve(text)) or self.fallback()
-        yield reply.text
-        yield reply
+    async def stream(self, session: Session, text: str,
+                     query: str | None = None) -> AsyncIterator[str | BotReply]:
+        """Text deltas then the final reply for an FAQ or unknown question ``text``
+        (retrieval searches ``query`` when given: the question with its context)."""
+        hits = await self.retrieve(query or text)
+        confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
+        relevant = self.relevant(hits)
+        if self.generator is None or confident or not relevant:
+            reply = self.exact_answer(hits) or self.fallback()
+            yield reply.text
+            yield reply
+            return
+        async for item in self._generate(self.generator, session, text, relevant):
+            yield item
+
+    async def _generate(self, generator: Generator, session: Session, text: str,
+                        hits: list[Hit]) -> AsyncIterator[str | BotReply]:
+        from adapters.generation import GenerationRequest
+
+        settings = self.config.model
+        request = GenerationRequest(
+            text, [h.passage for h in hits], persona=self.config.persona,
+            history=recent_turns(session, settings.history_turns), adapter=generator.adapter,
+            no_answer=self.config.fallback.message)
+        stream = generator.model.stream(request)
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            await stream.aclose()  # stops the model when the client went away
+        answer = stream.answer
+        assert answer is not None
+        by_id = {h.passage.id: h for h in hits}
+        cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
+        yield BotReply(text=answer.text, citations=cited,
+                       kind="fallback" if answer.declined else "generated",
+                       confidence=round(hits[0].score, 4))

@@ -112,13 +112,16 @@ class LoraSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     base: str = "smollm2-135m"
-    generation: bool = False
+    generation: bool = False  # answer FAQ/unknown turns with the model (bot/answering.py)
+    exact_answer_threshold: float = check(between(0.0, 1.0), default=0.8)
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_new_tokens: int = check(positive, default=96)
     history_turns: int = check(between(0, 50), default=4)
     passage_words: int = check(positive, default=80)
     threads: int | None = None
+    max_batch: int = check(between(1, 256), default=8)  # concurrent requests per model call
+    batch_wait_ms: float = check(between(0.0, 1000.0), default=10.0)  # wait to fill a batch
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 
@@ -277,6 +280,10 @@ def load_bot(directory: str | Path) -> BotDefinition:
     located.line = getattr(raw, "line", None)
     config = build(BotConfig, located, top)
     _cross_check(config, sections.get("intents", (top.key(raw, "intents"), None)))
+    if config.model.generation and config.faq is None:
+        model = top.key(raw, "model")
+        raise model.key(raw.get("model"), "generation").error(
+            "grounded generation answers from the FAQ: add a 'faq' section or set it to false")
     check_dialogue(config, {**sections, ".": (top, raw)})
     from channels.registry import validate_channel_settings
 

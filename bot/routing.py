@@ -290,7 +290,7 @@ class Router:
                                            threshold=faq.answer_threshold,
                                            max_words=dialogue.follow_up_max_words)
         final: BotReply | None = None
-        async for item in self.answerer.stream(session, query):
+        async for item in self.answerer.stream(session, text, query):
             if isinstance(item, BotReply):
                 final = item
             else:

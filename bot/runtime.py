@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bot.answering import FaqAnswerer
+from bot.answering import FaqAnswerer, Generator
 from bot.config import BotDefinition
 from bot.dialogue import DialogueManager
 from bot.routing import Router, load_analyzer
@@ -13,6 +13,16 @@ from bot.sessions import SessionStore
 from bot.stores import open_session_store
 from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase
+
+
+def load_generator(bot: BotDefinition) -> Generator | None:
+    """The dialogue model with the bot's trained adapter, when ``model.generation`` is on."""
+    if not bot.config.model.generation:
+        return None
+    from adapters.generation import DialogueModel
+
+    model = DialogueModel(bot.config.model).load()
+    return Generator(model, model.add_bot_adapter(bot))
 
 
 @dataclass
@@ -36,7 +46,8 @@ class BotRuntime:
             knowledge = KnowledgeBase.load(bot, embedder)
         analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
         store = open_session_store(bot)
-        router = Router(config, FaqAnswerer(config, knowledge), analyzer=analyzer)
+        answerer = FaqAnswerer(config, knowledge, load_generator(bot))
+        router = Router(config, answerer, analyzer=analyzer)
         return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge)
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Every error names the file, the key path (``intents[3].examples``) and, where the YAML
 loader recorded it, the line. Unknown keys are errors. ``${NAME}`` in a string is replaced by
-the environment variable ``NAME`` and kept as a :class:`Secret`, whose ``repr`` hides it.
+the environment variable ``NAME`` (``${NAME:-default}``: ``default`` when it is unset) and
+kept as a :class:`Secret`, whose ``repr`` hides it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bot.yamlio import LocatedDict, LocatedList
 
 T = TypeVar("T")
 Check = Callable[[Any], str | None]
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Secret(str):
@@ -109,7 +110,7 @@ def _expand_env(text: str, where: Where) -> str:
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        value = os.environ.get(name)
+        value = os.environ.get(name, match.group(2))
         if value is None:
             raise where.error(f"environment variable {name} is not set")
         return value

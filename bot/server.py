@@ -74,6 +74,9 @@ async def index_page(request: web.Request) -> web.Response:
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     html = html.replace("{{title}}", _escape(f"{config.persona.name} · {config.name}"))
     html = html.replace("{{greeting}}", _escape(config.persona.greeting))
+    widget = '<script src="webchat/widget.js" async></script>' if "webchat" in config.channels \
+        else ""  # the streaming widget, bottom right, when the webchat channel is on
+    html = html.replace("{{widget}}", widget)
     return web.Response(text=html, content_type="text/html")
 
 

@@ -7,9 +7,6 @@ Small indexes are exact (``IndexFlatIP`` on normalised vectors = cosine similari
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ import faiss
 import numpy as np
 
 from bot.errors import RetrievalError
+from bot.files import atomic_folder
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder
 
@@ -124,9 +122,7 @@ class FaqIndex:
 
     def save(self, directory: Path) -> None:
         """Write index, passages and manifest atomically (a crash leaves the old copy)."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as staging:
             faiss.write_index(self.index, str(staging / "index.faiss"))
             np.save(staging / "owners.npy", self.owners)
             with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
@@ -136,15 +132,6 @@ class FaqIndex:
                             index_type="hnsw" if isinstance(self.index, faiss.IndexHNSWFlat)
                             else "flat")
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            old = directory.with_name(f".{directory.name}-old")
-            if directory.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, directory: Path) -> FaqIndex:

@@ -1,4 +1,5 @@
-"""`bot eval DIR --intents FILE.csv [--cv K] [--out DIR]`: measure the intent classifier."""
+"""`bot eval DIR [--intents FILE.csv] [--cv K] [--generation [--limit N]] [--out DIR]`:
+measure the intent classifier and the dialogue model's answers."""
 
 from __future__ import annotations
 
@@ -6,20 +7,27 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.config import load_bot
+from bot.config import BotDefinition, load_bot
 from bot.errors import BotError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("eval", help="evaluate the intent classifier",
+    parser = sub.add_parser("eval", help="evaluate the intent classifier and generation",
                             description="Score the trained classifier on a labelled CSV "
                             "(text + intent columns; 'out_of_scope' or empty = should be "
-                            "rejected) and/or cross-validate on the bot's own examples.")
+                            "rejected), cross-validate on the bot's own examples, and/or "
+                            "compare the base and LoRA-tuned dialogue model on held-out "
+                            "questions (eval/faq_paraphrases.yaml).")
     parser.add_argument("directory", help="the bot folder")
     parser.add_argument("--intents", metavar="FILE.csv", type=Path,
                         help="labelled messages: columns text and intent (or label/category)")
     parser.add_argument("--cv", metavar="K", type=int,
                         help="also run K-fold cross-validation on the bot's intent examples")
+    parser.add_argument("--generation", action="store_true",
+                        help="score grounded answers of the base model and the bot's adapter "
+                        "(token-F1, ROUGE-L, right citation) on eval/faq_paraphrases.yaml")
+    parser.add_argument("--limit", metavar="N", type=int,
+                        help="with --generation: at most N questions, spread over the FAQ")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="where to write the JSON reports and confusion PNGs "
                         "(default: <bot>/.bot/eval)")
@@ -31,15 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from bot.evaluation import cross_validate, evaluate_intents, plot_confusion, read_labelled_csv
     from retrieval.embedder import SentenceEmbedder
 
-    if args.intents is None and args.cv is None:
-        raise BotError("nothing to evaluate: give --intents FILE.csv and/or --cv K")
+    if args.intents is None and args.cv is None and not args.generation:
+        raise BotError("nothing to evaluate: give --intents FILE.csv, --cv K and/or --generation")
     bot = load_bot(args.directory)
+    out: Path = args.out or bot.build_dir / "eval"
+    if args.generation:
+        _generation(bot, limit=args.limit, out=out)
+    if args.intents is None and args.cv is None:
+        return 0
     if not bot.config.intents:
         raise BotError(f"{bot.file}: the bot defines no intents")
     settings = bot.config.embedder
     embedder = SentenceEmbedder(settings.model, device=settings.device,
                                 batch_size=settings.batch_size)
-    out: Path = args.out or bot.build_dir / "eval"
     jobs = []
     if args.intents is not None:
         rows = read_labelled_csv(args.intents)
@@ -55,3 +67,18 @@ def run(args: argparse.Namespace) -> int:
         picture = plot_confusion(report, out / f"{name}_confusion.png", title=title)
         print(f"wrote {out / f'{name}_report.json'} and {picture}\n")
     return 0
+
+
+def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:
+    """Base model vs the bot's LoRA adapter on the held-out paraphrases."""
+    from adapters.generation import DialogueModel
+    from adapters.generation_eval import evaluate_generation, format_report
+
+    model = DialogueModel(bot.config.model).load()
+    results = [evaluate_generation(bot, adapter=tuned, limit=limit, model=model, progress=True)
+               for tuned in (False, True)]
+    print(format_report(results), end="\n\n")
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "generation_report.json"
+    target.write_text(json.dumps(results, indent=2))
+    print(f"wrote {target}\n")

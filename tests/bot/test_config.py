@@ -101,6 +101,14 @@ def test_env_secrets_are_resolved_and_hidden(make_bot: MakeBot,
     assert "description: environment variable BOT_TEST_SECRET is not set" in error_of(root)
 
 
+def test_env_reference_with_default(make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOT_TEST_UNSET", raising=False)
+    root = make_bot(BOT_YAML + "description: ${BOT_TEST_UNSET:-plain}-${BOT_TEST_UNSET:-}\n")
+    assert load_bot(root).config.description == "plain-"
+    monkeypatch.setenv("BOT_TEST_UNSET", "set")
+    assert load_bot(root).config.description == "set-set"
+
+
 def test_unknown_channel_lists_valid_ones(make_bot: MakeBot) -> None:
     message = error_of(make_bot("name: b\nchannels:\n  fax: {}\n"))
     assert "channels.fax: unknown channel 'fax'; available channels:" in message

@@ -32,6 +32,7 @@ async def test_rest_endpoint_answers_with_citation(make_bot: MakeBot) -> None:
         assert health == {"status": "ok", "bot": "test_bot", "faq_passages": 3}
         page = await (await client.get("/")).text()
         assert "webhooks/rest" in page and "Hello from Ava" in page
+        assert "widget.js" not in page  # no webchat channel, no widget
     finally:
         await client.close()
 

@@ -20,6 +20,8 @@ async def test_widget_script_and_config_are_served(serve: Serve) -> None:
     assert script.status == 200
     assert script.content_type in ("application/javascript", "text/javascript")
     assert "attachShadow" in await script.text()
+    page = await (await client.get("/")).text()  # the demo page shows the widget
+    assert '<script src="webchat/widget.js" async></script>' in page
     config = await client.get("/webhooks/webchat/config", headers={"Origin": SHOP})
     assert config.headers["Access-Control-Allow-Origin"] == SHOP
     assert await config.json() == {
