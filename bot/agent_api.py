@@ -14,7 +14,7 @@ Every ``/agent`` route needs ``Authorization: Bearer <handoff.agent_token>`` (40
 A reply is stored in the session history and delivered through the app's ``DELIVER``
 callback (the server wires it to the channel's ``push``); when that cannot deliver, it is
 queued in the session and returned by the outbox route or with the user's next message.
-Listing needs a store with ``sessions_where`` (SQLite); others answer 501.
+Listing needs a store with ``sessions_where`` (SQLite, Redis); others answer 501.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ class AgentDesk:
             raise BadRequest("'status' must be waiting, active or all")
         find = getattr(self.store(), "sessions_where", None)
         if find is None:
-            return web.json_response({"error": "listing conversations needs the SQLite "
-                                      "session store"}, status=501)
+            return web.json_response({"error": "this session store cannot list "
+                                      "conversations"}, status=501)
         sessions = await find("handoff.status", statuses)
         return web.json_response({"conversations": [self._brief(s) for s in sessions]})
 

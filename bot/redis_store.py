@@ -23,7 +23,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import SessionError
-from bot.sessions import Session
+from bot.sessions import Session, check_state_path, state_value
 
 T = TypeVar("T")
 RETENTION_S = 7 * 24 * 3600
@@ -143,6 +143,11 @@ def display_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _text(value: bytes | str) -> str:
@@ -299,6 +304,31 @@ class RedisSessionStore:
                 start = "(" + _text(entry_id)
             if len(page) < 500:
                 return
+
+    async def sessions_where(self, path: str, values: Sequence[str]) -> list[Session]:
+        """Live sessions whose ``state`` holds one of ``values`` at the dotted ``path``, least
+        recently updated first. Scans every session: for an agent's listing, not a hot path."""
+        check_state_path(path, values)
+        wanted, cutoff = set(values), time.time() - self.ttl_seconds
+        pattern = f"{_glob_escape(self.prefix)}:{{*}}:session"
+
+        async def scan() -> list[Any]:
+            return [k async for k in self.client.scan_iter(match=pattern, count=500)]
+
+        keys = await self._call(scan)
+        found: list[Session] = []
+        for start in range(0, len(keys), 200):
+            chunk = keys[start:start + 200]
+            raws: list[Any] = await self._call(partial(self.client.mget, chunk))
+            for raw in raws:
+                try:
+                    session = Session.from_json(_text(raw)) if raw is not None else None
+                except (ValueError, TypeError):
+                    continue  # unreadable: `get` names it when that user writes again
+                if session is not None and session.updated_at >= cutoff \
+                        and state_value(session.state, path) in wanted:
+                    found.append(session)
+        return sorted(found, key=lambda s: s.updated_at)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -94,6 +94,20 @@ class KeyedLocks:
 
 
 _STATE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def check_state_path(path: str, values: Sequence[str]) -> None:
+    """Refuse a malformed dotted ``state`` path or an empty list of values."""
+    if not _STATE_PATH.fullmatch(path) or not values:
+        raise ValueError(f"bad state path {path!r} or no values")
+
+
+def state_value(state: dict[str, Any], path: str) -> Any:
+    """The value at the dotted ``path`` in ``state`` (None where it is missing)."""
+    value: Any = state
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY,
@@ -200,8 +214,7 @@ class SQLiteSessionStore:
     def sessions_where_sync(self, path: str, values: Sequence[str]) -> list[Session]:
         """Live sessions (within the TTL) whose ``state`` holds one of ``values`` at ``path``
         (a dotted path such as ``"handoff.status"``), least recently updated first."""
-        if not _STATE_PATH.fullmatch(path) or not values:
-            raise ValueError(f"bad state path {path!r} or no values")
+        check_state_path(path, values)
         marks = ", ".join("?" for _ in values)
         rows = self._run(
             f"SELECT data FROM sessions WHERE json_extract(data, ?) IN ({marks})"

@@ -139,13 +139,16 @@ class FaqIndex:
         manifest = read_manifest(directory)
         if manifest is None:
             raise RetrievalError(f"{directory}: no FAQ index here; run `bot train` first")
+        part = directory / "index.faiss"  # the file being read, named in the error
         try:
-            index = faiss.read_index(str(directory / "index.faiss"))
-            owners = np.load(directory / "owners.npy")
-            with (directory / "passages.jsonl").open(encoding="utf-8") as lines:
+            index = faiss.read_index(str(part))
+            part = directory / "owners.npy"
+            owners = np.load(part)
+            part = directory / "passages.jsonl"
+            with part.open(encoding="utf-8") as lines:
                 passages = [_passage(json.loads(line)) for line in lines if line.strip()]
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise RetrievalError(f"{directory}: FAQ index is damaged ({exc}); run `bot train "
+            raise RetrievalError(f"{part}: FAQ index file is damaged ({exc}); run `bot train "
                                  "--force`") from exc
         if index.ntotal != len(owners) or (len(owners) and int(owners.max()) >= len(passages)):
             raise RetrievalError(f"{directory}: FAQ index files disagree; run `bot train --force`")

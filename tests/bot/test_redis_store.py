@@ -161,3 +161,23 @@ def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
     assert "hunter22" not in str(info.value) and "127.0.0.1" in str(info.value)
     assert display_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
     assert display_url("rediss://app:pw@host:6380/1") == "rediss://app:***@host:6380/1"
+
+
+async def test_sessions_where_finds_live_handed_off_sessions(redis_server: LocalRedis) -> None:
+    store = make_store(redis_server.url, ttl=60)
+    try:
+        for sender, status in (("a", "waiting"), ("b", "active"), ("c", None), ("d", "waiting")):
+            session = await store.get(f"rest:{sender}", channel="rest", sender=sender)
+            if status is not None:
+                session.state["handoff"] = {"status": status}
+            await store.save(session)
+            await asyncio.sleep(0.01)  # distinct update times: the order is checked
+        await store.client.set("test:{rest:bad}:session", b"\xff not json")
+        waiting = await store.sessions_where("handoff.status", ["waiting"])
+        assert [s.key for s in waiting] == ["rest:a", "rest:d"]
+        both = await store.sessions_where("handoff.status", ["waiting", "active"])
+        assert [s.key for s in both] == ["rest:a", "rest:b", "rest:d"]
+        with pytest.raises(ValueError, match="bad state path"):
+            await store.sessions_where("handoff..status", ["waiting"])
+    finally:
+        await store.close()

@@ -25,8 +25,10 @@ def garbage(path: Path) -> None:
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
-    "index.faiss corrupt": (lambda d: garbage(d / "index.faiss"), "FAQ index is damaged"),
-    "passages.jsonl corrupt": (lambda d: garbage(d / "passages.jsonl"), "FAQ index is damaged"),
+    "index.faiss corrupt": (lambda d: garbage(d / "index.faiss"),
+                            "faq_index/index.faiss: FAQ index file is damaged"),
+    "passages.jsonl corrupt": (lambda d: garbage(d / "passages.jsonl"),
+                               "faq_index/passages.jsonl: FAQ index file is damaged"),
     "owners.npy missing": (lambda d: (d / "owners.npy").unlink(), "owners.npy"),
     "manifest.json missing": (lambda d: (d / "manifest.json").unlink(), "run `bot train`"),
 }
