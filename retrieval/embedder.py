@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,6 +13,8 @@ import numpy as np
 from bot.errors import ModelError
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+CACHED_CALL = 4  # calls with at most this many texts are query-time: their vectors are cached
+CACHE_SIZE = 1024
 
 
 class Embedder(Protocol):
@@ -50,6 +53,10 @@ class SentenceEmbedder:
         self._model: Any = None
         self._dimensions: int | None = None
         self._lock = threading.Lock()
+        # A turn embeds its message for the classifier and again for FAQ retrieval: the
+        # second call is a cache hit.
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def load(self) -> SentenceEmbedder:
         """Load the model now (idempotent, thread-safe)."""
@@ -88,6 +95,23 @@ class SentenceEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
+        if len(texts) > CACHED_CALL:
+            return self._encode(texts, progress=progress)
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for text in known:
+                self._cache.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self._encode(missing, progress=progress), strict=True))
+            known.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
+
+    def _encode(self, texts: list[str], *, progress: bool) -> np.ndarray:
         vectors = self._model.encode(
             texts,
             batch_size=self.batch_size,
