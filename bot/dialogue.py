@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from bot.config import BotConfig
 from bot.errors import BadRequest, TurnTimeout
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, UserMessage, final_reply
 from bot.routing import Router
 from bot.sessions import Session, SessionStore
 
@@ -45,12 +45,7 @@ class DialogueManager:
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""
-        reply: BotReply | None = None
-        async for item in self.stream(message):
-            if isinstance(item, BotReply):
-                reply = item
-        assert reply is not None
-        return reply
+        return await final_reply(self.stream(message))
 
     async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
         """Text deltas as the reply is produced, then the final :class:`BotReply`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,3 +51,14 @@ class BotReply:
         if recipient_id is not None:
             data["recipient_id"] = recipient_id
         return data
+
+
+async def final_reply(items: AsyncIterator[str | BotReply]) -> BotReply:
+    """Run a reply stream (text deltas, then the :class:`BotReply`) to its end; the reply."""
+    reply: BotReply | None = None
+    async for item in items:
+        if isinstance(item, BotReply):
+            reply = item
+    if reply is None:
+        raise RuntimeError("the reply stream ended without a reply")
+    return reply

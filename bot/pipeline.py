@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.errors import BotError
 from bot.guard import ReplyGuard, inspect_input
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, UserMessage, final_reply
 from bot.metrics import BotMetrics
 from bot.runtime import BotRuntime
 from bot.security import RateLimited, RateLimiter
@@ -44,12 +44,7 @@ class TurnPipeline:
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message (see :meth:`stream`)."""
-        reply: BotReply | None = None
-        async for item in self.stream(message):
-            if isinstance(item, BotReply):
-                reply = item
-        assert reply is not None
-        return reply
+        return await final_reply(self.stream(message))
 
     async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
         """Text deltas, then the final reply; raises :class:`RateLimited` or dialogue errors."""

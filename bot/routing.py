@@ -41,7 +41,7 @@ from bot.handoff import (
     start_handoff,
     trigger,
 )
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, UserMessage, final_reply
 from bot.sessions import Session
 from bot.templating import Rendered, Templates, session_context
 
@@ -98,12 +98,7 @@ class Router:
         self._intents = {i.name: i for i in config.intents}
 
     async def route(self, session: Session, message: UserMessage) -> BotReply:
-        reply: BotReply | None = None
-        async for item in self.route_stream(session, message):
-            if isinstance(item, BotReply):
-                reply = item
-        assert reply is not None
-        return reply
+        return await final_reply(self.route_stream(session, message))
 
     async def route_stream(self, session: Session,
                            message: UserMessage) -> AsyncIterator[str | BotReply]:
