@@ -18,12 +18,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def format_reply(reply: BotReply) -> str:
-    lines = [reply.text]
-    lines.extend(f"  [source: {c.title or c.passage_id} — {c.source}]" for c in reply.citations)
+def format_extras(reply: BotReply) -> str:
+    """Citations and handoff state, one line each (empty when there are none)."""
+    lines = [f"  [source: {c.title or c.passage_id} — {c.source}]" for c in reply.citations]
     if reply.handoff:
         lines.append("  [handed off to a human agent]")
-    return "\n".join(lines)
+    return "".join(f"\n{line}" for line in lines)
+
+
+async def _say(runtime: BotRuntime, message: UserMessage) -> None:
+    """Print the reply as it streams, then its citations."""
+    print(f"{runtime.bot.config.persona.name}> ", end="", flush=True)
+    shown = ""
+    async for item in runtime.dialogue.stream(message):
+        if isinstance(item, BotReply):
+            rest = item.text[len(shown):] if item.text.startswith(shown) else f"\n{item.text}"
+            print(rest + format_extras(item), flush=True)
+        else:
+            shown += item
+            print(item, end="", flush=True)
 
 
 async def _chat(runtime: BotRuntime, sender: str) -> None:
@@ -34,13 +47,12 @@ async def _chat(runtime: BotRuntime, sender: str) -> None:
             text = await loop.run_in_executor(None, input, "you> ")
             if text.strip() in {"/quit", "/exit"}:
                 break
+            if not text.strip():
+                continue
             try:
-                reply = await runtime.dialogue.handle(
-                    UserMessage(sender=sender, text=text, channel="shell"))
+                await _say(runtime, UserMessage(sender=sender, text=text, channel="shell"))
             except BadRequest as exc:
                 print(f"  ({exc})")
-                continue
-            print(f"{runtime.bot.config.persona.name}> {format_reply(reply)}")
     except EOFError:
         pass
     finally:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 
-from ..conftest import REPO
+from ..conftest import REPO, MakeBot
 
 
 def test_init_validate_train_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,3 +39,17 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     readme = (REPO / "README.md").read_text()
     assert f"\n{ci}\n" in readme
     assert "./scripts/install.sh && .venv/bin/bot train example_bots/acme_bank" in readme
+
+
+def test_shell_chats_in_the_terminal(make_bot: MakeBot) -> None:
+    root = make_bot()
+    assert main(["train", str(root)]) == 0
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "shell", str(root)], cwd=REPO,
+                          input="my card has not arrived\n\n/quit\n", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.startswith("Type a message; /quit to leave.\nHello from Ava\n")
+    assert "Ava> Cards arrive within 5-7 working days." in out
+    assert "[source: My card has not arrived yet — test_bot/faq/main.yaml]" in out
+    assert out.count("Ava>") == 1  # a blank line just prompts again
