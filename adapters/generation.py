@@ -2,10 +2,11 @@
 
 ``DialogueModel(settings)`` is cheap; ``load()`` loads the base model. Each bot's LoRA
 adapter is added by name (``add_adapter``/``add_bot_adapter``); a request names the adapter
-to use (or none for the plain base). Requests run one at a time under a lock, so concurrent
-requests never mix adapters. ``generate`` blocks; ``stream`` yields text deltas while the
-model runs in a worker thread. With no passages the answer is a rule: say so and offer a
-human, no model call.
+to use (or none for the plain base). Concurrent requests are batched: a worker thread
+collects them for up to ``model.batch_wait_ms`` (at most ``model.max_batch``, one adapter
+per batch) and runs one left-padded greedy ``generate``, the adapter selected under a lock
+so adapters never mix. ``generate`` blocks; ``stream`` yields text deltas as the model
+produces them. With no passages the answer is a rule: say so and offer a human, no model call.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.adapter_store import adapter_dir, check_adapter
 from adapters.base_model import BaseModel, load_base_model
+from adapters.batching import BatchQueue, BatchStreamer, Job, RowStream, left_pad
 from adapters.prompting import (
     NO_ANSWER,
     MarkerFilter,
@@ -63,51 +66,32 @@ class GeneratedAnswer:
     adapter: str | None = None
     first_token_seconds: float | None = None
     marked_ids: tuple[str, ...] = ()  # the model's own markers (in the prompt), before checks
+    batch_size: int = 0  # how many requests ran in the model call with this one (0: none)
 
 
-class _DeltaStreamer:
-    """A ``generate`` streamer that decodes new tokens and hands text deltas to a callback."""
+_Job = Job[GenerationRequest, GeneratedAnswer]
 
-    def __init__(self, tokenizer: Any, on_delta: Callable[[str], None]) -> None:
-        self.tokenizer = tokenizer
+
+class _Collector:
+    """One request's raw text, with ``[id]`` markers filtered out of what it streams."""
+
+    def __init__(self, on_delta: Callable[[str], None]) -> None:
         self.on_delta = on_delta
-        self.ids: list[int] = []
-        self.shown = 0
-        self.prompt_seen = False
-        self.first_token_at: float | None = None
+        self.raw: list[str] = []
+        self.cleaner = MarkerFilter()
 
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        self.ids.extend(value.reshape(-1).tolist())
-        self._flush(final=False)
+    def take(self, delta: str) -> None:
+        self.raw.append(delta)
+        shown = self.cleaner.feed(delta)
+        if shown:
+            self.on_delta(shown)
 
-    def end(self) -> None:
-        self._flush(final=True)
-
-    def _flush(self, *, final: bool) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=False)
-        if not final and text.endswith("\ufffd"):
-            return  # an incomplete UTF-8 character: wait for the next token
-        if len(text) > self.shown:
-            delta, self.shown = text[self.shown:], len(text)
-            self.on_delta(delta)
-
-
-def _cancel_criterion(cancel: threading.Event) -> Any:
-    import torch
-    from transformers import StoppingCriteria
-
-    class Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool,
-                              device=input_ids.device)
-
-    return Cancelled()
+    def finish(self) -> str:
+        """Flush the held-back text; returns the full raw text."""
+        tail = self.cleaner.finish()
+        if tail:
+            self.on_delta(tail)
+        return "".join(self.raw)
 
 
 class DialogueModel:
@@ -118,8 +102,11 @@ class DialogueModel:
         self._base: BaseModel | None = None
         self._peft: Any = None
         self._adapters: dict[str, Path] = {}
-        self._lock = threading.Lock()  # one request at a time on the shared model
+        self._lock = threading.Lock()  # one model call (and adapter choice) at a time
         self._load_lock = threading.Lock()
+        self._queue: BatchQueue[GenerationRequest, GeneratedAnswer] = BatchQueue(
+            self._run_batch, max_batch=self.settings.max_batch,
+            wait_s=self.settings.batch_wait_ms / 1000)
 
     def load(self) -> DialogueModel:
         """Load the base model now (idempotent, thread-safe)."""
@@ -172,11 +159,16 @@ class DialogueModel:
 
     def generate(self, request: GenerationRequest) -> GeneratedAnswer:
         """Answer ``request`` (blocking)."""
-        return self._run(request, lambda _delta: None, threading.Event())
+        return self._submit(request, lambda _delta: None, threading.Event()).result()
 
     async def agenerate(self, request: GenerationRequest) -> GeneratedAnswer:
-        """:meth:`generate` in a worker thread."""
-        return await asyncio.to_thread(self.generate, request)
+        """:meth:`generate` without blocking the event loop (the batch worker runs it)."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.wrap_future(self._submit(request, lambda _delta: None, cancel))
+        except asyncio.CancelledError:  # e.g. a turn timeout: stop this row, if it runs
+            cancel.set()
+            raise
 
     def stream(self, request: GenerationRequest) -> AnswerStream:
         """Text deltas of the answer; ``.answer`` holds the full result once exhausted."""
@@ -212,66 +204,90 @@ class DialogueModel:
         self._peft.set_adapter(adapter)
         return self._peft, contextlib.nullcontext()
 
-    def _run(self, request: GenerationRequest, on_delta: Callable[[str], None],
-             cancel: threading.Event) -> GeneratedAnswer:
-        started = time.perf_counter()
-        if not request.passages:
-            text = request.no_answer
-            on_delta(text)
-            return GeneratedAnswer(text, (), True, 0, 0.0, request.adapter)
+    def _submit(self, request: GenerationRequest, on_delta: Callable[[str], None],
+                cancel: threading.Event) -> Future[GeneratedAnswer]:
+        """Queue ``request`` for the batch worker; a rule answer resolves at once."""
+        job = _Job(request, request.adapter, on_delta, cancel)
+        if request.passages:
+            return self._queue.submit(job)
+        on_delta(request.no_answer)
+        job.future.set_result(GeneratedAnswer(request.no_answer, (), True, 0, 0.0,
+                                              request.adapter))
+        return job.future
+
+    def _stop_ids(self) -> list[int]:
+        tokenizer = self.base.tokenizer
+        stops = {tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(
+            ["<|im_end|>", "<|im_start|>"])} - {None, tokenizer.unk_token_id}
+        return sorted(stops)
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        """Answer ``jobs`` (one adapter) with one greedy batched ``generate``."""
+        for job in jobs:
+            if job.cancel.is_set():  # cancelled while queued
+                job.future.set_result(self._answer(job, "", 0, 0))
+        jobs = [job for job in jobs if not job.future.done()]
+        if not jobs:
+            return
         import torch
         from transformers import GenerationConfig, StoppingCriteriaList
 
         base = self.load().base
         tokenizer = base.tokenizer
-        inputs = {k: v.to(base.device) for k, v in self.prompt_ids(request).items()}
-        stops = {tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(
-            ["<|im_end|>", "<|im_start|>"])} - {None, tokenizer.unk_token_id}
+        prompts = [self.prompt_ids(job.request)["input_ids"][0].tolist() for job in jobs]
+        input_ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+        stops = self._stop_ids()
+        rows = [self._row(job, tokenizer, len(jobs)) for job in jobs]
+        streamer = BatchStreamer(rows, stops)
         config = GenerationConfig(
-            max_new_tokens=request.max_new_tokens or self.settings.max_new_tokens,
-            do_sample=False, use_cache=True, eos_token_id=sorted(stops),
-            pad_token_id=tokenizer.pad_token_id,
+            max_new_tokens=max(row.limit for row in rows), do_sample=False, use_cache=True,
+            eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
         )
-        raw: list[str] = []
-        cleaner = MarkerFilter()
-
-        def take(delta: str) -> None:
-            raw.append(delta)
-            shown = cleaner.feed(delta)
-            if shown:
-                on_delta(shown)
-
-        streamer = _DeltaStreamer(tokenizer, take)
         with self._lock:
-            model, selected = self._model_for(request.adapter)
+            model, selected = self._model_for(jobs[0].key)
             try:
                 with selected, torch.inference_mode():
-                    output = model.generate(
-                        **inputs, generation_config=config, streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_cancel_criterion(cancel)]),
+                    model.generate(
+                        input_ids=input_ids.to(base.device), attention_mask=mask.to(base.device),
+                        generation_config=config, streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList(
+                            [streamer.criterion(input_ids.shape[1])]),
                     )
             except BotError:
                 raise
             except Exception as exc:  # third-party boundary
                 raise ModelError(f"generation failed: {exc}") from exc
-        tail = cleaner.finish()
-        if tail:
-            on_delta(tail)
-        full = "".join(raw)
+        streamer.end()
+
+    def _row(self, job: _Job, tokenizer: Any, batch_size: int) -> RowStream:
+        """The streamed row of ``job``; its future resolves as soon as the row is done."""
+        collector = _Collector(job.on_delta)
+
+        def done(row: RowStream) -> None:
+            job.future.set_result(self._answer(job, collector.finish(), len(row.ids),
+                                               batch_size, row.first_token_at))
+
+        return RowStream(tokenizer, collector.take, done, cancel=job.cancel,
+                         limit=job.request.max_new_tokens or self.settings.max_new_tokens)
+
+    def _answer(self, job: _Job, full: str, tokens: int, batch_size: int,
+                first_token_at: float | None = None) -> GeneratedAnswer:
+        """The answer from the raw generated text ``full`` (markers included)."""
+        request = job.request
         text = strip_markers(full)
         marked = parse_citations(full, (p.id for p in request.passages))
         cited = verify_citations(text, marked, request.passages)
-        tokens = int(output.shape[1] - inputs["input_ids"].shape[1])
-        first = (streamer.first_token_at - started) if streamer.first_token_at else None
+        first = (first_token_at - job.enqueued) if first_token_at else None
         return GeneratedAnswer(text, cited, not cited and is_decline(text), tokens,
-                               time.perf_counter() - started, request.adapter, first, marked)
+                               time.perf_counter() - job.enqueued, request.adapter, first,
+                               marked, batch_size)
 
 
 _END = object()
 
 
 class AnswerStream:
-    """Async iterator of answer text deltas; the model runs in a worker thread.
+    """Async iterator of answer text deltas; the model runs in the batch worker thread.
 
     ``answer`` is the :class:`GeneratedAnswer` once the stream is exhausted. ``aclose()``
     stops generation early (e.g. when the client went away).
@@ -295,13 +311,10 @@ class AnswerStream:
         def on_delta(delta: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, delta)
 
-        def work() -> GeneratedAnswer:
-            try:
-                return self._model._run(self._request, on_delta, self._cancel)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
-
-        self._task = asyncio.ensure_future(asyncio.to_thread(work))
+        future = self._model._submit(self._request, on_delta, self._cancel)
+        # deltas are posted before the future resolves, so _END comes after the last one
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _END))
+        self._task = asyncio.wrap_future(future)
         return queue
 
     async def __anext__(self) -> str:
@@ -316,7 +329,7 @@ class AnswerStream:
         return item
 
     async def aclose(self) -> None:
-        """Stop generating and wait for the worker thread to finish."""
+        """Stop generating this answer and wait until its row has stopped."""
         self._cancel.set()
         if self._task is not None:
             with contextlib.suppress(BotError):

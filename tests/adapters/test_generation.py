@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_store import FORMAT_VERSION
-from adapters.base_model import load_base_model
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
-from adapters.lora_training import save_adapter
 from adapters.prompting import NO_ANSWER
 from bot.config import ModelSettings, Persona
 from bot.errors import ModelError, NotTrainedError
@@ -35,29 +32,11 @@ def model() -> DialogueModel:
 
 
 @pytest.fixture(scope="module")
-def adapter_paths(model: DialogueModel, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two random (untrained) LoRA adapters with manifests for this base: they change outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    base = load_base_model(SETTINGS)  # a second copy: peft modifies the model it wraps
-    paths = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "v_proj"],
-                            init_lora_weights=False, task_type="CAUSAL_LM")
-        wrapped = get_peft_model(base.model, config)
-        path = tmp_path_factory.mktemp("adapters") / f"adapter-{seed}"
-        save_adapter(wrapped, path, {
-            "format": FORMAT_VERSION, "bot": f"bot{seed}",
-            "base": {"name": "smollm2-135m", "fingerprint": model.base.fingerprint},
-            "fingerprint": {},
-        })
-        base.model = wrapped.unload()
-        paths.append(path)
-    for n, path in enumerate(paths):
+def adapter_paths(model: DialogueModel, random_adapters: list[Path]) -> list[Path]:
+    """The two random adapters loaded into ``model`` as bot1 and bot2."""
+    for n, path in enumerate(random_adapters):
         model.add_adapter(f"bot{n + 1}", path)
-    return paths
+    return random_adapters
 
 
 def test_constructor_is_cheap() -> None:
