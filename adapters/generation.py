@@ -7,6 +7,7 @@ collects them for up to ``model.batch_wait_ms`` (at most ``model.max_batch``, on
 per batch) and runs one left-padded greedy ``generate``, the adapter selected under a lock
 so adapters never mix. ``generate`` blocks; ``stream`` yields text deltas as the model
 produces them. With no passages the answer is a rule: say so and offer a human, no model call.
+The raw text becomes an answer the same way as a model server's (adapters/answers.py).
 """
 
 from __future__ import annotations
@@ -14,84 +15,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.adapter_store import adapter_dir, check_adapter
+from adapters.answers import (
+    AnswerCollector,
+    GeneratedAnswer,
+    GenerationRequest,
+    finish_answer,
+    rule_answer,
+)
 from adapters.base_model import BaseModel, load_base_model
 from adapters.batching import BatchQueue, BatchStreamer, Job, RowStream, left_pad
-from adapters.prompting import (
-    NO_ANSWER,
-    MarkerFilter,
-    Turn,
-    build_messages,
-    is_decline,
-    parse_citations,
-    strip_markers,
-    verify_citations,
-)
-from bot.config import BotDefinition, ModelSettings, Persona
+from adapters.prompting import build_messages
+from bot.config import BotDefinition, ModelSettings
 from bot.errors import BotError, ModelError
-from retrieval.documents import Passage
+
+__all__ = ["AnswerStream", "DialogueModel", "GeneratedAnswer", "GenerationRequest"]
 
 MAX_PROMPT_TOKENS = 2048
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One question with the passages (already filtered for relevance) to answer from."""
-
-    question: str
-    passages: Sequence[Passage] = ()
-    history: Sequence[Turn] = ()
-    persona: Persona = field(default_factory=Persona)
-    adapter: str | None = None
-    max_new_tokens: int | None = None
-    no_answer: str = NO_ANSWER
-
-
-@dataclass(frozen=True)
-class GeneratedAnswer:
-    """The answer text (markers removed), the passage ids it cites and how it came about."""
-
-    text: str
-    cited_ids: tuple[str, ...] = ()
-    declined: bool = False
-    tokens: int = 0
-    seconds: float = 0.0
-    adapter: str | None = None
-    first_token_seconds: float | None = None
-    marked_ids: tuple[str, ...] = ()  # the model's own markers (in the prompt), before checks
-    batch_size: int = 0  # how many requests ran in the model call with this one (0: none)
-
-
 _Job = Job[GenerationRequest, GeneratedAnswer]
-
-
-class _Collector:
-    """One request's raw text, with ``[id]`` markers filtered out of what it streams."""
-
-    def __init__(self, on_delta: Callable[[str], None]) -> None:
-        self.on_delta = on_delta
-        self.raw: list[str] = []
-        self.cleaner = MarkerFilter()
-
-    def take(self, delta: str) -> None:
-        self.raw.append(delta)
-        shown = self.cleaner.feed(delta)
-        if shown:
-            self.on_delta(shown)
-
-    def finish(self) -> str:
-        """Flush the held-back text; returns the full raw text."""
-        tail = self.cleaner.finish()
-        if tail:
-            self.on_delta(tail)
-        return "".join(self.raw)
 
 
 class DialogueModel:
@@ -211,8 +159,7 @@ class DialogueModel:
         if request.passages:
             return self._queue.submit(job)
         on_delta(request.no_answer)
-        job.future.set_result(GeneratedAnswer(request.no_answer, (), True, 0, 0.0,
-                                              request.adapter))
+        job.future.set_result(rule_answer(request))
         return job.future
 
     def _stop_ids(self) -> list[int]:
@@ -261,7 +208,7 @@ class DialogueModel:
 
     def _row(self, job: _Job, tokenizer: Any, batch_size: int) -> RowStream:
         """The streamed row of ``job``; its future resolves as soon as the row is done."""
-        collector = _Collector(job.on_delta)
+        collector = AnswerCollector(job.on_delta)
 
         def done(row: RowStream) -> None:
             job.future.set_result(self._answer(job, collector.finish(), len(row.ids),
@@ -273,14 +220,8 @@ class DialogueModel:
     def _answer(self, job: _Job, full: str, tokens: int, batch_size: int,
                 first_token_at: float | None = None) -> GeneratedAnswer:
         """The answer from the raw generated text ``full`` (markers included)."""
-        request = job.request
-        text = strip_markers(full)
-        marked = parse_citations(full, (p.id for p in request.passages))
-        cited = verify_citations(text, marked, request.passages)
-        first = (first_token_at - job.enqueued) if first_token_at else None
-        return GeneratedAnswer(text, cited, not cited and is_decline(text), tokens,
-                               time.perf_counter() - job.enqueued, request.adapter, first,
-                               marked, batch_size)
+        return finish_answer(job.request, full, tokens=tokens, started=job.enqueued,
+                             batch_size=batch_size, first_token_at=first_token_at)
 
 
 _END = object()

@@ -2,7 +2,8 @@
 
 ``eval/faq_paraphrases.yaml`` in the bot folder lists ``{id: faq-id, questions: [...]}``.
 Each question is answered the way the bot answers at run time (retrieve top-k, keep passages
-above ``faq.answer_threshold``, generate; none left -> the "don't know" rule) and scored
+above ``faq.answer_threshold`` and within ``model.passage_margin`` of the best, generate;
+none left -> the "don't know" rule) and scored
 against the gold FAQ answer: token F1, ROUGE-L F1, and whether the answer cites the right
 passage. The "extractive" figures score returning the top passage verbatim, for reference.
 """
@@ -22,6 +23,7 @@ from bot.config import BotDefinition
 from bot.errors import ConfigError
 from bot.yamlio import load_yaml
 from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.index import relevant_hits
 from retrieval.knowledge import KnowledgeBase, build_index
 
 PARAPHRASES = Path("eval") / "faq_paraphrases.yaml"
@@ -117,7 +119,8 @@ def evaluate_generation(bot: BotDefinition, *, adapter: bool, limit: int | None 
 
     for faq_id, question in tqdm(questions, desc="generation eval", disable=not progress):
         hits = knowledge.search(question, faq.top_k)
-        passages = [h.passage for h in hits if h.score >= faq.answer_threshold]
+        passages = [h.passage for h in relevant_hits(hits, threshold=faq.answer_threshold,
+                                                     margin=bot.config.model.passage_margin)]
         answer = model.generate(GenerationRequest(question, passages,
                                                   persona=bot.config.persona, adapter=name))
         gold = index.get(faq_id)

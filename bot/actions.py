@@ -22,6 +22,7 @@ import aiohttp
 
 from bot.config_dialogue import ActionDefinition
 from bot.errors import ActionError, TemplateError
+from bot.schema import http_url
 from bot.templating import Rendered, Templates
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class ActionRunner:
 
     def _url(self, action: ActionDefinition, context: Mapping[str, Any]) -> str:
         url = self.templates.render(action.url, _url_safe(dict(context)))
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        if http_url(url) is not None:
             raise ActionError("the rendered URL is not an absolute http(s) URL")
         return url
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.config import BotConfig
 from bot.messages import BotReply, Citation
 from bot.sessions import Session
-from retrieval.index import Hit
+from retrieval.index import Hit, relevant_hits
 from retrieval.knowledge import KnowledgeBase
 
 if TYPE_CHECKING:
-    from adapters.generation import DialogueModel
+    from adapters.answers import GeneratedAnswer, GenerationRequest
     from adapters.prompting import Turn
 
 
@@ -32,11 +32,32 @@ def citation(hit: Hit) -> Citation:
                     title=passage.title or passage.question or "", score=round(hit.score, 4))
 
 
+class AnswerTextStream(Protocol):
+    """Text deltas of one answer; ``answer`` is set once exhausted; ``aclose()`` stops it."""
+
+    answer: GeneratedAnswer | None
+
+    def __aiter__(self) -> AnswerTextStream: ...
+
+    async def __anext__(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamingModel(Protocol):
+    """A dialogue model the answerer can stream from: local weights
+    (:class:`adapters.generation.DialogueModel`) or a model server
+    (:class:`adapters.remote_model.RemoteDialogueModel`)."""
+
+    def stream(self, request: GenerationRequest) -> AnswerTextStream: ...
+
+
 @dataclass(frozen=True)
 class Generator:
-    """The dialogue model and the adapter this bot answers with (None: the plain base)."""
+    """The dialogue model and the adapter this bot answers with (None: the plain base or,
+    on a model server, the served model)."""
 
-    model: DialogueModel
+    model: StreamingModel
     adapter: str | None
 
 
@@ -64,10 +85,12 @@ class FaqAnswerer:
             return []
         return await asyncio.to_thread(self.knowledge.search, text, self.config.faq.top_k)
 
-    def relevant(self, hits: list[Hit]) -> list[Hit]:
-        """The hits at or above ``faq.answer_threshold``."""
+    def relevant(self, hits: list[Hit], *, margin: float | None = None) -> list[Hit]:
+        """The hits at or above ``faq.answer_threshold`` (and within ``margin`` of the best)."""
         faq = self.config.faq
-        return [h for h in hits if faq is not None and h.score >= faq.answer_threshold]
+        if faq is None:
+            return []
+        return relevant_hits(hits, threshold=faq.answer_threshold, margin=margin)
 
     def exact_answer(self, hits: list[Hit]) -> BotReply | None:
         """The best passage's answer with its citation, if it clears the threshold."""
@@ -87,7 +110,7 @@ class FaqAnswerer:
         (retrieval searches ``query`` when given: the question with its context)."""
         hits = await self.retrieve(query or text)
         confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
-        relevant = self.relevant(hits)
+        relevant = self.relevant(hits, margin=self.config.model.passage_margin)
         if self.generator is None or confident or not relevant:
             reply = self.exact_answer(hits) or self.fallback()
             yield reply.text
@@ -98,7 +121,7 @@ class FaqAnswerer:
 
     async def _generate(self, generator: Generator, session: Session, text: str,
                         hits: list[Hit]) -> AsyncIterator[str | BotReply]:
-        from adapters.generation import GenerationRequest
+        from adapters.answers import GenerationRequest
 
         settings = self.config.model
         request = GenerationRequest(

@@ -29,6 +29,7 @@ from bot.schema import (
     build,
     check,
     convert,
+    http_url,
     identifier,
     non_empty,
     positive,
@@ -110,6 +111,21 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class ModelServerSettings:
+    """An OpenAI-compatible model server that runs the dialogue model (adapters/remote_model.py).
+
+    ``model`` is the served model name; ``adapter`` the served LoRA name to request instead
+    (vLLM ``--lora-modules NAME=PATH``). ``api_key`` is sent as a bearer token, never shown.
+    """
+
+    url: str = check(http_url)  # the API base, e.g. http://10.0.0.7:8000/v1
+    model: str = check(non_empty)
+    adapter: str | None = check(non_empty, default=None)
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = check(positive, default=60.0)
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     base: str = "smollm2-135m"
     generation: bool = False  # answer FAQ/unknown turns with the model (bot/answering.py)
@@ -117,12 +133,15 @@ class ModelSettings:
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_new_tokens: int = check(positive, default=96)
-    history_turns: int = check(between(0, 50), default=4)
+    history_turns: int = check(between(0, 50), default=2)  # earlier exchanges in prompts
     passage_words: int = check(positive, default=80)
+    # the prompt's passages score at most this far below the best one (None: all relevant)
+    passage_margin: float | None = check(between(0.0, 1.0), default=0.08)
     threads: int | None = None
     max_batch: int = check(between(1, 256), default=8)  # concurrent requests per model call
     batch_wait_ms: float = check(between(0.0, 1000.0), default=10.0)  # wait to fill a batch
     lora: LoraSettings = field(default_factory=LoraSettings)
+    server: ModelServerSettings | None = None  # set: no local model at serve time
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,15 @@ from retrieval.knowledge import KnowledgeBase
 
 
 def load_generator(bot: BotDefinition) -> Generator | None:
-    """The dialogue model with the bot's trained adapter, when ``model.generation`` is on."""
-    if not bot.config.model.generation:
+    """The dialogue model with the bot's trained adapter, when ``model.generation`` is on:
+    loaded here, or (``model.server``) a client of the model server that serves it."""
+    settings = bot.config.model
+    if not settings.generation:
         return None
+    if settings.server is not None:  # no local weights: the server has model and adapter
+        from adapters.remote_model import RemoteDialogueModel
+
+        return Generator(RemoteDialogueModel(settings), settings.server.adapter)
     from adapters.generation import DialogueModel
 
     model = DialogueModel(bot.config.model).load()

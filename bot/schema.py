@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
 from bot.yamlio import LocatedDict, LocatedList
@@ -77,6 +78,17 @@ def between(low: float, high: float) -> Check:
 
 def positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
+
+
+def http_url(value: Any) -> str | None:
+    """An absolute ``http://`` or ``https://`` URL with a host."""
+    try:
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return None
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        pass
+    return "must be an http:// or https:// URL with a host"
 
 
 def identifier(value: Any) -> str | None:

@@ -7,7 +7,7 @@ Small indexes are exact (``IndexFlatIP`` on normalised vectors = cosine similari
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,16 @@ class Hit:
 
     passage: Passage
     score: float
+
+
+def relevant_hits(hits: Sequence[Hit], *, threshold: float,
+                  margin: float | None = None) -> list[Hit]:
+    """The hits scoring at least ``threshold`` and, with a ``margin``, at most that far below
+    the best hit (passages much weaker than the best match mostly distract the model)."""
+    if not hits:
+        return []
+    floor = threshold if margin is None else max(threshold, max(h.score for h in hits) - margin)
+    return [h for h in hits if h.score >= floor]
 
 
 def _new_index(dimensions: int, size: int) -> faiss.Index:

@@ -119,3 +119,29 @@ def test_missing_folder_and_binary_file(tmp_path) -> None:  # type: ignore[no-un
     assert "bot folder does not exist" in error_of(tmp_path / "nope")
     (tmp_path / "bot.yaml").write_bytes(b"\xff\xfe\x00binary")
     assert "not UTF-8" in error_of(tmp_path)
+
+
+def test_model_server_settings(make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TEST_MODEL_KEY", "sk-model-key")
+    root = make_bot(BOT_YAML + "model:\n  server:\n    url: http://10.0.0.7:8000/v1\n"
+                    "    model: smollm2\n    adapter: acme_bank\n"
+                    "    api_key: ${BOT_TEST_MODEL_KEY}\n")
+    server = load_bot(root).config.model.server
+    assert server is not None and server.url == "http://10.0.0.7:8000/v1"
+    assert (server.model, server.adapter, server.timeout_s) == ("smollm2", "acme_bank", 60.0)
+    assert server.api_key == "sk-model-key" and "sk-model-key" not in repr(server)
+    assert load_bot(make_bot()).config.model.server is None
+
+
+def test_model_server_errors_name_file_and_key_path(make_bot: MakeBot) -> None:
+    def server(lines: str) -> str:
+        return error_of(make_bot("name: b\nmodel:\n  server:\n" + lines))
+
+    assert "bot.yaml:3: model.server.url: required" in server("    model: m\n")
+    message = server("    url: http://h/v1\n    model: m\n    adapters: x\n")
+    assert "bot.yaml:6: model.server.adapters: unknown key" in message
+    assert "api_key" in message and "timeout_s" in message
+    assert "model.server.url: must be an http:// or https:// URL" in server(
+        "    url: 10.0.0.7:8000/v1\n    model: m\n")
+    assert "model.server.timeout_s: must be greater than 0" in server(
+        "    url: https://h/v1\n    model: m\n    timeout_s: 0\n")

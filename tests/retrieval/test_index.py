@@ -8,7 +8,7 @@ import pytest
 from bot.errors import RetrievalError
 from retrieval.documents import Passage
 from retrieval.embedder import SentenceEmbedder
-from retrieval.index import FaqIndex
+from retrieval.index import FaqIndex, Hit, relevant_hits
 
 PASSAGES = [
     Passage("card", "Cards arrive in a week.", "t", question="When will my card arrive?"),
@@ -64,3 +64,17 @@ def test_missing_or_damaged_index_is_a_clear_error(tmp_path: Path,
 def test_empty_query_results_for_empty_index(embedder: SentenceEmbedder) -> None:
     index = FaqIndex.build([], embedder)
     assert index.search_vector(np.zeros(384, dtype=np.float32), 3) == []
+
+
+def test_relevant_hits_keep_those_above_the_threshold_and_near_the_best() -> None:
+    hits = [Hit(Passage(name, name, "faq.yaml"), score)
+            for name, score in [("a", 0.70), ("b", 0.65), ("c", 0.58), ("d", 0.40)]]
+
+    def ids(kept: list[Hit]) -> list[str]:
+        return [h.passage.id for h in kept]
+
+    assert ids(relevant_hits(hits, threshold=0.55)) == ["a", "b", "c"]
+    assert ids(relevant_hits(hits, threshold=0.55, margin=0.08)) == ["a", "b"]
+    assert ids(relevant_hits(hits, threshold=0.55, margin=0.0)) == ["a"]
+    assert ids(relevant_hits(hits, threshold=0.75, margin=0.5)) == []  # the threshold holds
+    assert relevant_hits([], threshold=0.5, margin=0.1) == []
