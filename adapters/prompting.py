@@ -59,11 +59,12 @@ def user_prompt(question: str, passages: Sequence[Passage], *, max_words: int) -
 
 
 def build_messages(persona: Persona, question: str, passages: Sequence[Passage], *,
-                   history: Sequence[Turn] = (), history_turns: int = 4,
+                   history: Sequence[Turn] = (), history_turns: int = 2,
                    max_words: int = 80) -> list[dict[str, str]]:
-    """Chat messages for the tokenizer's chat template (without the answer)."""
+    """Chat messages for the tokenizer's chat template (without the answer); the history
+    is cut to its last ``history_turns`` exchanges (user message and reply)."""
     messages = [{"role": "system", "content": system_prompt(persona)}]
-    recent = list(history)[-history_turns:] if history_turns > 0 else []
+    recent = list(history)[-2 * history_turns:] if history_turns > 0 else []
     for turn in recent:
         role = "assistant" if turn.role in ("assistant", "bot") else "user"
         messages.append({"role": role, "content": turn.text})

@@ -4,7 +4,10 @@ Every FAQ question and alternative becomes a question whose prompt shows the pas
 index retrieves for it (the right one swapped in if retrieval missed it, order shuffled so
 the model has to read rather than cite the first), with the answer plus ``[id]`` as target.
 Some questions are paired with unrelated passages, and a few off-topic questions with their
-nearest passages, with the "I don't know, want a human?" reply as target.
+nearest passages, with the "I don't know, want a human?" reply as target. A share of the
+examples is preceded by an earlier exchange on another topic, as a conversation's history
+appears in the prompt at run time, so the model answers the new question from its passages
+instead of repeating its previous answer.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.prompting import NO_ANSWER, PROMPT_VERSION, answer_target, build_messages
+from adapters.prompting import NO_ANSWER, PROMPT_VERSION, Turn, answer_target, build_messages
 from bot.config import BotDefinition, Persona
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder
@@ -30,6 +33,7 @@ OFF_TOPIC = (
     "What is the capital of Australia?",
     "How do I bake sourdough bread?",
 )
+HISTORY_SHARE = 0.3  # of the examples, preceded by one earlier exchange
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Example:
     passages: tuple[Passage, ...]
     target: str
     gold: str | None  # the passage id the answer cites; None for "no answer" examples
+    history: tuple[Turn, ...] = ()  # earlier messages of the conversation
 
 
 def build_examples(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
@@ -79,7 +84,18 @@ def build_examples(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
             continue
         shown = rng.sample(others, min(top_k, len(others)))
         examples.append(Example(question, tuple(shown), NO_ANSWER, None))
-    return examples
+    return [with_history(e, pairs, rng) if rng.random() < HISTORY_SHARE else e
+            for e in examples]
+
+
+def with_history(example: Example, pairs: Sequence[tuple[str, Passage]],
+                 rng: random.Random) -> Example:
+    """``example`` after one exchange about another passage (its answer as the bot said it)."""
+    shown = {p.id for p in example.passages}
+    others = [(q, p) for q, p in pairs if p.id not in shown] or list(pairs)
+    question, passage = rng.choice(others)
+    history = (Turn("user", question), Turn("assistant", passage.text.strip()))
+    return Example(example.question, example.passages, example.target, example.gold, history)
 
 
 def encode(example: Example, tokenizer: Any, persona: Persona, *, max_length: int,
@@ -94,7 +110,8 @@ def encode(example: Example, tokenizer: Any, persona: Persona, *, max_length: in
     target = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [stop]
     passages = list(example.passages)
     while True:
-        messages = build_messages(persona, example.question, passages, max_words=max_words)
+        messages = build_messages(persona, example.question, passages,
+                                  history=example.history, max_words=max_words)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                tokenize=False)
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -113,6 +130,6 @@ def data_digest(examples: Sequence[Example], persona: Persona, *, max_words: int
         "persona": [persona.name, persona.description, persona.style],
         "max_words": max_words,
         "examples": [[e.question, [[p.id, p.question, p.title, p.text] for p in e.passages],
-                      e.target] for e in examples],
+                      e.target, [[t.role, t.text] for t in e.history]] for e in examples],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

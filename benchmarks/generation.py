@@ -14,8 +14,6 @@ import argparse
 import itertools
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -28,6 +26,7 @@ from adapters.generation import DialogueModel, GenerationRequest
 from adapters.generation_eval import evaluate_generation
 from adapters.lora_training import train_adapter
 from adapters.training_data import build_examples
+from benchmarks.report import torch_machine, write_results
 from bot.config import BotDefinition, load_bot
 from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase, build_index
@@ -113,16 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    import torch
 
     bot = load_bot(args.bot)
     embedder = SentenceEmbedder(bot.config.embedder.model).load()
     model = DialogueModel(bot.config.model).load()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-                    "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "load_average": os.getloadavg()},
+        "machine": torch_machine(),
         "model": {"base": bot.config.model.base, "dtype": bot.config.model.dtype,
                   "device": bot.config.model.device},
         "decoding": decoding(model, bot, embedder, runs=args.runs, tokens=args.tokens),
@@ -144,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             result["samples"] = result.pop("items")[:5]
         results["eval"] = evals
         print(json.dumps(evals, indent=2), flush=True)
-    results["machine"]["load_average_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(args.output, results)
     return 0
 
 

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from adapters.batching import left_pad
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
 from adapters.generation_eval import load_paraphrases
+from benchmarks.report import torch_machine, write_results
 from bot.config import BotDefinition, load_bot
 from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase, build_index
@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import dataclasses
 
-    import torch
 
     levels = [int(n) for n in args.users.split(",")]
     counts = [int(n) for n in args.requests.split(",")]
@@ -159,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     split = phases(models[max(models)], requests, sizes, steps=args.phase_steps) \
         if args.phase_steps else []
     results = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-                    "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "load_average": load_start,
-                    "load_average_end": os.getloadavg()},
+        "machine": {**torch_machine(), "load_average": load_start},
         "model": {"base": bot.config.model.base, "dtype": bot.config.model.dtype,
                   "device": bot.config.model.device, "adapter": None},
         "settings": {"max_new_tokens": args.tokens, "batch_wait_ms": args.wait_ms,
@@ -171,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "levels": rows,
         "phases": split,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(args.output, results)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Run (train the bot first: `.venv/bin/bot train example_bots/acme_bank`):
     .venv/bin/python benchmarks/load.py                      # FAQ path, SQLite and Redis
-    .venv/bin/python benchmarks/load.py --path generation    # once the dialogue model lands
+    .venv/bin/python benchmarks/load.py --path generation --levels 1,8 --requests 16 --repeat 1
 
 For each store it copies the trained bot into a temporary folder, points its ``sessions`` at
 SQLite or at a throwaway loopback redis-server, switches rate limits off, starts
@@ -11,6 +11,8 @@ SQLite or at a throwaway loopback redis-server, switches rate limits off, starts
 own session; ``--redis-workers 2`` adds two workers on one Redis, each user's turns
 alternating between them). Questions are the bot's held-out FAQ paraphrases. Results go to
 ``benchmarks/results/load.json``. The client runs on the same machine and shares its CPU.
+On the generation path every FAQ turn is answered by the dialogue model (the exact-answer
+fast path is switched off), batched across users as ``model.max_batch`` allows.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ def questions(bot: Path) -> list[str]:
     return [q for item in items for q in item["questions"]]
 
 
-def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str) -> Path:
-    """A copy of the trained bot with the store, path and limits of this run."""
-    target = work / f"{bot.name}-{store}"
+def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
+            max_batch: int | None = None) -> Path:
+    """A copy of the trained bot with the store, path, batch size and limits of this run."""
+    target = work / f"{bot.name}-{store}-{max_batch or 'default'}"
     shutil.copytree(bot, target, ignore=shutil.ignore_patterns("sessions.sqlite3*", "stats"))
     config_file = target / "bot.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
@@ -62,6 +65,10 @@ def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str) -> 
     config["security"] = {**(config.get("security") or {}), "sender_rate_limit": None,
                           "ip_rate_limit": None}
     config["model"] = {**(config.get("model") or {}), "generation": path == "generation"}
+    if path == "generation":  # no exact-answer fast path: the model answers every FAQ turn
+        config["model"]["exact_answer_threshold"] = 1.0
+    if max_batch is not None:
+        config["model"]["max_batch"] = max_batch
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return target
 
@@ -222,7 +229,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for row in overhead:
             print(f"{row['store']:>6} store only: p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
                   " per turn", flush=True)
-        series = {store: [Served(path, store)] for store, path in prepared.items()}
+        series = {store: [Served(path, store)] for store, path in prepared.items()
+                  if not (args.max_batch and store == args.stores[0])}  # else: its -bN series
+        for size in args.max_batch:  # the same store, other batch sizes, side by side
+            store = args.stores[0]
+            batched = prepare(bot, work, store=store, path=args.path, max_batch=size,
+                              redis_url=redis.url if redis else "")
+            series[f"{store}-b{size}"] = [Served(batched, store)]
         if "redis" in prepared and args.redis_workers > 1:
             series[f"redis-x{args.redis_workers}"] = [
                 Served(prepared["redis"], "redis", share=args.redis_workers)
@@ -237,6 +250,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "command": "python benchmarks/load.py " + " ".join(sys.argv[1:]),
         "bot": args.bot.name, "path": args.path, "requests_per_level": args.requests,
+        "max_batch_series": args.max_batch,
         "rounds": args.repeat,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(),
@@ -261,9 +275,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rounds of all levels; figures are medians over rounds")
     parser.add_argument("--redis-workers", type=int, default=2,
                         help="also measure this many `bot serve` workers sharing Redis")
+    parser.add_argument("--max-batch", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[], help="also serve the first store with these "
+                        "model.max_batch values (series <store>-b<N>), e.g. 1,8")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, help="default: results/load.json (FAQ path) or "
+                        "results/load_generation.json")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        name = "load.json" if args.path == "faq" else f"load_{args.path}.json"
+        args.out = ROOT / "benchmarks" / "results" / name
+    return args
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
         - user: has my new card been sent out?
           intent: check_card_delivery       # the reply's intent
           kind: form                        # the reply's kind (faq, intent, form, handoff, ...)
+                                            # or a list of kinds, any of which passes
           contains: last 4 digits           # text or list of texts, case-insensitive
           not_contains: [full card number]
           cites: card-not-arrived           # a passage id among the citations
@@ -45,7 +46,7 @@ class Step:
 
     user: str = field_check(non_empty)
     intent: str | None = None
-    kind: str | None = None
+    kind: Texts | None = None  # one kind, or several any of which passes
     contains: Texts = ()
     not_contains: Texts = ()
     cites: str | None = None
@@ -160,7 +161,7 @@ def check_step(step: Step, reply: BotReply, slots: dict[str, Any]) -> list[str]:
 
     if step.intent is not None and reply.intent != step.intent:
         differ("intent", step.intent, reply.intent)
-    if step.kind is not None and reply.kind != step.kind:
+    if step.kind is not None and reply.kind not in _texts(step.kind):
         differ("kind", step.kind, reply.kind)
     if step.handoff is not None and reply.handoff != step.handoff:
         differ("handoff", step.handoff, reply.handoff)

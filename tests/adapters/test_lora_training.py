@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import textwrap
 from pathlib import Path
@@ -17,7 +18,7 @@ from adapters.base_model import base_fingerprint, load_base_model
 from adapters.generation import DialogueModel, GenerationRequest
 from adapters.lora_training import needs_training, train_adapter
 from adapters.prompting import NO_ANSWER
-from adapters.training_data import build_examples, encode
+from adapters.training_data import build_examples, encode, with_history
 from bot.config import BotDefinition, ModelSettings, load_bot
 from bot.errors import ModelError
 from retrieval.embedder import SentenceEmbedder
@@ -99,6 +100,31 @@ def test_loss_is_only_on_the_answer(trained: tuple[BotDefinition, FaqIndex, Path
     assert labels[: len(ids) - len(learned)] == [-100] * (len(ids) - len(learned))
     assert tokenizer.decode(learned) == example.target + "<|im_end|>"
     assert encode(example, tokenizer, bot.config.persona, max_length=50, max_words=80) is None
+
+
+def test_an_earlier_exchange_goes_into_the_prompt_but_not_the_loss(
+        trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
+    bot, index, _path = trained
+    tokenizer = load_base_model(ModelSettings()).tokenizer
+    examples = build_examples(bot, index, embedder, seed=13)
+    assert any(e.history for e in examples)  # a share of them follows an earlier exchange
+    example = next(e for e in examples if e.gold is not None and not e.history)
+    pairs = [(p.question or "", p) for p in index.passages]
+    later = with_history(example, pairs, random.Random(0))
+    (asked, said) = later.history
+    shown = {p.id for p in example.passages}
+    assert (asked.role, said.role) == ("user", "assistant")
+    earlier = next(p for p in index.passages if p.question == asked.text)
+    assert earlier.id not in shown and said.text == earlier.text  # another topic
+    assert (later.question, later.passages, later.target) == \
+        (example.question, example.passages, example.target)
+    encoded = encode(later, tokenizer, bot.config.persona, max_length=320, max_words=80)
+    assert encoded is not None
+    ids, labels = encoded
+    prompt = tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label == -100])
+    assert asked.text in prompt and said.text in prompt
+    assert prompt.index(said.text) < prompt.index(f"Question: {example.question}")
+    assert tokenizer.decode([t for t in labels if t != -100]) == example.target + "<|im_end|>"
 
 
 def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:

@@ -30,7 +30,8 @@ PIN = Passage("reset-pin", " ".join(["word"] * 30), "faq.yaml", title="Reset PIN
 def test_messages_hold_persona_passage_ids_history_and_question() -> None:
     history = [Turn("user", f"old {n}") for n in range(6)]
     messages = build_messages(Persona(name="Ava", style="Be brief."), "where is my card?",
-                              [CARD, PIN], history=history, history_turns=2, max_words=10)
+                              [CARD, PIN], history=history, history_turns=1, max_words=10)
+    assert len(messages) == 4  # system, the last exchange (two messages), the question
     assert messages[0]["role"] == "system"
     assert "You are Ava" in messages[0]["content"] and "Be brief." in messages[0]["content"]
     assert [m["content"] for m in messages[1:3]] == ["old 4", "old 5"]

@@ -29,7 +29,7 @@ PASSING = """
 - name: two misunderstandings hand off
   steps:
     - user: blorp
-      kind: fallback
+      kind: [clarify, fallback]
       handoff: false
     - user: zzz qqq
       kind: handoff
@@ -40,6 +40,7 @@ FAILING = """
 name: wrong expectations
 steps:
   - user: how do I reset my PIN?
+    kind: [intent, form]
     cites: card-not-arrived
     contains: Reset PIN
     slots: {pin: "1234"}
@@ -72,6 +73,7 @@ def test_failures_print_the_diff_and_exit_1(make_bot: MakeBot,
     assert "cites:\n          - expected 'card-not-arrived'\n          + got      ['reset-pin']" \
         in out
     assert "slot pin:\n          - expected '1234'\n          + got      None" in out
+    assert "kind:\n          - expected ('intent', 'form')\n          + got      'faq'" in out
     assert "reply contains" not in out  # that expectation held
     assert "2 of 3 conversations passed; 4 of 5 steps passed" in out
     assert main(["test", str(root), "-k", "basics"]) == 0
