@@ -86,6 +86,24 @@ def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, An
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean next-token cross-entropy over the labelled (answer) tokens of ``batch``.
+
+    The same loss as ``model(**batch).loss``, but the LM head (hidden size x vocabulary)
+    runs only at the positions that have a label, a small share of each row, instead of
+    at every prompt position: most of a training step's memory otherwise goes into logits.
+    """
+    import torch
+
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal_lm.base_model(input_ids=batch["input_ids"],
+                                  attention_mask=batch["attention_mask"])[0]
+    labels = batch["labels"][:, 1:]
+    keep = labels != -100
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
+
+
 def _batch_rows(step: int, size: int, batch_size: int, seed: int) -> list[int]:
     """Row numbers of ``step``'s batch: a fresh seeded shuffle each epoch."""
     per_epoch = math.ceil(size / batch_size)
@@ -203,7 +221,7 @@ def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
         batch = {k: v.to(base.device) for k, v in _batch(
             [data[i] for i in _batch_rows(step, len(data), lora.batch_size, lora.seed)],
             pad_id).items()}
-        loss = model(**batch).loss
+        loss = answer_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

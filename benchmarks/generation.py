@@ -4,8 +4,10 @@
         [--train-steps 3] [--eval-limit 40] [--skip-train] [--skip-eval]
 
 Writes ``benchmarks/results/generation.json``. The eval part needs the bot's adapter
-(``bot train``); without it only the base model is evaluated. Set ``OMP_WAIT_POLICY=PASSIVE``
-on machines whose cores are shared with other busy processes (see benchmarks/README.md).
+(``bot train``); without it only the base model is evaluated. With it, the LoRA answers are
+also scored with every relevant passage in the prompt (``model.passage_margin`` off). Set
+``OMP_WAIT_POLICY=PASSIVE`` on machines whose cores are shared with other busy processes
+(see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                                                 model=model, embedder=embedder)
             evals["lora"]["adapter"] = {k: manifest.get(k) for k in (
                 "steps", "epochs", "examples", "seconds", "seconds_per_step", "final_loss")}
+            every = replace(bot, config=replace(bot.config, model=replace(
+                bot.config.model, passage_margin=None)))  # every relevant passage in prompt
+            evals["lora_all_relevant"] = evaluate_generation(
+                every, adapter=True, limit=args.eval_limit, model=model, embedder=embedder)
         for result in evals.values():
             result["samples"] = result.pop("items")[:5]
         results["eval"] = evals

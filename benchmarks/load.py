@@ -11,8 +11,9 @@ SQLite or at a throwaway loopback redis-server, switches rate limits off, starts
 own session; ``--redis-workers 2`` adds two workers on one Redis, each user's turns
 alternating between them). Questions are the bot's held-out FAQ paraphrases. Results go to
 ``benchmarks/results/load.json``. The client runs on the same machine and shares its CPU.
-On the generation path every FAQ turn is answered by the dialogue model (the exact-answer
-fast path is switched off), batched across users as ``model.max_batch`` allows.
+On the generation path every turn is answered by the dialogue model: the bot's intents,
+forms, actions and handoff rules and the exact-answer fast path are switched off; answers are
+batched across users as ``model.max_batch`` allows.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
     config["security"] = {**(config.get("security") or {}), "sender_rate_limit": None,
                           "ip_rate_limit": None}
     config["model"] = {**(config.get("model") or {}), "generation": path == "generation"}
-    if path == "generation":  # no exact-answer fast path: the model answers every FAQ turn
+    if path == "generation":  # every turn to the dialogue model: no fast path, no intents
         config["model"]["exact_answer_threshold"] = 1.0
+        for section in ("intents", "forms", "actions", "handoff"):
+            config.pop(section, None)
     if max_batch is not None:
         config["model"]["max_batch"] = max_batch
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from adapters.adapter_store import adapter_dir, checkpoint_dir
 from adapters.base_model import base_fingerprint, load_base_model
 from adapters.generation import DialogueModel, GenerationRequest
-from adapters.lora_training import needs_training, train_adapter
+from adapters.lora_training import _batch, answer_loss, needs_training, train_adapter
 from adapters.prompting import NO_ANSWER
 from adapters.training_data import build_examples, encode, with_history
 from bot.config import BotDefinition, ModelSettings, load_bot
@@ -125,6 +125,19 @@ def test_an_earlier_exchange_goes_into_the_prompt_but_not_the_loss(
     assert asked.text in prompt and said.text in prompt
     assert prompt.index(said.text) < prompt.index(f"Question: {example.question}")
     assert tokenizer.decode([t for t in labels if t != -100]) == example.target + "<|im_end|>"
+
+
+def test_answer_loss_equals_the_models_own_loss(
+        trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
+    bot, index, _path = trained
+    base = load_base_model(ModelSettings())
+    rows = [encode(e, base.tokenizer, bot.config.persona, max_length=320, max_words=80)
+            for e in build_examples(bot, index, embedder, seed=13)[:3]]
+    batch = _batch([r for r in rows if r is not None], base.tokenizer.pad_token_id)
+    assert len({len(r[0]) for r in rows if r is not None}) > 1  # padded rows included
+    with torch.no_grad():
+        expected = base.model(**batch).loss
+        assert float(answer_loss(base.model, batch)) == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:
