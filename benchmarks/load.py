@@ -2,7 +2,8 @@
 
 Run (train the bot first: `.venv/bin/bot train example_bots/acme_bank`):
     .venv/bin/python benchmarks/load.py                      # FAQ path, SQLite and Redis
-    .venv/bin/python benchmarks/load.py --path generation --levels 1,8 --requests 16 --repeat 1
+    .venv/bin/python benchmarks/load.py --path generation --stores sqlite --redis-workers 1 \
+        --max-batch 1,8 --requests 32 --repeat 1 --timeout 300   # model answers, batched or not
 
 For each store it copies the trained bot into a temporary folder, points its ``sessions`` at
 SQLite or at a throwaway loopback redis-server, switches rate limits off, starts

@@ -27,7 +27,7 @@ def load_generator(bot: BotDefinition) -> Generator | None:
         return Generator(RemoteDialogueModel(settings), settings.server.adapter)
     from adapters.generation import DialogueModel
 
-    model = DialogueModel(bot.config.model).load()
+    model = DialogueModel(settings).load()
     return Generator(model, model.add_bot_adapter(bot))
 
 
