@@ -6,7 +6,9 @@ calibrated with one temperature fitted on out-of-fold predictions of the trainin
 A packaged background set of unrelated messages forms an ``out_of_scope`` class (merged with
 the bot's own ``out_of_scope`` intent, if it defines one). Everything is saved as ``.npz`` arrays
 and JSON, never pickle, under ``<bot>/.bot/classifier`` with a manifest fingerprinting the
-examples, the settings and the embedding model.
+examples, the settings and the embedding model. With ``classifier.encoder_steps`` the
+classifier embeds with its own contrastively tuned copy of the encoder
+(``adapters/encoder_tuning.py``), saved as safetensors in ``classifier/encoder``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from adapters.heads import LexicalFeatures, LinearHead, features_of
 from bot.config import BotDefinition, ClassifierSettings
 from bot.errors import ModelError, NotTrainedError
 from bot.files import atomic_folder
-from retrieval.embedder import Embedder
+from retrieval.embedder import Embedder, SentenceEmbedder
 
 FORMAT_VERSION = 1
 OUT_OF_SCOPE = "out_of_scope"
 CLASSIFIER_DIR = "classifier"
 MANIFEST = "manifest.json"
+ENCODER_DIR = "encoder"
 RANKING_SIZE = 5
 BACKGROUND_FILE = Path(__file__).parent / "data" / "out_of_scope.txt"
 
@@ -88,18 +91,24 @@ def fingerprint(bot: BotDefinition, model: str) -> dict[str, Any]:
 
 def _training_settings(settings: ClassifierSettings) -> dict[str, Any]:
     return {"logistic_c": settings.logistic_c, "lexical_weight": settings.lexical_weight,
-            "builtin_out_of_scope": settings.builtin_out_of_scope}
+            "builtin_out_of_scope": settings.builtin_out_of_scope,
+            "encoder_steps": settings.encoder_steps}
 
 
 class IntentClassifier:
-    """A trained intent model; predicts with the embedder it was trained with."""
+    """A trained intent model; predicts with the embedder it was trained with.
+
+    ``tuned``: ``embedder`` is the classifier's own tuned encoder (saved with it), not the
+    bot's shared one.
+    """
 
     def __init__(self, head: LinearHead, lexical: LexicalFeatures | None, embedder: Embedder,
                  *, settings: ClassifierSettings | None = None,
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: dict[str, Any] | None = None, tuned: bool = False) -> None:
         self.head = head
         self.lexical = lexical
         self.embedder = embedder
+        self.tuned = tuned
         self.settings = settings or ClassifierSettings()
         self.manifest = dict(manifest or {})
         self.intents = tuple(c for c in head.classes if c != OUT_OF_SCOPE)
@@ -142,16 +151,22 @@ class IntentClassifier:
     @classmethod
     def train(cls, bot: BotDefinition, embedder: Embedder, *,
               progress: bool = False) -> IntentClassifier:
-        """Train on the intents of a bot definition."""
+        """Train on the intents of a bot definition (tuning an encoder first if configured)."""
         pairs = training_examples(bot)
         settings = bot.config.classifier
         background = background_examples() if settings.builtin_out_of_scope else []
         texts = [t for t, _ in pairs] + background
+        base_name = embedder.name
+        if settings.encoder_steps:
+            embedder = tuned_encoder(embedder, [t for t, _ in pairs],
+                                     [label for _, label in pairs], steps=settings.encoder_steps,
+                                     progress=progress)
         vectors = embedder.embed(texts, progress=progress)
         model = cls.fit([t for t, _ in pairs], [label for _, label in pairs],
                         vectors[: len(pairs)], embedder, settings=settings,
                         background=background, background_vectors=vectors[len(pairs):])
-        model.manifest.update(fingerprint(bot, embedder.name))
+        model.tuned = bool(settings.encoder_steps)
+        model.manifest.update(fingerprint(bot, base_name))
         model.manifest["intents"] = list(model.intents)
         return model
 
@@ -195,14 +210,22 @@ class IntentClassifier:
                 (staging / "vocabulary.json").write_text(
                     json.dumps(self.lexical.vocabularies(), ensure_ascii=False))
             np.savez(staging / "head.npz", **arrays)
+            if self.tuned:
+                assert isinstance(self.embedder, SentenceEmbedder)
+                self.embedder.save(staging / ENCODER_DIR)
             manifest = dict(self.manifest, format=FORMAT_VERSION, classes=list(self.head.classes),
-                            lexical_weight=self.lexical.weight if self.lexical else 0.0)
+                            lexical_weight=self.lexical.weight if self.lexical else 0.0,
+                            tuned_encoder=self.tuned)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
     def load_from(cls, directory: Path, embedder: Embedder, *,
                   settings: ClassifierSettings | None = None) -> IntentClassifier:
-        """Load a saved classifier without checking it against a bot definition."""
+        """Load a saved classifier without checking it against a bot definition.
+
+        ``embedder`` is the bot's shared encoder: the one the classifier was trained with, or
+        the base of its tuned copy, which is loaded from ``directory``.
+        """
         manifest = read_manifest(directory)
         if manifest is None:
             raise NotTrainedError(f"{directory}: no intent classifier here; run `bot train`")
@@ -226,7 +249,10 @@ class IntentClassifier:
         if head.coef.shape != (len(head.classes), expected):
             raise ModelError(f"{directory}: intent classifier files disagree; "
                              "run `bot train --force`")
-        return cls(head, lexical, embedder, settings=settings, manifest=manifest)
+        tuned = bool(manifest.get("tuned_encoder"))
+        if tuned:
+            embedder = _load_tuned_encoder(directory / ENCODER_DIR, embedder)
+        return cls(head, lexical, embedder, settings=settings, manifest=manifest, tuned=tuned)
 
     @classmethod
     def load(cls, bot: BotDefinition, embedder: Embedder) -> IntentClassifier:
@@ -238,6 +264,30 @@ class IntentClassifier:
             raise NotTrainedError(f"{directory}: intent classifier is out of date (intent "
                                   "examples or classifier settings changed); run `bot train`")
         return model
+
+
+def tuned_encoder(base: Embedder, texts: Sequence[str], labels: Sequence[str], *, steps: int,
+                  seed: int = 0, progress: bool = False) -> SentenceEmbedder:
+    """A fresh copy of ``base``'s model, contrastively tuned on the labelled examples."""
+    from adapters.encoder_tuning import tune_encoder
+
+    copy = SentenceEmbedder(base.name, device=getattr(base, "device", "cpu"))
+    tune_encoder(copy.model, [t for t, label in zip(texts, labels, strict=True)
+                              if label != OUT_OF_SCOPE],
+                 [label for label in labels if label != OUT_OF_SCOPE], steps=steps, seed=seed,
+                 progress=progress)
+    return copy
+
+
+def _load_tuned_encoder(folder: Path, base: Embedder) -> SentenceEmbedder:
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{folder}: the intent classifier's tuned encoder is missing; "
+                         "run `bot train --force`")
+    try:
+        return SentenceEmbedder(str(folder), device=getattr(base, "device", "cpu")).load()
+    except ModelError as exc:
+        raise ModelError(f"{folder}: the intent classifier's tuned encoder is damaged ({exc}); "
+                         "run `bot train --force`") from exc
 
 
 def classifier_dir(bot: BotDefinition) -> Path:

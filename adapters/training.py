@@ -2,7 +2,7 @@
 
 ``bot train`` calls :func:`train_classifiers`; the dialogue manager loads an :class:`Analyzer`
 once and calls :meth:`Analyzer.analyze` per message (one embedding, shared by every model and
-returned for FAQ retrieval).
+returned for FAQ retrieval; a second one when the intent classifier has its own tuned encoder).
 """
 
 from __future__ import annotations
@@ -78,7 +78,11 @@ class Analyzer:
         """Classify one message; ``frustration`` is the session's state before it."""
         cleaned = clean(text)
         vectors = self.embedder.embed([text] if cleaned == text else [text, cleaned])
-        intent = self.intents.predict_vectors(vectors[:1], [text])[0] if self.intents else None
+        intent = None
+        if self.intents is not None:  # a tuned intent encoder embeds the message once more
+            intent_vectors = self.intents.embedder.embed([text]) if self.intents.tuned \
+                else vectors[:1]
+            intent = self.intents.predict_vectors(intent_vectors, [text])[0]
         sentiment = self.sentiment.predict_vectors(vectors[-1:])[0]
         state = (frustration or Frustration()).update(sentiment, decay=self.frustration_decay)
         return Analysis(text, vectors[0], intent, sentiment, state, self.entities.extract(text))

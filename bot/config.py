@@ -165,7 +165,9 @@ class ClassifierSettings:
     ``logistic_c``: inverse regularisation of the logistic regression; ``lexical_weight``:
     weight of the TF-IDF n-gram features beside the embedding (0 = embeddings only);
     ``builtin_out_of_scope``: add the packaged unrelated messages to the out-of-scope class;
-    ``frustration_decay``: how much of the previous frustration level each message keeps.
+    ``frustration_decay``: how much of the previous frustration level each message keeps;
+    ``encoder_steps``: contrastive tuning steps of a copy of the encoder for the intent
+    classifier (``adapters/encoder_tuning.py``; 0 = use the stock encoder).
     """
 
     confidence_threshold: float = check(between(0.0, 1.0), default=0.5)
@@ -174,6 +176,7 @@ class ClassifierSettings:
     lexical_weight: float = check(between(0.0, 5.0), default=0.3)
     builtin_out_of_scope: bool = True
     frustration_decay: float = check(between(0.0, 0.99), default=0.6)
+    encoder_steps: int = check(between(0, 100_000), default=0)
 
 
 @dataclass(frozen=True)
