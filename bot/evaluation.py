@@ -3,7 +3,8 @@
 Rows labelled ``out_of_scope`` (or left unlabelled) are expected to be rejected; a
 prediction counts as ``out_of_scope`` when the classifier says so. Macro-F1 averages over
 the in-scope intents of the gold labels. :func:`cross_validate` runs stratified k-fold on the
-bot's own examples (descriptions and the built-in out-of-scope set stay in every training part).
+bot's own examples (descriptions and the built-in out-of-scope set stay in every training part;
+with ``classifier.encoder_steps`` each fold tunes its own encoder on its training part).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from adapters.intents import (
     IntentClassifier,
     IntentPrediction,
     background_examples,
+    tuned_encoder,
 )
 from bot.config import BotDefinition
 from bot.errors import BotError, ConfigError
@@ -179,9 +181,7 @@ def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5,
     if len({label for _, label in pairs}) < 2:
         raise BotError("cross-validation needs at least two intents")
     everything = [text for text, _ in pairs + extra] + background
-    vectors = embedder.embed(everything)
-    pair_vectors = vectors[: len(pairs)]
-    extra_vectors = vectors[len(pairs): len(pairs) + len(extra)]
+    stock_vectors = embedder.embed(everything)
     labels = np.array([label for _, label in pairs])
     predictions: list[IntentPrediction | None] = [None] * len(pairs)
     with warnings.catch_warnings():
@@ -191,9 +191,16 @@ def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5,
         for train, held in splits:
             texts = [pairs[i][0] for i in train] + [text for text, _ in extra]
             fold_labels = [str(labels[i]) for i in train] + [label for _, label in extra]
+            encoder, vectors = embedder, stock_vectors
+            if settings.encoder_steps:  # tuned on this fold's examples only, as `bot train`
+                encoder = tuned_encoder(embedder, texts, fold_labels,
+                                        steps=settings.encoder_steps, seed=seed)
+                vectors = encoder.embed(everything)
+            pair_vectors = vectors[: len(pairs)]
             model = IntentClassifier.fit(
-                texts, fold_labels, np.vstack([pair_vectors[train], extra_vectors]), embedder,
-                settings=settings, background=background,
+                texts, fold_labels,
+                np.vstack([pair_vectors[train], vectors[len(pairs): len(pairs) + len(extra)]]),
+                encoder, settings=settings, background=background,
                 background_vectors=vectors[len(pairs) + len(extra):], seed=seed)
             held_predictions = model.predict_vectors(pair_vectors[held],
                                                      [pairs[i][0] for i in held])

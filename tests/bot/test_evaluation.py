@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,31 @@ def test_cross_validation_predicts_every_example_once(tmp_path: Path,
     assert set(report.per_intent) == {"check_balance", "lost_card", "opening_hours"}
     picture = plot_confusion(report, tmp_path / "out" / "cv.png")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cross_validation_tunes_an_encoder_per_fold_on_its_training_part(
+        tmp_path: Path, embedder: SentenceEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_bot(tmp_path / "evalbot")
+    (root / "bot.yaml").write_text(textwrap.dedent(BOT) + "classifier:\n  encoder_steps: 3\n")
+    import bot.evaluation as evaluation
+
+    tuned_on: list[list[str]] = []
+    real = evaluation.tuned_encoder
+
+    def recording(base: SentenceEmbedder, texts: list[str], labels: list[str],
+                  **options: int) -> SentenceEmbedder:
+        tuned_on.append(list(texts))
+        return real(base, texts, labels, **options)
+
+    monkeypatch.setattr(evaluation, "tuned_encoder", recording)
+    stock = embedder.embed(["my card was stolen"])
+    report = cross_validate(load_bot(root), embedder, folds=3)
+    assert len(tuned_on) == 3
+    assert all(len(texts) == 12 for texts in tuned_on)  # 2 of 3 folds of 18 examples
+    counts = Counter(t for texts in tuned_on for t in texts)
+    assert len(counts) == 18 and set(counts.values()) == {2}  # each one held out once
+    assert report.examples == 18 and report.accuracy >= 0.6
+    assert embedder.embed(["my card was stolen"]) == pytest.approx(stock, abs=1e-6)
 
 
 def test_eval_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
