@@ -2,7 +2,8 @@
 
 Each step takes up to ``BATCH_INTENTS`` different intents, two examples of each (an anchor and
 a positive), and trains the encoder so that every anchor is closer to its own positive than
-to the other intents' (in-batch negatives; cosine similarity times ``SCALE``, cross-entropy).
+to the other intents', and every positive to its own anchor (in-batch negatives; cosine
+similarity times ``SCALE``, cross-entropy both ways).
 Examples of one intent are pulled together and intents pushed apart, which is what the
 logistic regression on top needs when there are only a few examples per intent. The tuned
 copy is used by the intent classifier only; FAQ retrieval and sentiment keep the stock encoder.
@@ -64,7 +65,9 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
                 anchors = _embed(model, [p[0] for p in pairs])
                 positives = _embed(model, [p[1] for p in pairs])
                 logits = anchors @ positives.T * SCALE
-                loss = functional.cross_entropy(logits, torch.arange(len(batch)))
+                targets = torch.arange(len(batch))
+                loss = (functional.cross_entropy(logits, targets)
+                        + functional.cross_entropy(logits.T, targets)) / 2
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
