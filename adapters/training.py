@@ -33,6 +33,8 @@ def train_classifiers(bot: BotDefinition, embedder: Embedder, *, force: bool = F
         intents, rebuilt = train_intents(bot, embedder, force=force, progress=progress)
         detail = (f"{len(intents.intents)} intents, {intents.manifest.get('examples', '?')} "
                   f"examples with out-of-scope, temperature {intents.head.temperature:.2f}")
+        if intents.tuned:
+            detail += f", own encoder tuned for {bot.config.classifier.encoder_steps} steps"
         results["intent classifier"] = {"rebuilt": rebuilt, "detail": detail,
                                         "seconds": time.perf_counter() - started}
     started = time.perf_counter()

@@ -169,9 +169,12 @@ def evaluate_intents(classifier: IntentClassifier, rows: Sequence[tuple[str, str
                  known_intents=classifier.intents)
 
 
-def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5,
-                   seed: int = 0) -> IntentReport:
-    """Stratified k-fold over the bot's intent examples, predicting each held-out part."""
+def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5, seed: int = 0,
+                   progress: bool = False) -> IntentReport:
+    """Stratified k-fold over the bot's intent examples, predicting each held-out part.
+
+    ``progress``: show a bar while each fold tunes its encoder (``classifier.encoder_steps``).
+    """
     if folds < 2:
         raise BotError("cross-validation needs at least 2 folds")
     pairs = [(text, i.name) for i in bot.config.intents for text in dict.fromkeys(i.examples)]
@@ -194,7 +197,8 @@ def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5,
             encoder, vectors = embedder, stock_vectors
             if settings.encoder_steps:  # tuned on this fold's examples only, as `bot train`
                 encoder = tuned_encoder(embedder, texts, fold_labels,
-                                        steps=settings.encoder_steps, seed=seed)
+                                        steps=settings.encoder_steps, seed=seed,
+                                        progress=progress)
                 vectors = encoder.embed(everything)
             pair_vectors = vectors[: len(pairs)]
             model = IntentClassifier.fit(

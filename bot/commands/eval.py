@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         classifier = IntentClassifier.load(bot, embedder)
         jobs.append(("intents", f"Intents on {args.intents}", evaluate_intents(classifier, rows)))
     if args.cv is not None:
-        report = cross_validate(bot, embedder, folds=args.cv)
+        report = cross_validate(bot, embedder, folds=args.cv, progress=True)
         jobs.append((f"cv{args.cv}", f"{args.cv}-fold cross-validation", report))
     for name, title, report in jobs:
         print(report.format(title=title), end="\n\n")

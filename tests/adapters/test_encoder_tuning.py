@@ -42,6 +42,7 @@ def tuned_bot(tmp_path_factory: pytest.TempPathFactory,
     assert rebuilt and model.tuned
     steps = train_classifiers(bot, embedder, progress=False)  # adds the sentiment model
     assert not steps["intent classifier"]["rebuilt"]
+    assert "own encoder tuned for 8 steps" in steps["intent classifier"]["detail"]
     return bot, model
 
 
