@@ -36,6 +36,11 @@ DATA = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "banking77.json"
 DEFAULT = ClassifierSettings()
 EMBEDDINGS_ONLY = replace(DEFAULT, lexical_weight=0.0)
+TUNED_VARIANTS = {  # --tuned-variants key: (config name suffix, settings, intent names?)
+    "lexical": (" + lexical", DEFAULT, False),
+    "embeddings": (", embeddings only", EMBEDDINGS_ONLY, False),
+    "names": (" + lexical + intent names as descriptions", DEFAULT, True),
+}
 
 
 def load(path: Path) -> tuple[list[str], list[str]]:
@@ -148,6 +153,11 @@ def main() -> None:
                         help="classifier.encoder_steps of the tuned-encoder rows (0: none)")
     parser.add_argument("--tuned-seeds", type=int, default=None,
                         help="10-shot samples with a tuned encoder (default: --seeds)")
+    parser.add_argument("--tuned-variants", default=",".join(TUNED_VARIANTS),
+                        help="which tuned-encoder rows to run (comma-separated)")
+    parser.add_argument("--tuned-only", action="store_true",
+                        help="add only the tuned-encoder rows missing from the last "
+                             "results file")
     args = parser.parse_args()
 
     texts, label_list = load(DATA)
@@ -181,31 +191,35 @@ def main() -> None:
         ("embeddings only", EMBEDDINGS_ONLY, False),
         ("embeddings + lexical + intent names as descriptions", DEFAULT, True),
     ]
-    for seed in range(args.seeds):
+    names_extra = (name_texts, names, name_vectors)
+    if args.tuned_only:  # keep the rows of the last run; add the tuned ones it lacks
+        results = json.loads(RESULTS.read_text())
+    done = {(r["config"], r.get("seed")) for r in results["runs"]}
+    for seed in range(0 if args.tuned_only else args.seeds):
         subset = few_shot(train, labels, 10, seed)
         for name, settings, with_names in variants:
-            extra = (name_texts, names, name_vectors) if with_names else None
             result, _ = run_config(f"10-shot, {name}", subset, test, settings=settings,
-                                   extra=extra, seed=seed, **common)
+                                   extra=names_extra if with_names else None, seed=seed,
+                                   **common)
             results["runs"].append(dict(result, seed=seed))
-    summary = {}
-    if args.encoder_steps:
-        tuned_variants = [f"{args.encoder_steps} encoder steps + lexical",
-                          f"{args.encoder_steps} encoder steps, embeddings only"]
-        tuned_seeds = args.seeds if args.tuned_seeds is None else args.tuned_seeds
-        for seed in range(tuned_seeds):
-            subset = few_shot(train, labels, 10, seed)
-            for result in tuned_runs(subset, test, args.encoder_steps, seed, tuned_variants,
-                                     **common):
-                results["runs"].append(dict(result, seed=seed))
-        variants += [(name, DEFAULT, False) for name in tuned_variants]
-    for name, _, _ in variants:
-        accs = [r["accuracy_top1"] for r in results["runs"] if r["config"] == f"10-shot, {name}"]
-        if accs:
-            summary[f"10-shot, {name}"] = {"mean": round(float(np.mean(accs)), 4),
-                                           "std": round(float(np.std(accs)), 4),
-                                           "seeds": len(accs)}
-    results["ten_shot_summary"] = summary
+    steps = args.encoder_steps
+    tuned_variants = [(f"{steps} encoder steps{suffix}", settings, with_names)
+                      for key, (suffix, settings, with_names) in TUNED_VARIANTS.items()
+                      if steps and key in args.tuned_variants.split(",")]
+    for seed in range(args.seeds if args.tuned_seeds is None else args.tuned_seeds):
+        subset = few_shot(train, labels, 10, seed)
+        for with_names in (False, True):
+            chosen = [(n, s) for n, s, w in tuned_variants
+                      if w == with_names and (f"10-shot, {n}", seed) not in done]
+            if chosen:
+                results["runs"] += [dict(r, seed=seed) for r in tuned_runs(
+                    subset, test, steps, seed, chosen,
+                    names_extra[:2] if with_names else None, **common)]
+    results["ten_shot_summary"] = summarise(results["runs"])
+    if args.tuned_only:
+        RESULTS.write_text(json.dumps(results, indent=2))
+        print(f"updated the tuned-encoder rows of {RESULTS}")
+        return
 
     model = None
     if not args.quick:
@@ -225,27 +239,41 @@ def main() -> None:
     print(f"wrote {RESULTS}")
 
 
-def tuned_runs(train: np.ndarray, test: np.ndarray, steps: int, seed: int, names: list[str], *,
-               texts: list[str], labels: np.ndarray, vectors: np.ndarray,
-               embedder: SentenceEmbedder, background: list[str],
-               bg_vectors: np.ndarray) -> list[dict[str, Any]]:
-    """Tune a copy of the encoder on the ``train`` rows, re-embed, and fit both variants."""
+def tuned_runs(train: np.ndarray, test: np.ndarray, steps: int, seed: int,
+               variants: list[tuple[str, ClassifierSettings]],
+               extra: tuple[list[str], list[str]] | None, *, texts: list[str],
+               labels: np.ndarray, vectors: np.ndarray, embedder: SentenceEmbedder,
+               background: list[str], bg_vectors: np.ndarray) -> list[dict[str, Any]]:
+    """Tune a copy of the encoder on the ``train`` rows (and ``extra`` description rows, as
+    `bot train` does), re-embed with it, and fit each variant."""
+    fit_texts = [texts[i] for i in train] + (extra[0] if extra else [])
+    fit_labels = [str(labels[i]) for i in train] + (extra[1] if extra else [])
     started = time.perf_counter()
-    tuned = tuned_encoder(embedder, [texts[i] for i in train], [str(labels[i]) for i in train],
-                          steps=steps, seed=seed)
+    tuned = tuned_encoder(embedder, fit_texts, fit_labels, steps=steps, seed=seed)
     tuning_seconds = time.perf_counter() - started
     rows = np.concatenate([train, test])
     tuned_vectors = np.zeros_like(vectors)
     fresh = tuned.embed([texts[i] for i in rows] + background)
     tuned_vectors[rows] = fresh[: len(rows)]
+    tuned_extra = (extra[0], extra[1], tuned.embed(extra[0])) if extra else None
     common = {"texts": texts, "labels": labels, "vectors": tuned_vectors, "embedder": tuned,
               "background": background, "bg_vectors": fresh[len(rows):]}
     results = []
-    for name, settings in zip(names, (DEFAULT, EMBEDDINGS_ONLY), strict=True):
-        result, _ = run_config(f"10-shot, {name}", train, test, settings=settings, seed=seed,
-                               **common)
+    for name, settings in variants:
+        result, _ = run_config(f"10-shot, {name}", train, test, settings=settings,
+                               extra=tuned_extra, seed=seed, **common)
         results.append(dict(result, seconds_to_tune_encoder=round(tuning_seconds, 1)))
     return results
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of accuracy per 10-shot configuration."""
+    by_config: dict[str, list[float]] = {}
+    for run in runs:
+        if run["config"].startswith("10-shot"):
+            by_config.setdefault(run["config"], []).append(run["accuracy_top1"])
+    return {name: {"mean": round(float(np.mean(accs)), 4), "std": round(float(np.std(accs)), 4),
+                   "seeds": len(accs)} for name, accs in by_config.items()}
 
 
 def held_out_intents(train: np.ndarray, test: np.ndarray, *, texts: list[str],
