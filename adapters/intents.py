@@ -153,18 +153,16 @@ class IntentClassifier:
               progress: bool = False) -> IntentClassifier:
         """Train on the intents of a bot definition (tuning an encoder first if configured)."""
         pairs = training_examples(bot)
+        texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
         settings = bot.config.classifier
         background = background_examples() if settings.builtin_out_of_scope else []
-        texts = [t for t, _ in pairs] + background
         base_name = embedder.name
         if settings.encoder_steps:
-            embedder = tuned_encoder(embedder, [t for t, _ in pairs],
-                                     [label for _, label in pairs], steps=settings.encoder_steps,
+            embedder = tuned_encoder(embedder, texts, labels, steps=settings.encoder_steps,
                                      progress=progress)
-        vectors = embedder.embed(texts, progress=progress)
-        model = cls.fit([t for t, _ in pairs], [label for _, label in pairs],
-                        vectors[: len(pairs)], embedder, settings=settings,
-                        background=background, background_vectors=vectors[len(pairs):])
+        vectors = embedder.embed(texts + background, progress=progress)
+        model = cls.fit(texts, labels, vectors[: len(texts)], embedder, settings=settings,
+                        background=background, background_vectors=vectors[len(texts):])
         model.tuned = bool(settings.encoder_steps)
         model.manifest.update(fingerprint(bot, base_name))
         model.manifest["intents"] = list(model.intents)
@@ -271,11 +269,11 @@ def tuned_encoder(base: Embedder, texts: Sequence[str], labels: Sequence[str], *
     """A fresh copy of ``base``'s model, contrastively tuned on the labelled examples."""
     from adapters.encoder_tuning import tune_encoder
 
+    in_scope = [(t, label) for t, label in zip(texts, labels, strict=True)
+                if label != OUT_OF_SCOPE]
     copy = SentenceEmbedder(base.name, device=getattr(base, "device", "cpu"))
-    tune_encoder(copy.model, [t for t, label in zip(texts, labels, strict=True)
-                              if label != OUT_OF_SCOPE],
-                 [label for label in labels if label != OUT_OF_SCOPE], steps=steps, seed=seed,
-                 progress=progress)
+    tune_encoder(copy.model, [t for t, _ in in_scope], [label for _, label in in_scope],
+                 steps=steps, seed=seed, progress=progress)
     return copy
 
 

@@ -58,14 +58,6 @@ class SentenceEmbedder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
-    @classmethod
-    def from_model(cls, model: Any, name: str, *, batch_size: int = 64) -> SentenceEmbedder:
-        """Wrap an already loaded ``SentenceTransformer`` (e.g. one tuned in this process)."""
-        embedder = cls(name, device=str(model.device), batch_size=batch_size)
-        embedder._model = model
-        embedder._dimensions = _dimensions_of(model, name)
-        return embedder
-
     def load(self) -> SentenceEmbedder:
         """Load the model now (idempotent, thread-safe)."""
         with self._lock:
@@ -84,7 +76,12 @@ class SentenceEmbedder:
         except Exception as exc:  # third-party boundary: any load failure
             raise ModelError(f"cannot load embedding model {self.name!r} ({location}): {exc}") \
                 from exc
-        self._dimensions = _dimensions_of(model, self.name)
+        dimension_of = getattr(model, "get_embedding_dimension", None) or \
+            model.get_sentence_embedding_dimension
+        dims = dimension_of()
+        if not dims:
+            raise ModelError(f"embedding model {self.name!r} does not report its dimensions")
+        self._dimensions = int(dims)
         return model
 
     def clear_cache(self) -> None:
@@ -138,12 +135,3 @@ class SentenceEmbedder:
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _dimensions_of(model: Any, name: str) -> int:
-    dimension_of = getattr(model, "get_embedding_dimension", None) or \
-        model.get_sentence_embedding_dimension
-    dims = dimension_of()
-    if not dims:
-        raise ModelError(f"embedding model {name!r} does not report its dimensions")
-    return int(dims)
