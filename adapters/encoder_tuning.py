@@ -1,13 +1,12 @@
 """Contrastive tuning of the sentence encoder on a bot's intent examples (SetFit-style).
 
-Each step takes up to ``BATCH_INTENTS`` different intents and two examples of each, and trains
-the encoder so that every example is closer to the other example of its intent than to any of
-the other texts in the batch (NT-Xent: cosine similarity times ``SCALE``, cross-entropy over
-all in-batch texts). Examples of one intent are pulled together and intents pushed apart,
-which is what the logistic regression on top needs when there are only a few examples per
-intent. The word-embedding layer stays frozen, so that words the examples use keep their
-place beside the synonyms that only real messages will bring. The tuned copy is used by the
-intent classifier only; FAQ retrieval and sentiment keep the stock encoder.
+Each step takes up to ``BATCH_INTENTS`` different intents, two examples of each (an anchor and
+a positive), and trains the encoder so that every anchor is closer to its own positive than
+to the other intents', and every positive to its own anchor (in-batch negatives; cosine
+similarity times ``SCALE``, cross-entropy both ways).
+Examples of one intent are pulled together and intents pushed apart, which is what the
+logistic regression on top needs when there are only a few examples per intent. The tuned
+copy is used by the intent classifier only; FAQ retrieval and sentiment keep the stock encoder.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
     rounds repeat until ``steps`` optimiser steps are done.
     """
     import torch
+    import torch.nn.functional as functional
     from tqdm.auto import tqdm
 
     groups = pairable_intents(texts, labels)
@@ -49,9 +49,7 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
                          f"more different examples each (found {len(groups)})")
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    _freeze_word_embeddings(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=LEARNING_RATE)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
     losses: list[float] = []
     model.train()
     bar = tqdm(total=steps, desc="tuning intent encoder", unit="step", disable=not progress)
@@ -64,7 +62,12 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
                 if len(batch) < 2 or len(losses) >= steps:
                     continue
                 pairs = [rng.sample(groups[name], 2) for name in batch]
-                loss = nt_xent(_embed(model, [p[0] for p in pairs] + [p[1] for p in pairs]))
+                anchors = _embed(model, [p[0] for p in pairs])
+                positives = _embed(model, [p[1] for p in pairs])
+                logits = anchors @ positives.T * SCALE
+                targets = torch.arange(len(batch))
+                loss = (functional.cross_entropy(logits, targets)
+                        + functional.cross_entropy(logits.T, targets)) / 2
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -75,25 +78,6 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
         bar.close()
         model.eval()
     return losses
-
-
-def nt_xent(vectors: Any) -> Any:
-    """Contrastive loss of 2N normalised vectors where row i and row i + N are a pair."""
-    import torch
-    import torch.nn.functional as functional
-
-    count = len(vectors) // 2
-    logits = vectors @ vectors.T * SCALE
-    logits = logits.masked_fill(torch.eye(len(vectors), dtype=torch.bool), float("-inf"))
-    targets = torch.arange(len(vectors)).roll(count)
-    return functional.cross_entropy(logits, targets)
-
-
-def _freeze_word_embeddings(model: Any) -> None:
-    transformer = getattr(model[0], "auto_model", None)
-    layer = getattr(transformer, "embeddings", None)
-    if layer is not None:
-        layer.requires_grad_(False)
 
 
 def _embed(model: Any, texts: list[str]) -> Any:
