@@ -66,13 +66,8 @@ def run_config(name: str, train: np.ndarray, test: np.ndarray, texts: list[str],
                extra: tuple[list[str], list[str], np.ndarray] | None = None,
                seed: int = 0) -> tuple[dict[str, Any], IntentClassifier]:
     """Train on ``train`` rows (+ ``extra`` description rows), score on ``test`` rows."""
-    fit_texts = [texts[i] for i in train]
-    fit_labels = [str(labels[i]) for i in train]
-    fit_vectors = vectors[train]
-    if extra is not None:
-        fit_texts += extra[0]
-        fit_labels += extra[1]
-        fit_vectors = np.vstack([fit_vectors, extra[2]])
+    fit_texts, fit_labels = training_rows(train, texts, labels, extra)
+    fit_vectors = vectors[train] if extra is None else np.vstack([vectors[train], extra[2]])
     started = time.perf_counter()
     model = IntentClassifier.fit(fit_texts, fit_labels, fit_vectors, embedder, settings=settings,
                                  background=background, background_vectors=bg_vectors, seed=seed)
@@ -105,6 +100,15 @@ def run_config(name: str, train: np.ndarray, test: np.ndarray, texts: list[str],
     }
     print(json.dumps(result), flush=True)
     return result, model
+
+
+def training_rows(train: np.ndarray, texts: list[str], labels: np.ndarray,
+                  extra: tuple[list[str], list[str], Any] | tuple[list[str], list[str]] | None,
+                  ) -> tuple[list[str], list[str]]:
+    """Texts and labels of the ``train`` rows, then of the ``extra`` description rows."""
+    fit_texts = [texts[i] for i in train] + (list(extra[0]) if extra else [])
+    fit_labels = [str(labels[i]) for i in train] + (list(extra[1]) if extra else [])
+    return fit_texts, fit_labels
 
 
 def _features(model: IntentClassifier, vectors: np.ndarray, texts: list[str]) -> Any:
@@ -246,8 +250,7 @@ def tuned_runs(train: np.ndarray, test: np.ndarray, steps: int, seed: int,
                background: list[str], bg_vectors: np.ndarray) -> list[dict[str, Any]]:
     """Tune a copy of the encoder on the ``train`` rows (and ``extra`` description rows, as
     `bot train` does), re-embed with it, and fit each variant."""
-    fit_texts = [texts[i] for i in train] + (extra[0] if extra else [])
-    fit_labels = [str(labels[i]) for i in train] + (extra[1] if extra else [])
+    fit_texts, fit_labels = training_rows(train, texts, labels, extra)
     started = time.perf_counter()
     tuned = tuned_encoder(embedder, fit_texts, fit_labels, steps=steps, seed=seed)
     tuning_seconds = time.perf_counter() - started
