@@ -1,42 +1,25 @@
-"""Where a bot's LoRA adapter lives and the manifest that ties it to its base model."""
+"""A saved LoRA adapter and the manifest that ties it to its base model."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from bot.config import BotDefinition
-from bot.errors import ModelError, NotTrainedError
+from adapters.errors import ModelError, NotTrainedError
+from retrieval.artifacts import Artifact
 
-ADAPTER_DIR = "adapter"
-CHECKPOINT_DIR = "adapter_checkpoint"
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
-def adapter_dir(bot: BotDefinition) -> Path:
-    """The folder ``bot train`` writes the bot's adapter to."""
-    return bot.build_dir / ADAPTER_DIR
-
-
-def checkpoint_dir(bot: BotDefinition) -> Path:
-    return bot.build_dir / CHECKPOINT_DIR
+def adapter_artifact(path: Path) -> Artifact:
+    """A saved adapter: peft's files plus the manifest (complete only with all of them)."""
+    return Artifact(path, FORMAT_VERSION, required=("adapter_config.json", WEIGHTS))
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest of a saved adapter, or None when missing, unreadable or incomplete."""
-    try:
-        data = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if not (isinstance(data, dict) and data.get("format") == FORMAT_VERSION):
-        return None
-    if not (path / "adapter_config.json").is_file() or not any(
-            (path / w).is_file() for w in WEIGHTS):
-        return None
-    return data
+    return adapter_artifact(path).manifest()
 
 
 def check_adapter(path: Path, *, base_name: str, base_fingerprint: str) -> dict[str, Any]:

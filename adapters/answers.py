@@ -23,7 +23,7 @@ from adapters.prompting import (
     strip_markers,
     verify_citations,
 )
-from bot.config import Persona
+from adapters.settings import Persona
 from retrieval.documents import Passage
 
 

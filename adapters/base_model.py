@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import ModelSettings
-from bot.errors import ModelError
-from bot.files import atomic_folder
+from adapters.errors import ModelError
+from adapters.settings import ModelSettings
+from retrieval.artifacts import Artifact, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +108,6 @@ def resolve_base(name: str) -> BaseSource:
     return BaseSource(name, name)  # a hub id such as "HuggingFaceTB/SmolLM2-360M-Instruct"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sample_digest(path: Path, digest: Any) -> None:
     """Feed a weight file's size and first/last MiB into ``digest`` (cheap for huge files)."""
     size = path.stat().st_size
@@ -162,12 +154,8 @@ def _cache_dir(source: BaseSource) -> Path:
     return cache_root() / source.name.lower()
 
 
-def _read_cache_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / "supportbot.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else None
+def _cache(folder: Path) -> Artifact:
+    return Artifact(folder, CACHE_FORMAT, manifest_name="supportbot.json")
 
 
 def _gguf_stamp(gguf: Path) -> dict[str, Any]:
@@ -181,10 +169,10 @@ def base_fingerprint(settings: ModelSettings) -> str:
     if source.gguf_file is not None:
         gguf = Path(source.location) / source.gguf_file
         if source.packaged:
-            manifest = _read_cache_manifest(_cache_dir(source))
+            manifest = _cache(_cache_dir(source)).manifest()
             if manifest is not None and manifest.get("stamp") == _gguf_stamp(gguf):
                 return str(manifest["fingerprint"])
-        return "sha256:" + _sha256_file(gguf)
+        return "sha256:" + file_digest(gguf)
     folder = Path(source.location) if source.is_local else _hub_folder(source.location)
     return folder_fingerprint(folder)
 
@@ -226,11 +214,9 @@ def _save_cache(model: Any, tokenizer: Any, folder: Path, extra: dict[str, Any])
 
     plain = AutoModelForCausalLM.from_config(model.config)
     plain.load_state_dict(model.state_dict())
-    with atomic_folder(folder) as staging:
+    with _cache(folder).write(extra) as staging:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        manifest = dict(extra, format=CACHE_FORMAT)
-        (staging / "supportbot.json").write_text(json.dumps(manifest, indent=2))
 
 
 def _load_folder(folder: str, dtype: Any) -> tuple[Any, Any]:
@@ -246,7 +232,7 @@ def _load_packaged(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
     gguf = Path(source.location) / source.gguf_file  # type: ignore[operator]
     folder = _cache_dir(source)
     stamp = _gguf_stamp(gguf)
-    manifest = _read_cache_manifest(folder)
+    manifest = _cache(folder).manifest()
     if manifest is not None and manifest.get("stamp") == stamp:
         try:
             model, tokenizer = _load_folder(str(folder), dtype)
@@ -255,7 +241,7 @@ def _load_packaged(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
             log.warning("model cache %s is damaged (%s); rebuilding it", folder, exc)
     log.info("converting %s to a safetensors cache in %s (once)", gguf, folder)
     model, tokenizer = _from_gguf(source)
-    fingerprint = "sha256:" + _sha256_file(gguf)
+    fingerprint = "sha256:" + file_digest(gguf)
     try:
         _save_cache(model, tokenizer, folder, {"stamp": stamp, "fingerprint": fingerprint})
     except OSError as exc:

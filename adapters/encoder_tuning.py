@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from bot.errors import ModelError
+from adapters.errors import ModelError
 
 BATCH_INTENTS = 32
 SCALE = 20.0

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.config import BotDefinition, EntityDefinition
-from bot.errors import ConfigError
+from adapters.errors import SettingsError
+from adapters.settings import EntityDefinition
 
 Normalizer = Callable[[re.Match[str]], str | None]
 
@@ -172,20 +172,12 @@ class EntityExtractor:
         seen: set[str] = set()
         for i, definition in enumerate(definitions):
             if definition.name in seen:
-                raise ConfigError(f"duplicate entity {definition.name!r}",
+                raise SettingsError(f"duplicate entity {definition.name!r}",
                                   path=f"entities[{i}].name")
             seen.add(definition.name)
         self._rules = [_declared_rule(d) for d in definitions]
         if builtins:
             self._rules += [r for r in _builtin_rules() if r.name not in seen]
-
-    @classmethod
-    def from_bot(cls, bot: BotDefinition) -> EntityExtractor:
-        """The extractor for a bot's ``entities`` section (plus the built-ins)."""
-        try:
-            return cls(bot.config.entities)
-        except ConfigError as exc:
-            raise ConfigError(exc.reason, file=str(bot.file), path=exc.path) from exc
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -199,7 +191,7 @@ class EntityExtractor:
             wanted = set(only)
             unknown = sorted(wanted.difference(self.names))
             if unknown:
-                raise ConfigError(f"unknown entity {unknown[0]!r}; known entities: "
+                raise SettingsError(f"unknown entity {unknown[0]!r}; known entities: "
                                   + ", ".join(sorted(self.names)))
             rules = [r for r in rules if r.name in wanted]
         chosen: list[Entity] = []

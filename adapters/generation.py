@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from adapters.adapter_store import adapter_dir, check_adapter
+from adapters.adapter_store import check_adapter
 from adapters.answers import (
     AnswerCollector,
     GeneratedAnswer,
@@ -30,9 +30,9 @@ from adapters.answers import (
 )
 from adapters.base_model import BaseModel, load_base_model
 from adapters.batching import BatchQueue, BatchStreamer, Job, RowStream, left_pad
+from adapters.errors import AdapterError, ModelError
 from adapters.prompting import build_messages
-from bot.config import BotDefinition, ModelSettings
-from bot.errors import BotError, ModelError
+from adapters.settings import ModelSettings
 
 __all__ = ["AnswerStream", "DialogueModel", "GeneratedAnswer", "GenerationRequest"]
 
@@ -93,11 +93,6 @@ class DialogueModel:
                 raise ModelError(f"cannot load adapter {path}: {exc}") from exc
             self._peft.eval()
             self._adapters[name] = path
-
-    def add_bot_adapter(self, bot: BotDefinition) -> str:
-        """Load ``bot``'s trained adapter under the bot's name; returns that name."""
-        self.add_adapter(bot.config.name, adapter_dir(bot))
-        return bot.config.name
 
     def remove_adapter(self, name: str) -> None:
         with self._lock:
@@ -200,7 +195,7 @@ class DialogueModel:
                         stopping_criteria=StoppingCriteriaList(
                             [streamer.criterion(input_ids.shape[1])]),
                     )
-            except BotError:
+            except AdapterError:
                 raise
             except Exception as exc:  # third-party boundary
                 raise ModelError(f"generation failed: {exc}") from exc
@@ -273,6 +268,6 @@ class AnswerStream:
         """Stop generating this answer and wait until its row has stopped."""
         self._cancel.set()
         if self._task is not None:
-            with contextlib.suppress(BotError):
+            with contextlib.suppress(AdapterError):
                 self.answer = await self._task
 

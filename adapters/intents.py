@@ -5,7 +5,7 @@ Features are the L2-normalised sentence embedding concatenated with word (1-2) a
 calibrated with one temperature fitted on out-of-fold predictions of the training examples.
 A packaged background set of unrelated messages forms an ``out_of_scope`` class (merged with
 the bot's own ``out_of_scope`` intent, if it defines one). Everything is saved as ``.npz`` arrays
-and JSON, never pickle, under ``<bot>/.bot/classifier`` with a manifest fingerprinting the
+and JSON, never pickle, in a build folder with a manifest fingerprinting the
 examples, the settings and the embedding model. With ``classifier.encoder_steps`` the
 classifier embeds with its own contrastively tuned copy of the encoder
 (``adapters/encoder_tuning.py``), saved as safetensors in ``classifier/encoder``.
@@ -13,7 +13,6 @@ classifier embeds with its own contrastively tuned copy of the encoder
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -23,16 +22,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from adapters.encoder_tuning import tune_encoder
+from adapters.errors import ModelError, NotTrainedError
 from adapters.heads import LexicalFeatures, LinearHead, features_of
-from bot.config import BotDefinition, ClassifierSettings
-from bot.errors import ModelError, NotTrainedError
-from bot.files import atomic_folder
+from adapters.settings import ClassifierSettings
+from retrieval.artifacts import Artifact, digest
 from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.errors import EmbedderError
 
 FORMAT_VERSION = 1
 OUT_OF_SCOPE = "out_of_scope"
-CLASSIFIER_DIR = "classifier"
-MANIFEST = "manifest.json"
 ENCODER_DIR = "encoder"
 RANKING_SIZE = 5
 BACKGROUND_FILE = Path(__file__).parent / "data" / "out_of_scope.txt"
@@ -68,25 +67,37 @@ def background_examples() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def training_examples(bot: BotDefinition) -> list[tuple[str, str]]:
+class IntentSpec(Protocol):
+    """What the classifier learns of an intent (the bot's intent definitions fit)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def examples(self) -> Sequence[str]: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+def training_examples(intents: Sequence[IntentSpec]) -> list[tuple[str, str]]:
     """(text, intent) pairs: each intent's examples and its description, if any."""
     pairs: list[tuple[str, str]] = []
-    for intent in bot.config.intents:
+    for intent in intents:
         texts = [*intent.examples, *([intent.description] if intent.description else [])]
         pairs.extend((text, intent.name) for text in dict.fromkeys(texts))
     return pairs
 
 
-def fingerprint(bot: BotDefinition, model: str) -> dict[str, Any]:
+def fingerprint(intents: Sequence[IntentSpec], settings: ClassifierSettings,
+                model: str) -> dict[str, Any]:
     """What the trained classifier depends on; any change means it must be retrained."""
-    settings = bot.config.classifier
     content = {
-        "intents": [[i.name, list(i.examples), i.description] for i in bot.config.intents],
+        "intents": [[i.name, list(i.examples), i.description] for i in intents],
         "background": background_examples() if settings.builtin_out_of_scope else [],
         "training": _training_settings(settings),
     }
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    return {"format": FORMAT_VERSION, "model": model, "examples_sha256": digest}
+    return {"format": FORMAT_VERSION, "model": model, "examples_sha256": digest(content)}
 
 
 def _training_settings(settings: ClassifierSettings) -> dict[str, Any]:
@@ -149,12 +160,11 @@ class IntentClassifier:
         return cls(head, lexical, embedder, settings=settings, manifest=manifest)
 
     @classmethod
-    def train(cls, bot: BotDefinition, embedder: Embedder, *,
-              progress: bool = False) -> IntentClassifier:
-        """Train on the intents of a bot definition (tuning an encoder first if configured)."""
-        pairs = training_examples(bot)
+    def train(cls, intents: Sequence[IntentSpec], settings: ClassifierSettings,
+              embedder: Embedder, *, progress: bool = False) -> IntentClassifier:
+        """Train on intent definitions (tuning an encoder first if configured)."""
+        pairs = training_examples(intents)
         texts, labels = [t for t, _ in pairs], [label for _, label in pairs]
-        settings = bot.config.classifier
         background = background_examples() if settings.builtin_out_of_scope else []
         base_name = embedder.name
         if settings.encoder_steps:
@@ -164,7 +174,7 @@ class IntentClassifier:
         model = cls.fit(texts, labels, vectors[: len(texts)], embedder, settings=settings,
                         background=background, background_vectors=vectors[len(texts):])
         model.tuned = bool(settings.encoder_steps)
-        model.manifest.update(fingerprint(bot, base_name))
+        model.manifest.update(fingerprint(intents, settings, base_name))
         model.manifest["intents"] = list(model.intents)
         return model
 
@@ -201,7 +211,10 @@ class IntentClassifier:
 
     def save(self, directory: Path) -> None:
         """Write arrays (.npz), vocabularies and manifest (JSON) atomically."""
-        with atomic_folder(directory) as staging:
+        manifest = dict(self.manifest, classes=list(self.head.classes),
+                        lexical_weight=self.lexical.weight if self.lexical else 0.0,
+                        tuned_encoder=self.tuned)
+        with _artifact(directory).write(manifest) as staging:
             arrays: dict[str, Any] = dict(self.head.to_arrays())
             if self.lexical is not None:
                 arrays.update(self.lexical.to_arrays())
@@ -211,10 +224,6 @@ class IntentClassifier:
             if self.tuned:
                 assert isinstance(self.embedder, SentenceEmbedder)
                 self.embedder.save(staging / ENCODER_DIR)
-            manifest = dict(self.manifest, format=FORMAT_VERSION, classes=list(self.head.classes),
-                            lexical_weight=self.lexical.weight if self.lexical else 0.0,
-                            tuned_encoder=self.tuned)
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
     def load_from(cls, directory: Path, embedder: Embedder, *,
@@ -224,7 +233,7 @@ class IntentClassifier:
         ``embedder`` is the bot's shared encoder: the one the classifier was trained with, or
         the base of its tuned copy, which is loaded from ``directory``.
         """
-        manifest = read_manifest(directory)
+        manifest = _artifact(directory).manifest()
         if manifest is None:
             raise NotTrainedError(f"{directory}: no intent classifier here; run `bot train`")
         if manifest.get("model") != embedder.name:
@@ -253,11 +262,11 @@ class IntentClassifier:
         return cls(head, lexical, embedder, settings=settings, manifest=manifest, tuned=tuned)
 
     @classmethod
-    def load(cls, bot: BotDefinition, embedder: Embedder) -> IntentClassifier:
-        """Load the bot's classifier; refuse one trained on other examples or settings."""
-        directory = classifier_dir(bot)
-        model = cls.load_from(directory, embedder, settings=bot.config.classifier)
-        wanted = fingerprint(bot, embedder.name)
+    def load(cls, directory: Path, intents: Sequence[IntentSpec], settings: ClassifierSettings,
+             embedder: Embedder) -> IntentClassifier:
+        """Load a classifier; refuse one trained on other examples or settings."""
+        model = cls.load_from(directory, embedder, settings=settings)
+        wanted = fingerprint(intents, settings, embedder.name)
         if model.manifest.get("examples_sha256") != wanted["examples_sha256"]:
             raise NotTrainedError(f"{directory}: intent classifier is out of date (intent "
                                   "examples or classifier settings changed); run `bot train`")
@@ -267,8 +276,6 @@ class IntentClassifier:
 def tuned_encoder(base: Embedder, texts: Sequence[str], labels: Sequence[str], *, steps: int,
                   seed: int = 0, progress: bool = False) -> SentenceEmbedder:
     """A fresh copy of ``base``'s model, contrastively tuned on the labelled examples."""
-    from adapters.encoder_tuning import tune_encoder
-
     in_scope = [(t, label) for t, label in zip(texts, labels, strict=True)
                 if label != OUT_OF_SCOPE]
     copy = SentenceEmbedder(base.name, device=getattr(base, "device", "cpu"))
@@ -283,35 +290,26 @@ def _load_tuned_encoder(folder: Path, base: Embedder) -> SentenceEmbedder:
                          "run `bot train --force`")
     try:
         return SentenceEmbedder(str(folder), device=getattr(base, "device", "cpu")).load()
-    except ModelError as exc:
+    except EmbedderError as exc:
         raise ModelError(f"{folder}: the intent classifier's tuned encoder is damaged ({exc}); "
                          "run `bot train --force`") from exc
 
 
-def classifier_dir(bot: BotDefinition) -> Path:
-    return bot.build_dir / CLASSIFIER_DIR
+def _artifact(directory: Path) -> Artifact:
+    return Artifact(directory, FORMAT_VERSION)
 
 
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """The manifest of a saved classifier, or None if missing, unreadable or another format."""
-    try:
-        data = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT_VERSION else None
-
-
-def train_intents(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
+def train_intents(directory: Path, intents: Sequence[IntentSpec], settings: ClassifierSettings,
+                  embedder: Embedder, *, force: bool = False,
                   progress: bool = False) -> tuple[IntentClassifier, bool]:
-    """Train (or reuse) the bot's classifier; returns it and whether it was retrained."""
-    directory = classifier_dir(bot)
-    manifest = read_manifest(directory)
-    if not force and manifest is not None and all(
-            manifest.get(k) == v for k, v in fingerprint(bot, embedder.name).items()):
+    """Train (or reuse) the classifier in ``directory``; returns it and whether it was
+    retrained."""
+    if not force and _artifact(directory).is_current(fingerprint(intents, settings,
+                                                                 embedder.name)):
         try:
-            return IntentClassifier.load(bot, embedder), False
+            return IntentClassifier.load(directory, intents, settings, embedder), False
         except (NotTrainedError, ModelError):
             pass  # damaged: retrain below
-    model = IntentClassifier.train(bot, embedder, progress=progress)
+    model = IntentClassifier.train(intents, settings, embedder, progress=progress)
     model.save(directory)
     return model, True

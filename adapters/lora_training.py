@@ -9,7 +9,6 @@ manifest naming the base model's fingerprint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -17,21 +16,15 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.adapter_store import (
-    FORMAT_VERSION,
-    MANIFEST,
-    adapter_dir,
-    checkpoint_dir,
-    read_manifest,
-)
+from adapters.adapter_store import adapter_artifact, read_manifest
 from adapters.base_model import base_fingerprint, load_base_model
+from adapters.errors import ModelError
+from adapters.settings import LoraSettings, ModelSettings, Persona
 from adapters.training_data import Example, build_examples, data_digest, encode
-from bot.config import BotDefinition, LoraSettings
-from bot.errors import ModelError
-from bot.files import atomic_folder
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
 
@@ -39,27 +32,46 @@ log = logging.getLogger(__name__)
 StepCallback = Callable[[int, float], None]
 
 
-def _plan(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
+@dataclass(frozen=True)
+class AdapterJob:
+    """What one adapter learns from and where it goes.
+
+    ``top_k``/``threshold``: how the FAQ is searched at answer time (training prompts show
+    the same passages); ``name`` is recorded in the manifest; ``checkpoints`` is the folder
+    a killed run resumes from.
+    """
+
+    model: ModelSettings
+    persona: Persona
+    folder: Path
+    checkpoints: Path
+    top_k: int = 3
+    threshold: float = 0.5
+    name: str = ""
+
+
+def _plan(job: AdapterJob, index: FaqIndex, embedder: Embedder,
           max_steps: int | None) -> tuple[list[Example], dict[str, Any]]:
-    settings = bot.config.model
+    settings = job.model
     lora = settings.lora
-    examples = build_examples(bot, index, embedder, seed=lora.seed)
+    examples = build_examples(index, embedder, top_k=job.top_k, threshold=job.threshold,
+                              no_answer_ratio=lora.no_answer_ratio, seed=lora.seed)
     config = {k: v for k, v in dataclasses.asdict(lora).items() if k != "checkpoint_every"}
     config["max_steps"] = max_steps if max_steps is not None else lora.max_steps
     config["target_modules"] = list(lora.target_modules)
     fingerprint = {
-        "data": data_digest(examples, bot.config.persona, max_words=settings.passage_words),
+        "data": data_digest(examples, job.persona, max_words=settings.passage_words),
         "config": config,
         "base": base_fingerprint(settings),
     }
     return examples, fingerprint
 
 
-def needs_training(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+def needs_training(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
                    max_steps: int | None = None) -> bool:
     """Whether :func:`train_adapter` would train (the saved adapter is missing or stale)."""
-    _examples, fingerprint = _plan(bot, index, embedder, max_steps)
-    manifest = read_manifest(adapter_dir(bot))
+    _examples, fingerprint = _plan(job, index, embedder, max_steps)
+    manifest = read_manifest(job.folder)
     return manifest is None or manifest.get("fingerprint") != fingerprint
 
 
@@ -137,9 +149,8 @@ def _load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any
 
 def save_adapter(model: Any, target: Path, manifest: dict[str, Any]) -> None:
     """Write adapter weights + manifest atomically (a crash leaves the old adapter)."""
-    with atomic_folder(target) as staging:
+    with adapter_artifact(target).write(manifest) as staging:
         model.save_pretrained(str(staging))
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def _total_steps(lora: LoraSettings, examples: int, max_steps: int | None) -> int:
@@ -149,25 +160,25 @@ def _total_steps(lora: LoraSettings, examples: int, max_steps: int | None) -> in
     return max(1, math.ceil(lora.epochs * math.ceil(examples / lora.batch_size)))
 
 
-def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
                   force: bool = False, progress: bool = True, max_steps: int | None = None,
                   on_step: StepCallback | None = None) -> Path:
-    """Train (or reuse) the bot's LoRA adapter; returns its folder.
+    """Train (or reuse) the LoRA adapter in ``job.folder``; returns that folder.
 
     ``max_steps`` overrides ``model.lora.max_steps``; ``on_step(step, loss)`` is called after
     every optimiser step (1-based).
     """
-    settings = bot.config.model
+    settings = job.model
     lora = settings.lora
-    target = adapter_dir(bot)
-    examples, fingerprint = _plan(bot, index, embedder, max_steps)
+    target = job.folder
+    examples, fingerprint = _plan(job, index, embedder, max_steps)
     if not examples:
-        raise ModelError(f"{bot.file}: the FAQ has no question/answer pairs to train the "
+        raise ModelError("the FAQ has no question/answer pairs to train the "
                          "dialogue adapter on")
     manifest = read_manifest(target)
     if not force and manifest is not None and manifest.get("fingerprint") == fingerprint:
         return target
-    checkpoints = checkpoint_dir(bot)
+    checkpoints = job.checkpoints
     if force:
         shutil.rmtree(checkpoints, ignore_errors=True)
 
@@ -183,14 +194,14 @@ def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
 
     base = load_base_model(settings)
     tokenizer = base.tokenizer
-    rows = [encode(e, tokenizer, bot.config.persona, max_length=lora.max_length,
+    rows = [encode(e, tokenizer, job.persona, max_length=lora.max_length,
                    max_words=settings.passage_words) for e in examples]
     data = [r for r in rows if r is not None]
     if len(data) < len(rows):
         log.warning("%d of %d training examples exceed model.lora.max_length=%d and were "
                     "skipped", len(rows) - len(data), len(rows), lora.max_length)
     if not data:
-        raise ModelError(f"{bot.file}: no training example fits model.lora.max_length="
+        raise ModelError(f"no training example fits model.lora.max_length="
                          f"{lora.max_length}; raise it")
     _seed_everything(lora.seed)
     peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
@@ -242,8 +253,7 @@ def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
     model.eval()
     seconds = time.perf_counter() - started
     save_adapter(model, target, {
-        "format": FORMAT_VERSION,
-        "bot": bot.config.name,
+        "bot": job.name,
         "base": {"name": settings.base, "fingerprint": fingerprint["base"]},
         "fingerprint": fingerprint,
         "examples": len(data),

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.config import Persona
+from adapters.settings import Persona
 from retrieval.documents import Passage
 
 NO_ANSWER = ("I'm sorry, I don't have information about that. "

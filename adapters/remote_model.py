@@ -30,9 +30,9 @@ from adapters.answers import (
     finish_answer,
     rule_answer,
 )
+from adapters.errors import ModelError
 from adapters.prompting import build_messages
-from bot.config import ModelServerSettings, ModelSettings
-from bot.errors import ModelError
+from adapters.settings import ModelServerSettings, ModelSettings
 
 EXCERPT_BYTES = 300  # of an error body, in the message
 

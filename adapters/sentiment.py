@@ -2,15 +2,13 @@
 
 The model is a calibrated logistic-regression head on sentence embeddings, trained on the
 project's own labelled customer-service messages (``adapters/data/sentiment_train.csv``) and
-saved under ``<bot>/.bot/sentiment`` as ``.npz`` + JSON. :class:`Frustration` is a small
+saved in a build folder as ``.npz`` + JSON. :class:`Frustration` is a small
 immutable value a session keeps: exponentially decayed negativity plus a negative streak.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,16 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from adapters.errors import ModelError, NotTrainedError
 from adapters.heads import LinearHead
-from bot.config import BotDefinition
-from bot.errors import ModelError, NotTrainedError
-from bot.files import atomic_folder
+from retrieval.artifacts import Artifact, file_digest
 from retrieval.embedder import Embedder
 
 FORMAT_VERSION = 1
 LABELS = ("negative", "neutral", "positive")
-SENTIMENT_DIR = "sentiment"
-MANIFEST = "manifest.json"
 TRAINING_DATA = Path(__file__).parent / "data" / "sentiment_train.csv"
 LOGISTIC_C = 4.0
 _MENTION = re.compile(r"(?<!\w)@\w+")
@@ -82,7 +77,7 @@ class SentimentClassifier:
         vectors = embedder.embed([clean(text) for text, _ in rows])
         head = LinearHead.fit(vectors, [label for _, label in rows], c=c)
         manifest = {"model": embedder.name, "dimensions": int(vectors.shape[1]),
-                    "data_sha256": _digest(data), "examples": len(rows), "c": c,
+                    "data_sha256": file_digest(data), "examples": len(rows), "c": c,
                     "temperature": head.temperature}
         return cls(head, embedder, manifest=manifest)
 
@@ -104,20 +99,19 @@ class SentimentClassifier:
 
     def save(self, directory: Path) -> None:
         """Write the head (.npz) and manifest (JSON) atomically."""
-        with atomic_folder(directory) as staging:
+        manifest = dict(self.manifest, classes=list(self.head.classes))
+        with _artifact(directory).write(manifest) as staging:
             arrays: dict[str, Any] = dict(self.head.to_arrays())
             np.savez(staging / "head.npz", **arrays)
-            manifest = dict(self.manifest, format=FORMAT_VERSION, classes=list(self.head.classes))
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
     def load_from(cls, directory: Path, embedder: Embedder) -> SentimentClassifier:
         """Load a saved model; refuse one trained on other data or another embedding model."""
-        manifest = _read_manifest(directory)
+        artifact = _artifact(directory)
+        manifest = artifact.manifest()
         if manifest is None:
             raise NotTrainedError(f"{directory}: no sentiment model here; run `bot train`")
-        stale = [key for key, value in _fingerprint(embedder.name).items()
-                 if manifest.get(key) != value]
+        stale = artifact.stale(_fingerprint(embedder.name), manifest)
         if stale:
             raise NotTrainedError(f"{directory}: sentiment model is out of date "
                                   f"({', '.join(stale)} changed); run `bot train`")
@@ -130,36 +124,20 @@ class SentimentClassifier:
             raise ModelError(f"{directory}: sentiment model is damaged ({exc}); "
                              "run `bot train --force`") from exc
 
-    @classmethod
-    def load(cls, bot: BotDefinition, embedder: Embedder) -> SentimentClassifier:
-        return cls.load_from(sentiment_dir(bot), embedder)
 
-
-def sentiment_dir(bot: BotDefinition) -> Path:
-    return bot.build_dir / SENTIMENT_DIR
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _artifact(directory: Path) -> Artifact:
+    return Artifact(directory, FORMAT_VERSION)
 
 
 def _fingerprint(model: str) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, "model": model, "data_sha256": _digest(TRAINING_DATA),
+    return {"format": FORMAT_VERSION, "model": model, "data_sha256": file_digest(TRAINING_DATA),
             "c": LOGISTIC_C}
 
 
-def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def train_sentiment(bot: BotDefinition, embedder: Embedder, *,
+def train_sentiment(directory: Path, embedder: Embedder, *,
                     force: bool = False) -> tuple[SentimentClassifier, bool]:
-    """Train (or reuse) the bot's sentiment model; returns it and whether it was retrained."""
-    directory = sentiment_dir(bot)
+    """Train (or reuse) the sentiment model in ``directory``; returns it and whether it was
+    retrained."""
     if not force:
         try:
             return SentimentClassifier.load_from(directory, embedder), False

@@ -12,15 +12,14 @@ instead of repeating its previous answer.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.prompting import NO_ANSWER, PROMPT_VERSION, Turn, answer_target, build_messages
-from bot.config import BotDefinition, Persona
+from adapters.settings import Persona
+from retrieval.artifacts import digest
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
@@ -47,13 +46,14 @@ class Example:
     history: tuple[Turn, ...] = ()  # earlier messages of the conversation
 
 
-def build_examples(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
-                   seed: int) -> list[Example]:
-    """Answer and no-answer examples for ``bot``, deterministic for a given ``seed``."""
-    faq = bot.config.faq
-    top_k = faq.top_k if faq is not None else 3
-    threshold = faq.answer_threshold if faq is not None else 0.5
-    ratio = bot.config.model.lora.no_answer_ratio
+def build_examples(index: FaqIndex, embedder: Embedder, *, top_k: int, threshold: float,
+                   no_answer_ratio: float, seed: int) -> list[Example]:
+    """Answer and no-answer examples from the index's FAQ, deterministic for a ``seed``.
+
+    Each question is shown with its ``top_k`` passages; a share ``no_answer_ratio`` of
+    no-answer examples shows passages below ``threshold``.
+    """
+    ratio = no_answer_ratio
     rng = random.Random(seed)
     pairs = [(q, p) for p in index.passages if p.question
              for q in dict.fromkeys([p.question, *p.alternatives])]
@@ -132,4 +132,4 @@ def data_digest(examples: Sequence[Example], persona: Persona, *, max_words: int
         "examples": [[e.question, [[p.id, p.question, p.title, p.text] for p in e.passages],
                       e.target, [[t.role, t.text] for t in e.history]] for e in examples],
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return digest(payload)

@@ -28,7 +28,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from adapters.intents import OUT_OF_SCOPE, IntentClassifier, background_examples, tuned_encoder
-from bot.config import ClassifierSettings
+from bot.definition.config import ClassifierSettings
 from retrieval.embedder import SentenceEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent

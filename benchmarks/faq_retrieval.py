@@ -120,7 +120,7 @@ def acme_bank(embedder: SentenceEmbedder) -> dict[str, object]:
 
     import yaml
 
-    from bot.config import load_bot
+    from bot.definition.loader import load_bot
     from retrieval.knowledge import load_passages
 
     bot_dir = ROOT / "example_bots" / "acme_bank"

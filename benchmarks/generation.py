@@ -24,15 +24,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adapters.adapter_store import adapter_dir, read_manifest
+from adapters.adapter_store import read_manifest
 from adapters.generation import DialogueModel, GenerationRequest
-from adapters.generation_eval import evaluate_generation
-from adapters.lora_training import train_adapter
 from adapters.training_data import build_examples
 from benchmarks.report import torch_machine, write_results
-from bot.config import BotDefinition, load_bot
+from bot.build import build_index, example_options, train_adapter
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
+from bot.evaluation.generation import evaluate_generation
 from retrieval.embedder import SentenceEmbedder
-from retrieval.knowledge import KnowledgeBase, build_index
+from retrieval.knowledge import KnowledgeBase
 
 RESULTS = Path(__file__).parent / "results" / "generation.json"
 
@@ -83,7 +84,8 @@ def training(bot: BotDefinition, embedder: SentenceEmbedder, *, steps: int) -> d
         shutil.copytree(bot.root, copy, ignore=shutil.ignore_patterns(".bot"))
         clone = load_bot(copy)
         index, _ = build_index(clone, embedder)
-        examples = len(build_examples(clone, index, embedder, seed=clone.config.model.lora.seed))
+        examples = len(build_examples(index, embedder, **example_options(clone),
+                                      seed=clone.config.model.lora.seed))
         marks: list[float] = []
         started = time.perf_counter()
         train_adapter(clone, index, embedder, progress=False, max_steps=steps + 1,
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_eval:
         evals = {"base": evaluate_generation(bot, adapter=False, limit=args.eval_limit,
                                              model=model, embedder=embedder)}
-        manifest = read_manifest(adapter_dir(bot))
+        manifest = read_manifest(bot.adapter_dir)
         if manifest is not None:
             evals["lora"] = evaluate_generation(bot, adapter=True, limit=args.eval_limit,
                                                 model=model, embedder=embedder)

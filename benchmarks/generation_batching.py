@@ -26,11 +26,13 @@ from typing import Any
 
 from adapters.batching import left_pad
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
-from adapters.generation_eval import load_paraphrases
 from benchmarks.report import torch_machine, write_results
-from bot.config import BotDefinition, load_bot
+from bot.build import build_index
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
+from bot.evaluation.generation import load_paraphrases
 from retrieval.embedder import SentenceEmbedder
-from retrieval.knowledge import KnowledgeBase, build_index
+from retrieval.knowledge import KnowledgeBase
 
 RESULTS = Path(__file__).parent / "results" / "generation_batching.json"
 

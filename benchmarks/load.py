@@ -40,7 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.local_redis import LocalRedis, free_port  # noqa: E402
+from tests.local_redis import LocalRedis, free_port  # noqa: E402
 
 WARMUP = 40
 
@@ -139,8 +139,8 @@ async def level(http: aiohttp.ClientSession, urls: list[str], *, users: int, tot
 
 async def store_overhead(bot: Path, store: str, turns: int = 500) -> dict[str, Any]:
     """Session-store time of one turn in-process: lock, get, save, unlock, turn event."""
-    from bot.config import load_bot
-    from bot.stores import open_session_store
+    from bot.definition.loader import load_bot
+    from bot.sessions.factory import open_session_store
 
     sessions = open_session_store(load_bot(bot))
     ms: list[float] = []

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.build import example_options
+
 RESULTS = Path(__file__).parent / "results" / "lora_step.json"
 VARIANTS = ("model_loss", "answer_loss")
 
@@ -36,9 +38,9 @@ def run_variant(bot_dir: str, variant: str, steps: int) -> dict[str, Any]:
     from adapters.base_model import load_base_model
     from adapters.lora_training import _batch, _batch_rows, answer_loss
     from adapters.training_data import build_examples, encode
-    from bot.config import load_bot
+    from bot.build import build_index
+    from bot.definition.loader import load_bot
     from retrieval.embedder import SentenceEmbedder
-    from retrieval.knowledge import build_index
 
     bot = load_bot(bot_dir)
     settings, lora = bot.config.model, bot.config.model.lora
@@ -47,7 +49,7 @@ def run_variant(bot_dir: str, variant: str, steps: int) -> dict[str, Any]:
     base = load_base_model(settings)
     rows = [encode(e, base.tokenizer, bot.config.persona, max_length=lora.max_length,
                    max_words=settings.passage_words)
-            for e in build_examples(bot, index, embedder, seed=lora.seed)]
+            for e in build_examples(index, embedder, **example_options(bot), seed=lora.seed)]
     data = [r for r in rows if r is not None]
     torch.manual_seed(lora.seed)
     model = get_peft_model(base.model, LoraConfig(

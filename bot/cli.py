@@ -12,7 +12,7 @@ import sys
 # starve the event loop and the other workers on the same cores. Must precede importing torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bot.errors import BotError
+from bot.errors import BotError, library_errors
 
 COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export")
 
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        code: int = args.func(args)
+        with library_errors():
+            code: int = args.func(args)
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

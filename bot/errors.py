@@ -1,29 +1,27 @@
-"""One exception hierarchy for the whole framework.
+"""One exception hierarchy for the bot, and the translation of the libraries' errors.
 
-Third-party errors are translated at the boundary with ``raise ... from exc`` so callers
-only ever need to catch :class:`BotError` (or one of its children).
+``retrieval/`` and ``adapters/`` raise their own families (``retrieval.errors``,
+``adapters.errors``); :func:`library_errors` turns them into these at ``bot/``'s boundary
+(loading, training, a turn, evaluation) with ``raise ... from exc``, so callers only ever
+need to catch :class:`BotError` (or one of its children).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from adapters import errors as adapter_errors
+from retrieval import errors as retrieval_errors
+from retrieval.errors import Located
 
 
 class BotError(Exception):
     """Base class of every error the framework raises on purpose."""
 
 
-class ConfigError(BotError):
+class ConfigError(Located, BotError):
     """A bot definition is invalid: the message names the file, key path and line."""
-
-    def __init__(self, message: str, *, file: str = "", path: str = "", line: int | None = None):
-        self.file = file
-        self.path = path
-        self.line = line
-        self.reason = message
-        where = file
-        if file and line is not None:
-            where = f"{file}:{line}"
-        prefix = ": ".join(part for part in (where, path) if part)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
 class NotTrainedError(BotError):
@@ -60,3 +58,22 @@ class TemplateError(BotError):
 
 class ActionError(BotError):
     """An HTTP action failed (timeout, connection, 5xx, a reply that is not JSON)."""
+
+
+@contextlib.contextmanager
+def library_errors(*, file: str = "") -> Iterator[None]:
+    """Translate ``retrieval``/``adapters`` errors raised inside the block into bot errors
+    (``file``: the definition file a settings error without one is about)."""
+    try:
+        yield
+    except (retrieval_errors.SourceError, adapter_errors.SettingsError) as exc:
+        raise ConfigError(exc.reason, file=exc.file or file, path=exc.path,
+                          line=exc.line) from exc
+    except retrieval_errors.EmbedderError as exc:
+        raise ModelError(str(exc)) from exc
+    except retrieval_errors.RetrievalError as exc:
+        raise RetrievalError(str(exc)) from exc
+    except adapter_errors.NotTrainedError as exc:
+        raise NotTrainedError(str(exc)) from exc
+    except adapter_errors.AdapterError as exc:
+        raise ModelError(str(exc)) from exc

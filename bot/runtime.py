@@ -5,14 +5,45 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bot.answering import FaqAnswerer, Generator
-from bot.config import BotDefinition
-from bot.dialogue import DialogueManager
-from bot.routing import Router, load_analyzer
-from bot.sessions import SessionStore
-from bot.stores import open_session_store
-from retrieval.embedder import SentenceEmbedder
+from adapters.classifiers import Analyzer
+from adapters.generation import DialogueModel
+from adapters.intents import IntentClassifier
+from adapters.remote_model import RemoteDialogueModel
+from bot.definition.config import BotDefinition
+from bot.dialogue.answerer import FaqAnswerer, Generator
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.router import Router
+from bot.errors import library_errors
+from bot.sessions.factory import open_session_store
+from bot.sessions.store import SessionStore
+from retrieval.embedder import Embedder, SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase
+
+
+def load_knowledge(bot: BotDefinition, embedder: Embedder) -> KnowledgeBase:
+    """The bot's trained FAQ index; refuses one that is missing or stale."""
+    with library_errors(file=bot.shown(bot.file)):
+        faq = bot.config.faq
+        sources = bot.faq_sources()
+        assert faq is not None  # faq_sources() refuses a bot without one
+        return KnowledgeBase.load(bot.index_dir, sources, faq, embedder)
+
+
+def load_intents(bot: BotDefinition, embedder: Embedder) -> IntentClassifier:
+    """The bot's trained intent classifier; refuses one trained on other examples."""
+    with library_errors(file=bot.shown(bot.file)):
+        return IntentClassifier.load(bot.classifier_dirs.intents, bot.config.intents,
+                                     bot.config.classifier, embedder)
+
+
+def load_analyzer(bot: BotDefinition, embedder: Embedder | None) -> Analyzer | None:
+    """The bot's trained classifiers; None when it defines no intents."""
+    if not bot.config.intents or embedder is None:
+        return None
+    config = bot.config
+    with library_errors(file=bot.shown(bot.file)):
+        return Analyzer.load(bot.classifier_dirs, config.intents, config.classifier,
+                             config.entities, embedder)
 
 
 def load_generator(bot: BotDefinition) -> Generator | None:
@@ -22,13 +53,11 @@ def load_generator(bot: BotDefinition) -> Generator | None:
     if not settings.generation:
         return None
     if settings.server is not None:  # no local weights: the server has model and adapter
-        from adapters.remote_model import RemoteDialogueModel
-
         return Generator(RemoteDialogueModel(settings), settings.server.adapter)
-    from adapters.generation import DialogueModel
-
-    model = DialogueModel(settings).load()
-    return Generator(model, model.add_bot_adapter(bot))
+    with library_errors(file=bot.shown(bot.file)):
+        model = DialogueModel(settings).load()
+        model.add_adapter(bot.config.name, bot.adapter_dir)
+    return Generator(model, bot.config.name)
 
 
 @dataclass
@@ -42,6 +71,11 @@ class BotRuntime:
 
     @classmethod
     def load(cls, bot: BotDefinition) -> BotRuntime:
+        with library_errors(file=bot.shown(bot.file)):
+            return cls._load(bot)
+
+    @classmethod
+    def _load(cls, bot: BotDefinition) -> BotRuntime:
         config = bot.config
         knowledge, embedder = None, None
         if config.faq is not None or config.intents:
@@ -49,7 +83,7 @@ class BotRuntime:
                                         batch_size=config.embedder.batch_size)
             embedder.load()  # first, so a bad model path is named rather than a stale index
         if config.faq is not None and embedder is not None:
-            knowledge = KnowledgeBase.load(bot, embedder)
+            knowledge = load_knowledge(bot, embedder)
         analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
         store = open_session_store(bot)
         answerer = FaqAnswerer(config, knowledge, load_generator(bot))

@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 
+from bot.definition.schema import between, check, positive
 from bot.errors import ChannelError
 from bot.messages import BotReply
-from bot.schema import between, check, positive
 
 log = logging.getLogger(__name__)
 HeadersFor = Callable[[bytes], Mapping[str, str]]

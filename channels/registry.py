@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
+from bot.definition.schema import Where, build
 from bot.messages import BotReply, UserMessage
-from bot.schema import Where, build
 from channels.cors import ALLOWED_ORIGINS, allowed_origins
 
 ENTRY_POINT_GROUP = "supportbot.channels"

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bot.definition.schema import check, non_empty, positive
 from bot.errors import BotError, ChannelError
 from bot.messages import BotReply, UserMessage
-from bot.schema import check, non_empty, positive
 from channels.delivery import (
     DeliveryError,
     Outbox,

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bot.definition.schema import check
 from bot.errors import BadRequest, BotError, ChannelError
 from bot.messages import BotReply, UserMessage
-from bot.schema import check
 from channels.delivery import (
     DeliveryError,
     Outbox,

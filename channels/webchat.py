@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
+from bot.definition.schema import check
 from bot.messages import BotReply
-from bot.schema import check
 from channels.cors import origins_problem
 from channels.registry import OnMessage, OnStream
 from channels.rest import answer_request

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.definition.schema import check, positive
 from bot.errors import BadRequest, BotError
 from bot.messages import BotReply, UserMessage
-from bot.schema import check, positive
 from channels.delivery import DeliveryError, Outbox, RetryPolicy
 from channels.http import message_fields, parse_json, unauthorized
 from channels.registry import OnMessage, OnStream

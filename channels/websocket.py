@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.definition.schema import between, check, positive
 from bot.errors import BotError, ChannelError
 from bot.messages import BotReply, UserMessage
-from bot.schema import between, check, positive
 from channels.http import message_fields, parse_json, sender_id
 from channels.registry import OnMessage, OnStream
 

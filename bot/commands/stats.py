@@ -7,9 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from bot.config import load_bot
-from bot.stats import Stats, collect, plot, summary
-from bot.stores import open_session_store
+from bot.definition.loader import load_bot
+from bot.evaluation.stats import Stats, collect, plot, summary
+from bot.sessions.factory import open_session_store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

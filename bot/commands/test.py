@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import load_bot
+from bot.definition.loader import load_bot
 
 if TYPE_CHECKING:
-    from bot.conversation_tests import TestReport
+    from bot.evaluation.conversations import TestReport
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.conversation_tests import isolated, load_conversations, run_conversations
+    from bot.build import train
+    from bot.evaluation.conversations import isolated, load_conversations, run_conversations
     from bot.runtime import BotRuntime
-    from bot.training import train
 
     bot = load_bot(args.directory)
     conversations = load_conversations(args.tests or bot.root / "tests")

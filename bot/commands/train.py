@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bot.config import load_bot
-from bot.training import StepResult, train
+from bot.build import StepResult, train
+from bot.definition.loader import load_bot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

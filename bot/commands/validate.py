@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bot.config import load_bot
+from bot.definition.loader import load_bot
+from bot.errors import library_errors
 from retrieval.knowledge import load_passages
 
 
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     bot = load_bot(args.directory)
     config = bot.config
-    passages = len(load_passages(bot, config.faq)) if config.faq else 0
+    with library_errors():
+        passages = len(load_passages(bot.faq_sources(), config.faq)) if config.faq else 0
     print(f"{bot.file}: ok — bot {config.name!r}, {len(config.intents)} intents, "
           f"{len(config.responses)} responses, {passages} FAQ passages, "
           f"channels: {', '.join(config.channels) or 'none'}")

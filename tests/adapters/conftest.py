@@ -9,7 +9,7 @@ import pytest
 from adapters.adapter_store import FORMAT_VERSION
 from adapters.base_model import load_base_model
 from adapters.lora_training import save_adapter
-from bot.config import ModelSettings
+from bot.definition.config import ModelSettings
 
 
 @pytest.fixture(scope="session")

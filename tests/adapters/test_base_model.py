@@ -16,8 +16,8 @@ from adapters.base_model import (
     load_base_model,
     resolve_base,
 )
-from bot.config import ModelSettings
-from bot.errors import ModelError
+from adapters.errors import ModelError
+from bot.definition.config import ModelSettings
 
 
 @pytest.fixture(scope="module")

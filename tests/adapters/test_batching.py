@@ -12,7 +12,7 @@ import pytest
 
 from adapters.batching import BatchQueue, Job, left_pad
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
-from bot.config import ModelSettings, Persona
+from bot.definition.config import ModelSettings, Persona
 from retrieval.documents import Passage
 
 CARD = Passage("card-not-arrived", "Cards arrive within 5-7 working days. After 10 days we send "

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from adapters.encoder_tuning import pairable_intents, tune_encoder
-from adapters.intents import ENCODER_DIR, IntentClassifier, classifier_dir, train_intents
-from adapters.training import Analyzer, train_classifiers
-from bot.config import BotDefinition
+from adapters.intents import ENCODER_DIR, IntentClassifier
+from bot.build import train_classifiers, train_intents
+from bot.definition.config import BotDefinition
 from bot.errors import ConfigError, ModelError, NotTrainedError
+from bot.runtime import load_analyzer, load_intents
 from retrieval.embedder import SentenceEmbedder
 from tests.adapters.test_intents import INTENTS_YAML, write_bot
 
@@ -68,7 +69,7 @@ def test_the_shared_encoder_is_left_as_it_was(tuned_bot: tuple[BotDefinition, In
     assert model.embedder is not embedder
     tuned_vector = model.embedder.embed([text])
     assert float(tuned_vector[0] @ fresh.embed([text])[0]) < 0.999  # the copy did change
-    analysis = Analyzer.load(bot, embedder).analyze(text)
+    analysis = load_analyzer(bot, embedder).analyze(text)
     assert analysis.vector == pytest.approx(fresh.embed([text])[0], abs=1e-5)  # for the FAQ
     assert analysis.intent is not None and analysis.intent.intent == "lost_card"
 
@@ -76,7 +77,7 @@ def test_the_shared_encoder_is_left_as_it_was(tuned_bot: tuple[BotDefinition, In
 def test_tuned_classifier_is_saved_and_reloaded(tuned_bot: tuple[BotDefinition, IntentClassifier],
                                                 embedder: SentenceEmbedder) -> None:
     bot, model = tuned_bot
-    folder = classifier_dir(bot)
+    folder = bot.classifier_dirs.intents
     assert (folder / ENCODER_DIR / "model.safetensors").is_file()
     assert json.loads((folder / "manifest.json").read_text())["tuned_encoder"] is True
     again, rebuilt = train_intents(bot, embedder)
@@ -93,7 +94,7 @@ def test_changing_the_steps_makes_the_classifier_stale(
     changed = write_bot(bot.root, TUNED_YAML.replace("encoder_steps: 8", "encoder_steps: 9"))
     try:
         with pytest.raises(NotTrainedError, match="out of date"):
-            IntentClassifier.load(changed, embedder)
+            load_intents(changed, embedder)
     finally:
         write_bot(bot.root, TUNED_YAML)
 
@@ -102,16 +103,16 @@ def test_a_missing_tuned_encoder_is_a_clear_error_and_is_retrained(
         tmp_path: Path, tuned_bot: tuple[BotDefinition, IntentClassifier],
         embedder: SentenceEmbedder) -> None:
     bot = write_bot(tmp_path / "bank", TUNED_YAML)
-    shutil.copytree(classifier_dir(tuned_bot[0]), classifier_dir(bot))
-    IntentClassifier.load(bot, embedder)  # a copied build is as good as the original
-    (classifier_dir(bot) / ENCODER_DIR / "model.safetensors").unlink()
+    shutil.copytree(tuned_bot[0].classifier_dirs.intents, bot.classifier_dirs.intents)
+    load_intents(bot, embedder)  # a copied build is as good as the original
+    (bot.classifier_dirs.intents / ENCODER_DIR / "model.safetensors").unlink()
     with pytest.raises(ModelError, match=f"{ENCODER_DIR}.*damaged.*bot train --force"):
-        IntentClassifier.load(bot, embedder)
-    shutil.rmtree(classifier_dir(bot) / ENCODER_DIR)
+        load_intents(bot, embedder)
+    shutil.rmtree(bot.classifier_dirs.intents / ENCODER_DIR)
     with pytest.raises(ModelError, match="tuned encoder is missing"):
-        IntentClassifier.load(bot, embedder)
+        load_intents(bot, embedder)
     model, rebuilt = train_intents(bot, embedder)
-    assert rebuilt and (classifier_dir(bot) / ENCODER_DIR / "model.safetensors").is_file()
+    assert rebuilt and (bot.classifier_dirs.intents / ENCODER_DIR / "model.safetensors").is_file()
     assert model.predict("balance please").intent == "check_balance"
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.entities import BUILTIN_ENTITIES, EntityExtractor
-from bot.config import EntityDefinition, load_bot
+from adapters.settings import EntityDefinition
+from bot.definition.loader import load_bot
+from adapters.errors import SettingsError
 from bot.errors import ConfigError
 
 PLAN = EntityDefinition(name="plan", lookup=("Premium", "basic plan", "Family"))
@@ -63,13 +65,13 @@ def test_only_restricts_names_and_unknown_names_list_the_known_ones() -> None:
     extractor = EntityExtractor([PLAN])
     text = "premium for $10"
     assert [e.name for e in extractor.extract(text, only=["amount"])] == ["amount"]
-    with pytest.raises(ConfigError, match=r"known entities: amount, .*plan"):
+    with pytest.raises(SettingsError, match=r"known entities: amount, .*plan"):
         extractor.extract(text, only=["colour"])
     assert set(BUILTIN_ENTITIES) <= set(extractor.names)
 
 
 def test_duplicate_entity_names_are_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"entities\[1\]\.name: duplicate entity 'plan'"):
+    with pytest.raises(SettingsError, match=r"entities\[1\]\.name: duplicate entity 'plan'"):
         EntityExtractor([PLAN, EntityDefinition(name="plan", pattern="x")])
 
 
@@ -118,6 +120,6 @@ def test_extractor_from_a_loaded_bot(tmp_path: Path) -> None:
           - name: plan
             lookup: [premium, basic]
     """)
-    extractor = EntityExtractor.from_bot(load_bot(root))
+    extractor = EntityExtractor(load_bot(root).config.entities)
     assert [(e.name, e.value) for e in extractor.extract("Upgrade to Premium for €5")] == [
         ("plan", "premium"), ("amount", "5 EUR")]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import ModelError, NotTrainedError
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
 from adapters.prompting import NO_ANSWER
-from bot.config import ModelSettings, Persona
-from bot.errors import ModelError, NotTrainedError
+from bot.definition.config import ModelSettings, Persona
 from retrieval.documents import Passage
 
 SETTINGS = ModelSettings(max_new_tokens=12)

@@ -14,12 +14,12 @@ from adapters.heads import fit_temperature
 from adapters.intents import (
     OUT_OF_SCOPE,
     IntentClassifier,
-    classifier_dir,
-    train_intents,
 )
-from adapters.training import Analyzer, train_classifiers
-from bot.config import BotDefinition, load_bot
+from bot.build import train_classifiers, train_intents
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
 from bot.errors import ModelError, NotTrainedError
+from bot.runtime import load_analyzer, load_intents
 from retrieval.embedder import SentenceEmbedder
 
 INTENTS_YAML = """
@@ -116,7 +116,7 @@ def test_training_is_skipped_when_unchanged_and_reload_predicts_the_same(
     before, after = model.predict(text).ranking, again.predict(text).ranking
     assert [name for name, _ in after] == [name for name, _ in before]
     assert [p for _, p in after] == pytest.approx([p for _, p in before], abs=1e-5)
-    saved = classifier_dir(bot)
+    saved = bot.classifier_dirs.intents
     assert {p.name for p in saved.iterdir()} == {"manifest.json", "head.npz", "vocabulary.json"}
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["model"] == "all-MiniLM-L6-v2"
@@ -130,24 +130,24 @@ def test_changed_examples_make_the_saved_model_stale(tmp_path: Path,
                                                      embedder: SentenceEmbedder) -> None:
     bot = write_bot(tmp_path / "bank")
     with pytest.raises(NotTrainedError, match="run `bot train`"):
-        IntentClassifier.load(bot, embedder)
+        load_intents(bot, embedder)
     train_intents(bot, embedder)
     changed = write_bot(tmp_path / "bank", INTENTS_YAML.replace("balance please", "balance pls"))
     with pytest.raises(NotTrainedError, match="out of date"):
-        IntentClassifier.load(changed, embedder)
+        load_intents(changed, embedder)
     with pytest.raises(NotTrainedError, match="embedding model"):
-        IntentClassifier.load(bot, SentenceEmbedder("some/other-model"))
+        load_intents(bot, SentenceEmbedder("some/other-model"))
     _, rebuilt = train_intents(changed, embedder)
     assert rebuilt
-    IntentClassifier.load(changed, embedder)
+    load_intents(changed, embedder)
 
 
 def test_damaged_model_gives_model_error(tmp_path: Path, embedder: SentenceEmbedder) -> None:
     bot = write_bot(tmp_path / "bank")
     train_intents(bot, embedder)
-    (classifier_dir(bot) / "head.npz").write_bytes(b"not an npz file")
+    (bot.classifier_dirs.intents / "head.npz").write_bytes(b"not an npz file")
     with pytest.raises(ModelError, match="damaged"):
-        IntentClassifier.load(bot, embedder)
+        load_intents(bot, embedder)
     _, rebuilt = train_intents(bot, embedder)  # a damaged model is rebuilt, not reused
     assert rebuilt
 
@@ -192,7 +192,7 @@ def test_train_classifiers_and_analyzer(trained: tuple[BotDefinition, IntentClas
     steps = train_classifiers(bot, embedder, progress=False)
     assert set(steps) == {"intent classifier", "sentiment"}
     assert steps["intent classifier"]["rebuilt"] is False
-    analyzer = Analyzer.load(bot, embedder)
+    analyzer = load_analyzer(bot, embedder)
     first = analyzer.analyze("This is ridiculous, my card was stolen and nobody answers!")
     assert first.intent is not None and first.intent.intent == "lost_card"
     assert first.sentiment.label == "negative"

@@ -13,17 +13,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adapters.adapter_store import adapter_dir, checkpoint_dir
 from adapters.base_model import base_fingerprint, load_base_model
 from adapters.generation import DialogueModel, GenerationRequest
-from adapters.lora_training import _batch, answer_loss, needs_training, train_adapter
+from adapters.lora_training import _batch, answer_loss, needs_training
 from adapters.prompting import NO_ANSWER
 from adapters.training_data import build_examples, encode, with_history
-from bot.config import BotDefinition, ModelSettings, load_bot
+from bot.build import adapter_job, build_index, example_options, train_adapter
+from bot.definition.config import BotDefinition, ModelSettings
+from bot.definition.loader import load_bot
 from bot.errors import ModelError
 from retrieval.embedder import SentenceEmbedder
 from retrieval.index import FaqIndex
-from retrieval.knowledge import build_index
 
 STEPS = 3
 BOT_YAML = """
@@ -77,7 +77,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_examples_cover_every_question_and_no_answer_cases(
         trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
     bot, index, _path = trained
-    examples = build_examples(bot, index, embedder, seed=13)
+    examples = build_examples(index, embedder, **example_options(bot), seed=13)
     answers = [e for e in examples if e.gold is not None]
     assert len(answers) == 4  # 3 questions + 1 alternative
     for example in answers:
@@ -85,14 +85,15 @@ def test_examples_cover_every_question_and_no_answer_cases(
         assert example.target.endswith(f"[{example.gold}]")
     refusals = [e for e in examples if e.gold is None]
     assert refusals and all(e.target == NO_ANSWER for e in refusals)
-    assert examples == build_examples(bot, index, embedder, seed=13)  # deterministic
+    again = build_examples(index, embedder, **example_options(bot), seed=13)
+    assert examples == again  # deterministic
 
 
 def test_loss_is_only_on_the_answer(trained: tuple[BotDefinition, FaqIndex, Path],
                                     embedder: SentenceEmbedder) -> None:
     bot, index, _path = trained
     tokenizer = load_base_model(ModelSettings()).tokenizer
-    example = build_examples(bot, index, embedder, seed=13)[0]
+    example = build_examples(index, embedder, **example_options(bot), seed=13)[0]
     encoded = encode(example, tokenizer, bot.config.persona, max_length=320, max_words=80)
     assert encoded is not None
     ids, labels = encoded
@@ -106,7 +107,7 @@ def test_an_earlier_exchange_goes_into_the_prompt_but_not_the_loss(
         trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
     bot, index, _path = trained
     tokenizer = load_base_model(ModelSettings()).tokenizer
-    examples = build_examples(bot, index, embedder, seed=13)
+    examples = build_examples(index, embedder, **example_options(bot), seed=13)
     assert any(e.history for e in examples)  # a share of them follows an earlier exchange
     example = next(e for e in examples if e.gold is not None and not e.history)
     pairs = [(p.question or "", p) for p in index.passages]
@@ -132,7 +133,7 @@ def test_answer_loss_equals_the_models_own_loss(
     bot, index, _path = trained
     base = load_base_model(ModelSettings())
     rows = [encode(e, base.tokenizer, bot.config.persona, max_length=320, max_words=80)
-            for e in build_examples(bot, index, embedder, seed=13)[:3]]
+            for e in build_examples(index, embedder, **example_options(bot), seed=13)[:3]]
     batch = _batch([r for r in rows if r is not None], base.tokenizer.pad_token_id)
     assert len({len(r[0]) for r in rows if r is not None}) > 1  # padded rows included
     with torch.no_grad():
@@ -142,7 +143,7 @@ def test_answer_loss_equals_the_models_own_loss(
 
 def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:
     bot, _index, path = trained
-    assert path == adapter_dir(bot)
+    assert path == bot.adapter_dir
     assert (path / "adapter_config.json").is_file()
     assert (path / "adapter_model.safetensors").is_file()
     assert not (path / "model.safetensors").exists()  # only the adapter, not the base
@@ -151,7 +152,7 @@ def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, 
                                 "fingerprint": base_fingerprint(ModelSettings())}
     assert manifest["steps"] == STEPS and manifest["bot"] == "tiny_bot"
     assert manifest["fingerprint"]["config"]["r"] == 4
-    assert not checkpoint_dir(bot).exists()
+    assert not bot.adapter_checkpoints.exists()
     assert any(t.abs().sum() > 0 for k, t in _weights(path).items() if "lora_B" in k)
 
 
@@ -159,14 +160,14 @@ def test_unchanged_bot_is_not_retrained(trained: tuple[BotDefinition, FaqIndex, 
                                         embedder: SentenceEmbedder) -> None:
     bot, index, path = trained
     stamp = (path / "manifest.json").stat().st_mtime_ns
-    assert not needs_training(bot, index, embedder, max_steps=STEPS)
+    assert not needs_training(adapter_job(bot), index, embedder, max_steps=STEPS)
     assert train_adapter(bot, index, embedder, progress=False, max_steps=STEPS) == path
     assert (path / "manifest.json").stat().st_mtime_ns == stamp
-    assert needs_training(bot, index, embedder, max_steps=STEPS + 1)  # config changed
+    assert needs_training(adapter_job(bot), index, embedder, max_steps=STEPS + 1)  # config changed
     with (bot.root / "faq.yaml").open("a") as faq:
         faq.write("- question: Do you have a branch?\n  answer: No, we are app-only.\n")
     changed, _ = build_index(bot, embedder)
-    assert needs_training(bot, changed, embedder, max_steps=STEPS)
+    assert needs_training(adapter_job(bot), changed, embedder, max_steps=STEPS)
     (bot.root / "faq.yaml").write_text(textwrap.dedent(FAQ_YAML))
     build_index(bot, embedder)
 
@@ -188,13 +189,13 @@ def test_interrupted_training_resumes_to_the_same_adapter(
     with pytest.raises(Stop):
         train_adapter(bot, index, embedder, progress=False, max_steps=STEPS,
                       on_step=stop_after_two)
-    assert (checkpoint_dir(bot) / "state.pt").is_file()
-    assert not adapter_dir(bot).exists()
+    assert (bot.adapter_checkpoints / "state.pt").is_file()
+    assert not bot.adapter_dir.exists()
     steps: list[int] = []
     train_adapter(bot, index, embedder, progress=False, max_steps=STEPS,
                   on_step=lambda step, loss: steps.append(step))
     assert steps == [3]  # resumed after the checkpoint at step 2
-    mine, theirs = _weights(adapter_dir(bot)), _weights(reference)
+    mine, theirs = _weights(bot.adapter_dir), _weights(reference)
     assert mine.keys() == theirs.keys()
     for key in mine:
         assert torch.allclose(mine[key], theirs[key], atol=1e-6), key
@@ -204,7 +205,8 @@ def test_trained_adapter_serves_and_other_base_is_refused(
         trained: tuple[BotDefinition, FaqIndex, Path], tmp_path: Path) -> None:
     bot, index, path = trained
     model = DialogueModel(bot.config.model).load()
-    name = model.add_bot_adapter(bot)
+    model.add_adapter(bot.config.name, bot.adapter_dir)
+    name = bot.config.name
     passage = index.get("reset-pin")
     assert passage is not None
     answer = model.generate(GenerationRequest("how can I reset my pin", [passage],

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from adapters.generation_eval import rouge_l, token_f1
 from adapters.prompting import (
     NO_ANSWER,
     MarkerFilter,
@@ -19,7 +18,8 @@ from adapters.prompting import (
     strip_markers,
     verify_citations,
 )
-from bot.config import Persona
+from bot.definition.config import Persona
+from bot.evaluation.generation import rouge_l, token_f1
 from retrieval.documents import Passage
 
 CARD = Passage("card-not-arrived", "Cards arrive within 5-7 working days.", "faq.yaml",

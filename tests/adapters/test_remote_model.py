@@ -16,16 +16,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.answers import GeneratedAnswer, GenerationRequest, rule_answer
+from adapters.errors import ModelError
 from adapters.generation import DialogueModel
 from adapters.prompting import Turn, build_messages
 from adapters.remote_model import RemoteDialogueModel
-from bot.config import ModelServerSettings, ModelSettings, Persona, load_bot
-from bot.errors import ModelError
+from adapters.settings import ModelServerSettings, ModelSettings, Persona
+from bot.build import build_index
+from bot.definition.loader import load_bot
 from bot.messages import UserMessage
 from bot.runtime import BotRuntime
 from retrieval.documents import Passage
 from retrieval.embedder import SentenceEmbedder
-from retrieval.knowledge import build_index
 
 from ..conftest import BOT_YAML, MakeBot
 

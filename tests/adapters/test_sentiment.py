@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import ModelError, NotTrainedError
 from adapters.sentiment import (
     LABELS,
     TRAINING_DATA,
@@ -16,11 +17,10 @@ from adapters.sentiment import (
     SentimentPrediction,
     clean,
     read_training_data,
-    sentiment_dir,
     train_sentiment,
 )
-from bot.config import BotDefinition, load_bot
-from bot.errors import ModelError, NotTrainedError
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
 from retrieval.embedder import SentenceEmbedder
 
 
@@ -94,18 +94,19 @@ def test_frustration_from_real_predictions(model: SentimentClassifier) -> None:
 def test_train_save_load_and_staleness(tmp_path: Path, embedder: SentenceEmbedder) -> None:
     bot = bot_in(tmp_path / "s")
     with pytest.raises(NotTrainedError, match="run `bot train`"):
-        SentimentClassifier.load(bot, embedder)
-    first, rebuilt = train_sentiment(bot, embedder)
+        SentimentClassifier.load_from(bot.classifier_dirs.sentiment, embedder)
+    first, rebuilt = train_sentiment(bot.classifier_dirs.sentiment, embedder)
     assert rebuilt
-    second, rebuilt = train_sentiment(bot, embedder)
+    second, rebuilt = train_sentiment(bot.classifier_dirs.sentiment, embedder)
     assert not rebuilt
     text = "Thanks, that was really helpful"
     assert second.predict(text).scores == pytest.approx(first.predict(text).scores, abs=1e-5)
     with pytest.raises(NotTrainedError, match="model"):
-        SentimentClassifier.load(bot, SentenceEmbedder("some/other-model"))
-    (sentiment_dir(bot) / "head.npz").write_bytes(b"junk")
+        SentimentClassifier.load_from(bot.classifier_dirs.sentiment,
+                                      SentenceEmbedder("some/other-model"))
+    (bot.classifier_dirs.sentiment / "head.npz").write_bytes(b"junk")
     with pytest.raises(ModelError, match="damaged"):
-        SentimentClassifier.load(bot, embedder)
+        SentimentClassifier.load_from(bot.classifier_dirs.sentiment, embedder)
 
 
 def test_bad_training_labels_are_reported(tmp_path: Path) -> None:

@@ -14,18 +14,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.classifiers import Analysis
 from adapters.intents import IntentPrediction
 from adapters.sentiment import Frustration, SentimentPrediction
-from adapters.training import Analysis
-from bot.answering import FaqAnswerer
-from bot.config import BotDefinition, load_bot
-from bot.dialogue import DialogueManager
-from bot.routing import MessageAnalyzer, Router
-from bot.runtime import BotRuntime
-from bot.server import create_app
-from bot.stores import open_session_store
+from bot.build import build_index
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
+from bot.dialogue.answerer import FaqAnswerer
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.router import MessageAnalyzer, Router
+from bot.runtime import BotRuntime, load_knowledge
+from bot.server.app import create_app
+from bot.sessions.factory import open_session_store
 from retrieval.embedder import SentenceEmbedder
-from retrieval.knowledge import KnowledgeBase, build_index
 
 from ..conftest import FAQ_YAML, REPO, MakeBot
 
@@ -204,7 +205,7 @@ def runtime_for(root: Path, embedder: SentenceEmbedder,
     """A runtime whose router uses ``analyzer`` (the FAQ index is built here)."""
     bot: BotDefinition = load_bot(root)
     build_index(bot, embedder, progress=False)
-    knowledge = KnowledgeBase.load(bot, embedder)
+    knowledge = load_knowledge(bot, embedder)
     store = open_session_store(bot)
     router = Router(bot.config, FaqAnswerer(bot.config, knowledge), analyzer=analyzer)
     dialogue = DialogueManager(bot.config, router=router, store=store)

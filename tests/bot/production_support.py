@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config import load_bot
-from bot.local_redis import LocalRedis
-from bot.server import create_app
+from bot.definition.loader import load_bot
+from bot.server.app import create_app
+from tests.local_redis import LocalRedis
 
 # A bot without FAQ (no embedder to load): every message gets the fallback reply.
 LIGHT_BOT = """

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.actions import ActionRunner, dotted
-from bot.config import load_bot
-from bot.templating import Templates
+from bot.definition.loader import load_bot
+from bot.dialogue.actions import ActionRunner, dotted
+from bot.dialogue.templates import Templates
 
 from ..conftest import MakeBot
 from .dialogue_support import backend
@@ -89,7 +89,7 @@ async def test_failures_reply_politely_and_log_without_secrets(
     runner = runner_for(make_bot, monkeypatch, lookup(f"{base}{path}?key=${{CARD_API_KEY}}",
                                                       timeout=timeout))
     started = time.perf_counter()
-    with caplog.at_level(logging.DEBUG, logger="bot.actions"):
+    with caplog.at_level(logging.DEBUG, logger="bot.dialogue.actions"):
         result = await runner.run("lookup", {**CARD, "card_last4": card})
     assert time.perf_counter() - started < 3.0
     assert not result.ok and problem in (result.error or "")

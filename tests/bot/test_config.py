@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from bot.config import load_bot
+from bot.definition.loader import load_bot
+from bot.definition.schema import Secret
 from bot.errors import ConfigError
-from bot.schema import Secret
 
 from ..conftest import BOT_YAML, MakeBot
 

@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.config import load_bot
+from bot.build import train
+from bot.definition.loader import load_bot
 from bot.errors import BadRequest, TurnTimeout
 from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
-from bot.training import train
 
 from ..conftest import BOT_YAML, MakeBot
 

@@ -11,9 +11,9 @@ import pytest
 
 from adapters.intents import OUT_OF_SCOPE, IntentPrediction
 from bot.cli import main
-from bot.config import load_bot
+from bot.definition.loader import load_bot
 from bot.errors import ConfigError
-from bot.evaluation import cross_validate, plot_confusion, read_labelled_csv, score
+from bot.evaluation.intents import cross_validate, plot_confusion, read_labelled_csv, score
 from retrieval.embedder import SentenceEmbedder
 
 BOT = """
@@ -111,7 +111,7 @@ def test_cross_validation_tunes_an_encoder_per_fold_on_its_training_part(
         tmp_path: Path, embedder: SentenceEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_bot(tmp_path / "evalbot")
     (root / "bot.yaml").write_text(textwrap.dedent(BOT) + "classifier:\n  encoder_steps: 3\n")
-    import bot.evaluation as evaluation
+    import bot.evaluation.intents as evaluation
 
     tuned_on: list[list[str]] = []
     real = evaluation.tuned_encoder
@@ -141,7 +141,7 @@ def test_eval_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["eval", str(root)]) == 2
     assert "--intents" in capsys.readouterr().err
 
-    from adapters.intents import train_intents
+    from bot.build import train_intents
 
     train_intents(load_bot(root), SentenceEmbedder("all-MiniLM-L6-v2"))
     assert main([*args, "--cv", "2"]) == 0

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.config import load_bot
-from bot.local_redis import LocalRedis, free_port
-from bot.redis_store import RedisSessionStore
-from bot.training import train
+from bot.build import train
+from bot.definition.loader import load_bot
+from bot.sessions.redis_store import RedisSessionStore
+from tests.local_redis import LocalRedis, free_port
 
 from ..conftest import BOT_YAML, REPO, MakeBot
 from .production_support import LIGHT_BOT, client_for, redis_server, redis_sessions

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 
 from adapters.entities import EntityExtractor
-from bot.config import load_bot
-from bot.config_dialogue import SlotDefinition
+from bot.definition.dialogue import SlotDefinition
+from bot.definition.loader import load_bot
+from bot.dialogue.forms import parse_slot
 from bot.errors import ConfigError
-from bot.forms import parse_slot
-from bot.server import RUNTIME
+from bot.server.app import RUNTIME
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot

@@ -15,11 +15,11 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import load_bot
-from bot.local_redis import free_port
-from bot.pipeline import PIPELINE
-from bot.server import create_app
-from bot.training import train
+from bot.build import train
+from bot.definition.loader import load_bot
+from bot.server.app import create_app
+from bot.server.pipeline import PIPELINE
+from tests.local_redis import free_port
 
 from ..conftest import BOT_YAML, MakeBot
 

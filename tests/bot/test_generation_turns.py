@@ -11,12 +11,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.generation import AnswerStream, DialogueModel, GenerationRequest
-from bot.config import load_bot
+from bot.build import build_index, train
+from bot.definition.loader import load_bot
 from bot.errors import ConfigError, NotTrainedError
 from bot.runtime import BotRuntime
-from bot.server import create_app
-from bot.training import train
-from retrieval.knowledge import build_index
+from bot.server.app import create_app
 from tests.conftest import BOT_YAML, FAQ_YAML
 
 GENERATION_YAML = BOT_YAML + """

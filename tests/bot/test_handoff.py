@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.agent_api import DELIVER
 from bot.cli import main
 from bot.messages import BotReply
+from bot.server.agent_api import DELIVER
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot
@@ -106,7 +106,7 @@ async def test_agent_messages_are_pushed_when_the_channel_can(
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from bot.server import create_app
+    from bot.server.app import create_app
 
     app = create_app(runtime.bot, runtime=runtime)
     app[DELIVER] = deliver  # as a connector with `push` would
@@ -179,7 +179,7 @@ async def test_feedback_is_stored_and_exported_as_training_data(
 
 
 def test_chat_messages_keep_a_delivered_agent_reply_once() -> None:
-    from bot.feedback import chat_messages
+    from bot.server.feedback import chat_messages
 
     turns = [{"role": "user", "text": "hi"}, {"role": "agent", "text": "Alice here"},
              {"role": "user", "text": "?"}, {"role": "bot", "text": "Alice here", "kind": "agent"},

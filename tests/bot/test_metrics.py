@@ -13,11 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli import main
-from bot.config import load_bot
-from bot.local_redis import LocalRedis
-from bot.logging_setup import JsonFormatter
-from bot.stats import collect, summary
-from bot.stores import open_session_store
+from bot.definition.loader import load_bot
+from bot.evaluation.stats import collect, summary
+from bot.server.logs import JsonFormatter
+from bot.sessions.factory import open_session_store
+from tests.local_redis import LocalRedis
 
 from ..conftest import MakeBot
 from .production_support import LIGHT_BOT, client_for, redis_server, redis_sessions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.pipeline import PIPELINE
-from bot.redaction import find_pii, iban_ok, luhn_ok, redact
+from bot.server.pipeline import PIPELINE
+from bot.sessions.redaction import find_pii, iban_ok, luhn_ok, redact
 
 from ..conftest import MakeBot
 from .production_support import LIGHT_BOT

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bot.errors import SessionError
-from bot.local_redis import LocalRedis, free_port
-from bot.redis_store import RedisSessionStore, display_url
+from bot.sessions.redis_store import RedisSessionStore, display_url
+from tests.local_redis import LocalRedis, free_port
 
 from .production_support import redis_server
 

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.config import load_bot
-from bot.context import contextual_query, is_follow_up, is_question
+from bot.build import train
+from bot.definition.loader import load_bot
+from bot.dialogue.follow_up import contextual_query, is_follow_up, is_question
 from bot.messages import UserMessage
 from bot.runtime import BotRuntime
-from bot.sessions import Session
-from bot.training import train
+from bot.sessions.store import Session
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot

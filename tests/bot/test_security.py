@@ -13,23 +13,24 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from adapters.prompting import system_prompt
-from bot.config import RateLimit, SecuritySettings, load_bot
-from bot.local_redis import LocalRedis
-from bot.logging_setup import REQUEST_ID, JsonFormatter, RedactingFilter, bot_secrets
+from bot.definition.config import RateLimit, SecuritySettings
+from bot.definition.loader import load_bot
+from bot.definition.schema import Secret
 from bot.messages import BotReply, UserMessage
-from bot.metrics import model_timer
-from bot.pipeline import PIPELINE
 from bot.runtime import BotRuntime
-from bot.schema import Secret
-from bot.security import (
+from bot.server.app import create_app
+from bot.server.logs import REQUEST_ID, JsonFormatter, RedactingFilter, bot_secrets
+from bot.server.metrics import model_timer
+from bot.server.pipeline import PIPELINE
+from bot.server.security import (
     SECURITY,
     RedisBuckets,
     client_ip,
     require_token,
     token_middleware,
 )
-from bot.server import create_app
-from bot.sessions import Session
+from bot.sessions.store import Session
+from tests.local_redis import LocalRedis
 
 from ..conftest import MakeBot
 from .production_support import LIGHT_BOT, client_for, redis_server

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config import load_bot
-from bot.server import RUNTIME, create_app
-from bot.training import train
+from bot.build import train
+from bot.definition.loader import load_bot
+from bot.server.app import RUNTIME, create_app
 
 from ..conftest import MakeBot
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import SessionError
-from bot.sessions import KeyedLocks, SQLiteSessionStore
+from bot.sessions.store import KeyedLocks, SQLiteSessionStore
 
 
 async def test_session_survives_reopening_the_file(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ async def test_expired_session_starts_fresh_and_logs_it(tmp_path: Path) -> None:
 
 
 def test_history_is_capped() -> None:
-    from bot.sessions import Session
+    from bot.sessions.store import Session
 
     session = Session("k", "rest", "u", 0.0, 0.0)
     for i in range(10):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.build import train
 from bot.cli import main
-from bot.config import load_bot
-from bot.local_redis import free_port
-from bot.training import train
+from bot.definition.loader import load_bot
+from tests.local_redis import free_port
 
 from ..conftest import BOT_YAML, REPO, MakeBot
 from .production_support import LIGHT_BOT, restore_logging

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load_bot
-from bot.config_dialogue import Button, Response
+from bot.definition.dialogue import Button, Response
+from bot.definition.loader import load_bot
+from bot.dialogue.templates import Templates, session_context
 from bot.errors import ConfigError, TemplateError
-from bot.sessions import Session
-from bot.templating import Templates, session_context
+from bot.sessions.store import Session
 
 from ..conftest import MakeBot
 

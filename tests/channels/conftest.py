@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.answering import FaqAnswerer
-from bot.config import BotDefinition, load_bot
-from bot.dialogue import DialogueManager
-from bot.routing import Router
-from bot.runtime import BotRuntime
-from bot.server import create_app
-from bot.stores import open_session_store
-from bot.training import train
+from bot.build import train
+from bot.definition.config import BotDefinition
+from bot.definition.loader import load_bot
+from bot.dialogue.answerer import FaqAnswerer
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.router import Router
+from bot.runtime import BotRuntime, load_knowledge
+from bot.server.app import create_app
+from bot.sessions.factory import open_session_store
 from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase
 
@@ -40,7 +41,7 @@ def trained_bot(tmp_path_factory: pytest.TempPathFactory) -> BotDefinition:
 
 @pytest.fixture(scope="session")
 def knowledge(trained_bot: BotDefinition, embedder: SentenceEmbedder) -> KnowledgeBase:
-    return KnowledgeBase.load(trained_bot, embedder)
+    return load_knowledge(trained_bot, embedder)
 
 
 @pytest.fixture

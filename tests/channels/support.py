@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.server import RUNTIME
-from bot.sessions import Session
+from bot.server.app import RUNTIME
+from bot.sessions.store import Session
 
 Serve = Callable[..., Awaitable[TestClient]]
 

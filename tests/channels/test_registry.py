@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import channels.registry as registry
-from bot.config import load_bot
+from bot.definition.loader import load_bot
 from bot.errors import ConfigError
 
 from .support import Serve

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.messages import BotReply, UserMessage
-from bot.server import errors_middleware
+from bot.server.app import errors_middleware
 from channels.delivery import DeliveryError, RetryPolicy
 from channels.registry import CHANNELS
 from channels.signing import sign, signature_headers, verify

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
 from retrieval.documents import ChunkSettings, chunk_text, load_source
+from retrieval.errors import SourceError as ConfigError
 
 CHUNKS = ChunkSettings(words=20, overlap=5)
 

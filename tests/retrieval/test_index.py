@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.errors import RetrievalError
 from retrieval.documents import Passage
 from retrieval.embedder import SentenceEmbedder
+from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, Hit, relevant_hits
 
 PASSAGES = [

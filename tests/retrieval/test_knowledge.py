@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load_bot
+from bot.build import build_index
+from bot.definition.loader import load_bot
 from bot.errors import ConfigError, RetrievalError
+from bot.runtime import load_knowledge
 from retrieval.embedder import SentenceEmbedder
-from retrieval.knowledge import KnowledgeBase, build_index, index_dir
 
 from ..conftest import MakeBot
 
@@ -16,18 +17,18 @@ def test_index_is_rebuilt_only_when_sources_change(make_bot: MakeBot,
     bot = load_bot(root)
     index, rebuilt = build_index(bot, embedder)
     assert rebuilt and len(index) == 3
-    manifest_time = (index_dir(bot) / "manifest.json").stat().st_mtime_ns
+    manifest_time = (bot.index_dir / "manifest.json").stat().st_mtime_ns
     _, rebuilt = build_index(bot, embedder)
     assert not rebuilt
-    assert (index_dir(bot) / "manifest.json").stat().st_mtime_ns == manifest_time
+    assert (bot.index_dir / "manifest.json").stat().st_mtime_ns == manifest_time
 
     faq = root / "faq" / "main.yaml"
     faq.write_text(faq.read_text() + "- id: new\n  question: New?\n  answer: Yes.\n")
     with pytest.raises(RetrievalError, match="out of date"):
-        KnowledgeBase.load(bot, embedder)
+        load_knowledge(bot, embedder)
     index, rebuilt = build_index(bot, embedder)
     assert rebuilt and len(index) == 4
-    hits = KnowledgeBase.load(bot, embedder).search("where is my card", 1)
+    hits = load_knowledge(bot, embedder).search("where is my card", 1)
     assert hits[0].passage.id == "card-not-arrived"
     assert hits[0].passage.source.endswith("faq/main.yaml")
 
@@ -35,10 +36,10 @@ def test_index_is_rebuilt_only_when_sources_change(make_bot: MakeBot,
 def test_damaged_index_is_rebuilt_by_train(make_bot: MakeBot, embedder: SentenceEmbedder) -> None:
     bot = load_bot(make_bot())
     build_index(bot, embedder)
-    (index_dir(bot) / "owners.npy").write_bytes(b"junk")
+    (bot.index_dir / "owners.npy").write_bytes(b"junk")
     _, rebuilt = build_index(bot, embedder)
     assert rebuilt
-    assert len(KnowledgeBase.load(bot, embedder).index) == 3
+    assert len(load_knowledge(bot, embedder).index) == 3
 
 
 def test_missing_source_glob_names_the_key(make_bot: MakeBot, embedder: SentenceEmbedder) -> None:

@@ -1,0 +1,125 @@
+"""`bot train`: build every artefact the bot needs, skipping what is up to date."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters import intents as intent_models
+from adapters import lora_training
+from adapters.adapter_store import read_manifest
+from adapters.classifiers import train_classifiers as _train_classifiers
+from adapters.intents import IntentClassifier
+from adapters.lora_training import AdapterJob
+from bot.definition.config import BotDefinition
+from bot.errors import library_errors
+from retrieval import knowledge
+from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.index import FaqIndex
+
+
+def build_index(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
+                progress: bool = False) -> tuple[FaqIndex, bool]:
+    """Build (or reuse) the bot's FAQ index; returns it and whether it was rebuilt."""
+    with library_errors(file=bot.shown(bot.file)):
+        faq = bot.config.faq
+        sources = bot.faq_sources()
+        assert faq is not None  # faq_sources() refuses a bot without one
+        return knowledge.build_index(bot.index_dir, sources, faq, embedder, force=force,
+                                     progress=progress)
+
+
+def train_intents(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
+                  progress: bool = False) -> tuple[IntentClassifier, bool]:
+    """Train (or reuse) the bot's intent classifier."""
+    with library_errors(file=bot.shown(bot.file)):
+        return intent_models.train_intents(bot.classifier_dirs.intents, bot.config.intents,
+                                           bot.config.classifier, embedder, force=force,
+                                           progress=progress)
+
+
+def train_classifiers(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
+                      progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Train the bot's intent classifier (if it has intents) and sentiment model."""
+    with library_errors(file=bot.shown(bot.file)):
+        return _train_classifiers(bot.classifier_dirs, bot.config.intents,
+                                  bot.config.classifier, embedder, force=force,
+                                  progress=progress)
+
+
+def example_options(bot: BotDefinition) -> dict[str, Any]:
+    """How the adapter's training examples search the FAQ (as the bot does when answering)."""
+    faq = bot.config.faq
+    return {"top_k": faq.top_k if faq else 3,
+            "threshold": faq.answer_threshold if faq else 0.5,
+            "no_answer_ratio": bot.config.model.lora.no_answer_ratio}
+
+
+def adapter_job(bot: BotDefinition) -> AdapterJob:
+    """What the bot's dialogue adapter learns from and where it is saved."""
+    options = example_options(bot)
+    return AdapterJob(bot.config.model, bot.config.persona, bot.adapter_dir,
+                      bot.adapter_checkpoints, top_k=options["top_k"],
+                      threshold=options["threshold"], name=bot.config.name)
+
+
+def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
+                  **options: Any) -> Path:
+    """Train (or reuse) the bot's LoRA adapter (options: see ``train_adapter`` in
+    ``adapters.lora_training``); returns its folder."""
+    with library_errors(file=bot.shown(bot.file)):
+        return lora_training.train_adapter(adapter_job(bot), index, embedder, **options)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one training step did."""
+
+    step: str
+    rebuilt: bool
+    seconds: float
+    detail: str
+
+
+def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
+          report: Callable[[StepResult], None] = lambda _: None) -> list[StepResult]:
+    """Build the FAQ index (and the other artefacts the bot enables)."""
+    config = bot.config
+    embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
+                                batch_size=config.embedder.batch_size)
+    results: list[StepResult] = []
+    index = None
+    if config.faq is not None:
+        started = time.perf_counter()
+        index, rebuilt = build_index(bot, embedder, force=force, progress=progress)
+        result = StepResult("faq index", rebuilt, time.perf_counter() - started,
+                            f"{len(index)} passages, {index.index.ntotal} vectors")
+        results.append(result)
+        report(result)
+    if config.intents:  # the intent classifier and sentiment model (adapters/classifiers.py)
+        steps = train_classifiers(bot, embedder, force=force, progress=progress)
+        for step, info in steps.items():
+            result = StepResult(step, info["rebuilt"], info["seconds"], info["detail"])
+            results.append(result)
+            report(result)
+    if config.model.generation and index is not None:
+        result = _train_adapter(bot, index, embedder, force=force, progress=progress)
+        results.append(result)
+        report(result)
+    return results
+
+
+def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder, *,
+                   force: bool, progress: bool) -> StepResult:
+    """The dialogue model's LoRA adapter (adapters/lora_training.py)."""
+    started = time.perf_counter()
+    before = read_manifest(bot.adapter_dir)
+    folder = train_adapter(bot, index, embedder, force=force, progress=progress)
+    manifest = read_manifest(folder) or {}
+    detail = (f"{manifest.get('examples')} examples, {manifest.get('steps')} steps, "
+              f"final loss {manifest.get('final_loss') or 0:.3f}")
+    return StepResult("dialogue adapter", manifest != before, time.perf_counter() - started,
+                      detail)

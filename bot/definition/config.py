@@ -1,0 +1,187 @@
+"""Bot definitions: ``bot.yaml`` (and the files it references) as frozen dataclasses.
+
+A top-level section may be written inline or as the name of another YAML file in the bot
+folder (``intents: intents.yaml``); errors then name that file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from adapters.settings import (
+    ClassifierFolders,
+    ClassifierSettings,
+    EntityDefinition,
+    LoraSettings,  # noqa: F401  (re-exported: ModelSettings.lora)
+    ModelServerSettings,  # noqa: F401  (re-exported: ModelSettings.server)
+    ModelSettings,
+    Persona,
+)
+from bot.definition.dialogue import (
+    ActionDefinition,
+    Button,  # noqa: F401  (re-exported: Response.buttons)
+    DialogueSettings,
+    FormDefinition,
+    HandoffSettings,
+    Response,
+)
+from bot.definition.schema import (
+    check,
+    identifier,
+    non_empty,
+    positive,
+)
+from bot.errors import ConfigError
+from retrieval.knowledge import FaqSource
+from retrieval.settings import EmbedderSettings, FaqSettings
+
+BUILD_DIR = ".bot"
+
+
+@dataclass(frozen=True)
+class FallbackSettings:
+    message: str = (
+        "Sorry, I'm not sure about that. Could you rephrase, or ask to talk to a person?"
+    )
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    store: Literal["sqlite", "redis"] = "sqlite"
+    path: str = f"{BUILD_DIR}/sessions.sqlite3"
+    ttl_minutes: float = check(positive, default=30.0)
+    max_history: int = check(positive, default=20)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = ""  # key namespace; "" means "supportbot:<bot name>"
+    lock_lease_s: float = check(positive, default=10.0)
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str = check(identifier)
+    examples: tuple[str, ...] = check(non_empty)
+    response: str | None = None
+    description: str = ""
+    form: str | None = None  # start this form (bot/dialogue/forms.py)
+    action: str | None = None  # run this HTTP action (bot/dialogue/actions.py)
+    handoff: bool = False  # pass the conversation to a person
+    title: str = ""  # how "Did you mean ...?" names it (default: the name, spaced)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_message_chars: int = check(positive, default=4000)
+    turn_timeout_s: float = check(positive, default=60.0)
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = check(positive, default=64 * 1024)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: up to ``burst`` requests at once, refilled at ``per_minute``."""
+
+    per_minute: float = check(positive, default=60.0)
+    burst: int = check(positive, default=30)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """API tokens, rate limits, PII redaction and prompt-injection handling (bot/server/security.py)."""
+
+    api_tokens: tuple[str, ...] = ()
+    metrics_require_token: bool = False
+    sender_rate_limit: RateLimit | None = field(default_factory=RateLimit)
+    ip_rate_limit: RateLimit | None = field(
+        default_factory=lambda: RateLimit(per_minute=1200.0, burst=200))
+    trusted_proxies: tuple[str, ...] = ()
+    redact_pii: bool = True
+    injection_guard: Literal["block", "flag", "off"] = "block"
+    injection_reply: str = (
+        "I can only help with questions about our products and services."
+    )
+    mask_env: tuple[str, ...] = ()  # environment variables whose values never reach the logs
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    name: str = check(identifier)
+    description: str = ""
+    language: str = "en"
+    persona: Persona = field(default_factory=Persona)
+    faq: FaqSettings | None = None
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    intents: tuple[Intent, ...] = ()
+    entities: tuple[EntityDefinition, ...] = ()
+    responses: dict[str, Response] = field(default_factory=dict)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    channels: dict[str, Any] = field(default_factory=lambda: {"rest": {}})
+    forms: dict[str, FormDefinition] = field(default_factory=dict)
+    actions: dict[str, ActionDefinition] = field(default_factory=dict)
+    handoff: HandoffSettings | None = None  # no section: the bot never hands off
+    dialogue: DialogueSettings = field(default_factory=DialogueSettings)
+
+
+@dataclass(frozen=True)
+class BotDefinition:
+    """A loaded bot: its folder, its validated config and the file it came from."""
+
+    root: Path
+    config: BotConfig
+    file: Path
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / BUILD_DIR
+
+    # where `bot train` keeps each artefact
+    @property
+    def index_dir(self) -> Path:
+        return self.build_dir / "faq_index"
+
+    @property
+    def classifier_dirs(self) -> ClassifierFolders:
+        return ClassifierFolders(self.build_dir / "classifier", self.build_dir / "sentiment")
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.build_dir / "adapter"
+
+    @property
+    def adapter_checkpoints(self) -> Path:
+        return self.build_dir / "adapter_checkpoint"
+
+    def shown(self, path: Path) -> str:
+        """``path`` as errors and citations show it: relative to the bot folder's parent."""
+        try:
+            return str(path.relative_to(self.root.parent))
+        except ValueError:
+            return str(path)
+
+    def faq_sources(self) -> list[FaqSource]:
+        """The FAQ files named in ``faq.sources`` (globs allowed), in a stable order."""
+        faq = self.config.faq
+        if faq is None:
+            raise ConfigError("this bot has no 'faq' section", file=self.shown(self.file))
+        files: list[Path] = []
+        for i, pattern in enumerate(faq.sources):
+            matches = sorted(self.root.glob(pattern)) if any(c in pattern for c in "*?[") \
+                else [self.path(pattern)]
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                raise ConfigError(f"no FAQ file matches {pattern!r}",
+                                  file=self.shown(self.file), path=f"faq.sources[{i}]")
+            files.extend(m for m in matches if m not in files)
+        return [FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
+                          else str(f), self.shown(f)) for f in files]
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path written in the YAML relative to the bot folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.root / candidate

@@ -1,0 +1,1 @@
+"""One conversation turn: the manager, its stages, forms, actions, handoff and templates."""

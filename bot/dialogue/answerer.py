@@ -1,0 +1,137 @@
+"""Answer a question from the FAQ: grounded generation, or the exact FAQ answer.
+
+This is the FAQ/unknown stage of routing. Without ``model.generation`` a turn answers with
+the best passage above ``faq.answer_threshold``. With it, a top match at or above
+``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
+the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
+cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
+(the router then offers a person).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from adapters.answers import GeneratedAnswer, GenerationRequest
+from adapters.prompting import Turn
+from bot.definition.config import BotConfig
+from bot.messages import BotReply, Citation
+from bot.sessions.store import Session
+from retrieval.index import Hit, relevant_hits
+from retrieval.knowledge import KnowledgeBase
+
+
+def citation(hit: Hit) -> Citation:
+    passage = hit.passage
+    return Citation(passage_id=passage.id, source=passage.source,
+                    title=passage.title or passage.question or "", score=round(hit.score, 4))
+
+
+class AnswerTextStream(Protocol):
+    """Text deltas of one answer; ``answer`` is set once exhausted; ``aclose()`` stops it."""
+
+    answer: GeneratedAnswer | None
+
+    def __aiter__(self) -> AnswerTextStream: ...
+
+    async def __anext__(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamingModel(Protocol):
+    """A dialogue model the answerer can stream from: local weights
+    (:class:`adapters.generation.DialogueModel`) or a model server
+    (:class:`adapters.remote_model.RemoteDialogueModel`)."""
+
+    def stream(self, request: GenerationRequest) -> AnswerTextStream: ...
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The dialogue model and the adapter this bot answers with (None: the plain base or,
+    on a model server, the served model)."""
+
+    model: StreamingModel
+    adapter: str | None
+
+
+def recent_turns(session: Session, turns: int) -> list[Turn]:
+    """The last ``turns`` exchanges of the session as prompt history."""
+    if turns <= 0:
+        return []
+    return [Turn("user" if item["role"] == "user" else "assistant", str(item["text"]))
+            for item in session.history[-2 * turns:]]
+
+
+@dataclass
+class FaqAnswerer:
+    """Retrieves passages and answers from them, or falls back."""
+
+    config: BotConfig
+    knowledge: KnowledgeBase | None = None
+    generator: Generator | None = None
+
+    async def retrieve(self, text: str) -> list[Hit]:
+        """Top-k FAQ passages for ``text`` (the embedding runs off the event loop)."""
+        if self.knowledge is None or self.config.faq is None:
+            return []
+        return await asyncio.to_thread(self.knowledge.search, text, self.config.faq.top_k)
+
+    def relevant(self, hits: list[Hit], *, margin: float | None = None) -> list[Hit]:
+        """The hits at or above ``faq.answer_threshold`` (and within ``margin`` of the best)."""
+        faq = self.config.faq
+        if faq is None:
+            return []
+        return relevant_hits(hits, threshold=faq.answer_threshold, margin=margin)
+
+    def exact_answer(self, hits: list[Hit]) -> BotReply | None:
+        """The best passage's answer with its citation, if it clears the threshold."""
+        relevant = self.relevant(hits[:1])
+        if not relevant:
+            return None
+        best = relevant[0]
+        return BotReply(text=best.passage.text, citations=(citation(best),), kind="faq",
+                        confidence=round(best.score, 4))
+
+    def fallback(self) -> BotReply:
+        return BotReply(text=self.config.fallback.message, kind="fallback")
+
+    async def stream(self, session: Session, text: str,
+                     query: str | None = None) -> AsyncIterator[str | BotReply]:
+        """Text deltas then the final reply for an FAQ or unknown question ``text``
+        (retrieval searches ``query`` when given: the question with its context)."""
+        hits = await self.retrieve(query or text)
+        confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
+        relevant = self.relevant(hits, margin=self.config.model.passage_margin)
+        if self.generator is None or confident or not relevant:
+            reply = self.exact_answer(hits) or self.fallback()
+            yield reply.text
+            yield reply
+            return
+        async for item in self._generate(self.generator, session, text, relevant):
+            yield item
+
+    async def _generate(self, generator: Generator, session: Session, text: str,
+                        hits: list[Hit]) -> AsyncIterator[str | BotReply]:
+        settings = self.config.model
+        request = GenerationRequest(
+            text, [h.passage for h in hits], persona=self.config.persona,
+            history=recent_turns(session, settings.history_turns), adapter=generator.adapter,
+            no_answer=self.config.fallback.message)
+        stream = generator.model.stream(request)
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            await stream.aclose()  # stops the model when the client went away
+        answer = stream.answer
+        assert answer is not None
+        by_id = {h.passage.id: h for h in hits}
+        cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
+        yield BotReply(text=answer.text, citations=cited,
+                       kind="fallback" if answer.declined else "generated",
+                       confidence=round(hits[0].score, 4))

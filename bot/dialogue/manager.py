@@ -1,0 +1,83 @@
+"""The dialogue manager: one turn = lock the session, route, record, save."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import AsyncIterator
+
+from bot.definition.config import BotConfig
+from bot.dialogue.router import Router
+from bot.errors import BadRequest, TurnTimeout, library_errors
+from bot.messages import BotReply, UserMessage, final_reply
+from bot.sessions.store import Session, SessionStore
+
+log = logging.getLogger(__name__)
+
+
+def clean_text(text: object, *, max_chars: int) -> str:
+    """Validate and normalise a user message; raise :class:`BadRequest` when unusable."""
+    if not isinstance(text, str):
+        raise BadRequest(f"'message' must be a string, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise BadRequest(f"'message' is too long: {len(text)} characters (limit {max_chars})")
+    if "\x00" in text or any(unicodedata.category(c) == "Cs" for c in text):
+        raise BadRequest("'message' contains binary data")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise BadRequest("'message' is empty")
+    return cleaned
+
+
+class DialogueManager:
+    """Handles messages for one bot; turns of the same session run strictly in order."""
+
+    def __init__(self, config: BotConfig, *, router: Router, store: SessionStore) -> None:
+        self.config = config
+        self.router = router
+        self.store = store
+
+    def _clean(self, message: UserMessage) -> UserMessage:
+        text = clean_text(message.text, max_chars=self.config.server.max_message_chars)
+        return UserMessage(sender=message.sender, text=text, channel=message.channel,
+                           metadata=message.metadata)
+
+    async def handle(self, message: UserMessage) -> BotReply:
+        """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""
+        return await final_reply(self.stream(message))
+
+    async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
+        """Text deltas as the reply is produced, then the final :class:`BotReply`.
+
+        The session stays locked until the reply is complete and saved, so turns of one
+        user never interleave. Raises :class:`BadRequest` or :class:`TurnTimeout`.
+        """
+        message = self._clean(message)
+        limit = self.config.server.turn_timeout_s
+        key = message.session_key
+        reply: BotReply | None = None
+        try:
+            with library_errors():
+                async with asyncio.timeout(limit), self.store.lock(key):
+                    session = await self.store.get(key, channel=message.channel,
+                                                   sender=message.sender)
+                    async for item in self.router.route_stream(session, message):
+                        if isinstance(item, BotReply):
+                            reply = item
+                        else:
+                            yield item
+                    if reply is None:
+                        raise RuntimeError("router finished without a reply")
+                    self._record(session, message, reply)
+                    await self.store.save(session)
+        except TimeoutError as exc:
+            raise TurnTimeout(f"no reply within {limit:g} s") from exc
+        log.debug("turn %s kind=%s", key, reply.kind)
+        yield reply
+
+    def _record(self, session: Session, message: UserMessage, reply: BotReply) -> None:
+        limit = self.config.sessions.max_history
+        session.add("user", message.text, max_history=limit)
+        session.add("bot", reply.text, max_history=limit, kind=reply.kind,
+                    citations=[c.passage_id for c in reply.citations])

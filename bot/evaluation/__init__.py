@@ -1,0 +1,1 @@
+"""Measuring a bot: intent evaluation, answer generation, conversation tests, usage stats."""

@@ -1,0 +1,163 @@
+"""Usage statistics from a session store's events: what ``bot stats`` reports and plots.
+
+It reads ``turn`` events (written for every served turn: channel, kind, intent) and
+``feedback`` events (``{"rating": "up" | "down"}``), grouped by UTC day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.sessions.store import SessionStore
+
+TOP_LABELS = 8
+_UP = {"up", "positive", "good", "+1", "1", "true", "yes"}
+_DOWN = {"down", "negative", "bad", "-1", "0", "false", "no"}
+
+
+@dataclass
+class DayStats:
+    """One day's turns, labels and feedback."""
+
+    turns: int = 0
+    fallbacks: int = 0
+    handoffs: int = 0
+    labels: Counter[str] = field(default_factory=Counter)
+    up: int = 0
+    down: int = 0
+
+    @property
+    def fallback_rate(self) -> float | None:
+        return self.fallbacks / self.turns if self.turns else None
+
+    @property
+    def satisfaction(self) -> float | None:
+        rated = self.up + self.down
+        return self.up / rated if rated else None
+
+
+@dataclass
+class Stats:
+    """Everything ``bot stats`` shows."""
+
+    days: dict[dt.date, DayStats] = field(default_factory=dict)
+    sessions: set[str] = field(default_factory=set)
+    other_events: Counter[str] = field(default_factory=Counter)
+
+    def day(self, ts: float) -> DayStats:
+        date = dt.datetime.fromtimestamp(ts, tz=dt.UTC).date()
+        return self.days.setdefault(date, DayStats())
+
+    def total(self) -> DayStats:
+        total = DayStats()
+        for day in self.days.values():
+            total.turns += day.turns
+            total.fallbacks += day.fallbacks
+            total.handoffs += day.handoffs
+            total.labels.update(day.labels)
+            total.up += day.up
+            total.down += day.down
+        return total
+
+
+def rating(data: dict[str, Any]) -> bool | None:
+    """True for a thumbs-up, False for a thumbs-down, None when unreadable."""
+    value = str(data.get("rating", "")).strip().lower()
+    return True if value in _UP else False if value in _DOWN else None
+
+
+async def collect(store: SessionStore, *, since: float = 0.0) -> Stats:
+    """Read the store's events since ``since`` (a Unix time)."""
+    stats = Stats()
+    async for event in store.iter_events(since=since):
+        kind, data = event["kind"], event["data"]
+        if kind == "turn":
+            day = stats.day(event["ts"])
+            day.turns += 1
+            day.fallbacks += data.get("kind") == "fallback"
+            day.handoffs += bool(data.get("handoff"))
+            day.labels[str(data.get("intent") or data.get("kind") or "unknown")] += 1
+            stats.sessions.add(event["key"])
+        elif kind == "feedback" and (vote := rating(data)) is not None:
+            day = stats.day(event["ts"])
+            day.up += vote
+            day.down += not vote
+        else:
+            stats.other_events[kind] += 1
+    return stats
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def summary(stats: Stats, bot: str) -> str:
+    """A plain-text report."""
+    total = stats.total()
+    if not stats.days:
+        return f"{bot}: no turn or feedback events yet"
+    first, last = min(stats.days), max(stats.days)
+    lines = [
+        f"{bot}: {total.turns} turns in {len(stats.sessions)} sessions, {first} to {last} (UTC)",
+        f"fallback rate {_percent(total.fallback_rate)}, handoffs {total.handoffs}, "
+        f"satisfaction {_percent(total.satisfaction)} ({total.up} up, {total.down} down)",
+        "top intents / kinds:",
+        *(f"  {label:<32} {count:>7}" for label, count in total.labels.most_common(TOP_LABELS)),
+        "per day: date, turns, fallback rate, satisfaction",
+        *(f"  {date}  {d.turns:>7}  {_percent(d.fallback_rate):>8}  {_percent(d.satisfaction):>8}"
+          for date, d in sorted(stats.days.items())),
+    ]
+    if stats.other_events:
+        lines.append("other events: " + ", ".join(f"{k} {v}" for k, v in
+                                                  stats.other_events.most_common()))
+    return "\n".join(lines)
+
+
+def plot(stats: Stats, out: Path, bot: str) -> list[Path]:
+    """Write ``intents_over_time.png`` and ``fallback_satisfaction.png`` into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    dates = sorted(stats.days)
+    x = np.array(dates, dtype="datetime64[D]")
+    top = [label for label, _ in stats.total().labels.most_common(TOP_LABELS)]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for label in top:
+        ax.plot(x, [stats.days[d].labels[label] for d in dates], marker="o", label=label)
+    rest = [sum(stats.days[d].labels.values()) - sum(stats.days[d].labels[t] for t in top)
+            for d in dates]
+    if any(rest):
+        ax.plot(x, rest, marker="o", linestyle="--", label="other")
+    ax.set(title=f"{bot}: turns per day by intent", ylabel="turns")
+    if top:
+        ax.legend(fontsize="small", ncol=2)
+    fig.autofmt_xdate()
+    intents = out / "intents_over_time.png"
+    fig.savefig(intents, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, (rate_ax, sat_ax) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for ax, values, title in (
+        (rate_ax, [stats.days[d].fallback_rate for d in dates], "fallback rate"),
+        (sat_ax, [stats.days[d].satisfaction for d in dates], "satisfaction (thumbs up)"),
+    ):
+        known = np.array([v is not None for v in values], dtype=bool)
+        if known.any():
+            ax.plot(x[known], [100 * v for v in values if v is not None], marker="o")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=f"{bot}: {title} per day", ylabel="%", ylim=(0, 100))
+    fig.autofmt_xdate()
+    rates = out / "fallback_satisfaction.png"
+    fig.savefig(rates, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [intents, rates]

@@ -1,0 +1,1 @@
+"""The HTTP server: app factory, turn pipeline, agent API, feedback, metrics, security."""

@@ -1,0 +1,223 @@
+"""The agent API: people answer handed-off conversations; users fetch agent messages.
+
+Every ``/agent`` route needs ``Authorization: Bearer <handoff.agent_token>`` (401 without it,
+403 while no token is configured). A conversation's id is its session key
+(``channel:sender``)::
+
+    GET  /agent/conversations[?status=waiting|active|all]   oldest first, with summaries
+    GET  /agent/conversation?id=ID                          history, slots, summary
+    POST /agent/take     {"id", "agent"}                    409 if another agent has it
+    POST /agent/reply    {"id", "text", "agent"?}           {"delivered": "pushed"|"queued"}
+    POST /agent/release  {"id"}                             hand back to the bot
+    GET  /webhooks/rest/outbox?sender=S[&channel=rest]      queued agent messages (no token)
+
+A reply is stored in the session history and delivered through the app's ``DELIVER``
+callback (the server wires it to the channel's ``push``); when that cannot deliver, it is
+queued in the session and returned by the outbox route or with the user's next message.
+Listing needs a store with ``sessions_where`` (SQLite, Redis); others answer 501.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.definition.config import BotConfig
+from bot.dialogue.handoff import handoff_status, pop_outbox, queue, release, summarize, take
+from bot.errors import BadRequest, BotError
+from bot.messages import BotReply
+from bot.server.security import check_token
+from bot.sessions.store import Session, SessionStore
+
+log = logging.getLogger(__name__)
+Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
+DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
+MAX_REPLY_CHARS = 4000
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or :class:`BadRequest`."""
+    try:
+        data = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def text_field(data: dict[str, Any], name: str, *, required: bool = True,
+               limit: int = 200) -> str | None:
+    """A string field of a JSON body, stripped and length-checked."""
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"'{name}' is required and must be a non-empty string")
+    if len(value) > limit:
+        raise BadRequest(f"'{name}' is too long (limit {limit} characters)")
+    return value.strip()
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(channel, sender)`` of a session key."""
+    channel, sep, sender = key.partition(":")
+    if not sep or not channel or not sender:
+        raise BadRequest(f"'id' must be a conversation id like 'rest:alice', got {key!r}")
+    return channel, sender
+
+
+class AgentDesk:
+    """The agent routes of one bot; ``store`` is read at request time (loaded on startup)."""
+
+    def __init__(self, config: BotConfig, store: Callable[[], SessionStore]) -> None:
+        self.config = config
+        self.store = store
+
+    def install(self, app: web.Application, *, deliver: Deliver | None = None) -> None:
+        """Add the routes (and the delivery callback, if given) to ``app``."""
+        if deliver is not None:
+            app[DELIVER] = deliver
+        app.add_routes([
+            web.get("/agent/conversations", self.conversations),
+            web.get("/agent/conversation", self.conversation),
+            web.post("/agent/take", self.take),
+            web.post("/agent/reply", self.reply),
+            web.post("/agent/release", self.release),
+            web.get("/webhooks/rest/outbox", self.outbox),
+        ])
+
+    def _authorize(self, request: web.Request) -> None:
+        token = self.config.handoff.agent_token if self.config.handoff else None
+        if not token:
+            raise web.HTTPForbidden(text='{"error": "the agent API is disabled: set '
+                                    'handoff.agent_token"}', content_type="application/json")
+        check_token(request, [token])
+
+    def _summary(self, session: Session) -> dict[str, Any]:
+        messages = self.config.handoff.summary_messages if self.config.handoff else 5
+        return summarize(session, messages=messages)
+
+    def _brief(self, session: Session) -> dict[str, Any]:
+        state = session.state.get("handoff", {})
+        return {"id": session.key, "channel": session.channel, "sender": session.sender,
+                "status": state.get("status"), "reason": state.get("reason"),
+                "since": state.get("since"), "agent": state.get("agent"),
+                "updated_at": session.updated_at, "summary": self._summary(session)}
+
+    async def conversations(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        wanted = request.query.get("status", "all")
+        statuses = {"waiting": ["waiting"], "active": ["active"],
+                    "all": ["waiting", "active"]}.get(wanted)
+        if statuses is None:
+            raise BadRequest("'status' must be waiting, active or all")
+        find = getattr(self.store(), "sessions_where", None)
+        if find is None:
+            return web.json_response({"error": "this session store cannot list "
+                                      "conversations"}, status=501)
+        sessions = await find("handoff.status", statuses)
+        return web.json_response({"conversations": [self._brief(s) for s in sessions]})
+
+    async def _load(self, key: str) -> Session:
+        channel, sender = split_key(key)
+        session = await self.store().get(key, channel=channel, sender=sender)
+        if handoff_status(session) is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": f"{key!r} is not handed off"}),
+                                   content_type="application/json")
+        return session
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        session = await self._load(request.query.get("id", ""))
+        return web.json_response({**self._brief(session), "history": session.history,
+                                  "slots": session.slots})
+
+    async def take(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        data = await json_body(request)
+        key, agent = str(text_field(data, "id")), str(text_field(data, "agent"))
+        store = self.store()
+        async with store.lock(key):
+            session = await self._load(key)
+            holder = session.state["handoff"].get("agent")
+            if holder not in (None, agent):
+                return web.json_response({"error": f"taken by {holder}"}, status=409)
+            take(session, agent)
+            await store.save(session)
+        await store.log_event(key, "handoff_taken", {"agent": agent})
+        return web.json_response(self._brief(session))
+
+    async def reply(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        data = await json_body(request)
+        key = str(text_field(data, "id"))
+        text = str(text_field(data, "text", limit=MAX_REPLY_CHARS))
+        agent = text_field(data, "agent", required=False) or "agent"
+        store = self.store()
+        async with store.lock(key):
+            session = await self._load(key)
+            holder = session.state["handoff"].get("agent")
+            if holder not in (None, agent):
+                return web.json_response({"error": f"taken by {holder}"}, status=409)
+            if holder is None:
+                take(session, agent)
+            session.add("agent", text, max_history=self.config.sessions.max_history,
+                        kind="agent", agent=agent)
+            await store.save(session)
+        reply = BotReply(text=text, kind="agent", handoff=True)
+        delivered = await self._send(request.app, session, reply)
+        await store.log_event(key, "agent_reply", {"agent": agent, "delivered": delivered})
+        return web.json_response({"delivered": delivered})
+
+    async def release(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        data = await json_body(request)
+        key = str(text_field(data, "id"))
+        store = self.store()
+        async with store.lock(key):
+            session = await self._load(key)
+            release(session)
+            await store.save(session)
+        await store.log_event(key, "handoff_released", {})
+        text = self.config.handoff.returned_message if self.config.handoff else ""
+        delivered = None
+        if text:
+            delivered = await self._send(request.app, session, BotReply(text=text, kind="agent"))
+        return web.json_response({"id": key, "status": "bot", "delivered": delivered})
+
+    async def _send(self, app: web.Application, session: Session, reply: BotReply) -> str:
+        """Push ``reply`` to the user's channel, or queue it in the session."""
+        deliver = app.get(DELIVER)
+        if deliver is not None:
+            try:
+                if await deliver(session.channel, session.sender, reply):
+                    return "pushed"
+            except BotError as exc:
+                log.warning("pushing an agent message to %s failed: %s", session.channel, exc)
+        store = self.store()
+        async with store.lock(session.key):
+            fresh = await store.get(session.key, channel=session.channel, sender=session.sender)
+            queue(fresh, {"text": reply.text, "kind": reply.kind, "ts": time.time()})
+            await store.save(fresh)
+        return "queued"
+
+    async def outbox(self, request: web.Request) -> web.Response:
+        sender = request.query.get("sender", "").strip()
+        channel = request.query.get("channel", "rest").strip()
+        if not sender or len(sender) > 200:
+            raise BadRequest("'sender' is required (at most 200 characters)")
+        key = f"{channel}:{sender}"
+        store = self.store()
+        async with store.lock(key):
+            session = await store.get(key, channel=channel, sender=sender)
+            messages = pop_outbox(session)
+            if messages:
+                await store.save(session)
+        return web.json_response({"messages": messages,
+                                  "handoff": handoff_status(session) is not None})

@@ -1,0 +1,139 @@
+"""The aiohttp application: health, web chat page and the bot's channels."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.definition.config import BotDefinition
+from bot.definition.schema import Where
+from bot.errors import BadRequest, BotError, TurnTimeout
+from bot.messages import BotReply, UserMessage
+from bot.runtime import BotRuntime
+from bot.server.agent_api import AgentDesk
+from bot.server.feedback import FeedbackRoute
+from bot.server.logs import request_context_middleware
+from bot.server.metrics import install_metrics
+from bot.server.pipeline import PIPELINE, TurnPipeline
+from bot.server.security import LIMITER, install_security, security_middleware
+from channels.cors import cors_middleware
+from channels.registry import (
+    CHANNELS,
+    Channel,
+    can_push,
+    channel_class,
+    channel_settings,
+    install_channels,
+)
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent.parent / "static"
+RUNTIME: web.AppKey[BotRuntime] = web.AppKey("runtime", BotRuntime)
+BODY_LIMIT = 64 * 1024  # the default of server.max_body_bytes
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn framework errors into JSON responses with a clear message."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error_response(400, str(exc))
+    except TurnTimeout as exc:
+        return error_response(504, str(exc))
+    except BotError as exc:
+        log.exception("request failed")
+        return error_response(500, str(exc))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "request body too large "
+                              f"(limit {request.client_max_size} bytes)")
+
+
+async def health(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    knowledge = runtime.knowledge
+    return web.json_response({
+        "status": "ok",
+        "bot": runtime.bot.config.name,
+        "faq_passages": len(knowledge.index) if knowledge else 0,
+    })
+
+
+async def index_page(request: web.Request) -> web.Response:
+    config = request.app[RUNTIME].bot.config
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    html = html.replace("{{title}}", _escape(f"{config.persona.name} · {config.name}"))
+    html = html.replace("{{greeting}}", _escape(config.persona.greeting))
+    widget = '<script src="webchat/widget.js" async></script>' if "webchat" in config.channels \
+        else ""  # the streaming widget, bottom right, when the webchat channel is on
+    html = html.replace("{{widget}}", widget)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def widget_script(request: web.Request) -> web.FileResponse:
+    """The web chat widget (docs/channels.md); any site may load it."""
+    return web.FileResponse(STATIC / "widget.js", headers={"Cache-Control": "public, max-age=300"})
+
+
+def _escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+async def push_reply(app: web.Application, channel: str, sender: str, reply: BotReply) -> bool:
+    """Deliver an agent's message through the channel's ``push``; False if it has none."""
+    push = can_push(app[CHANNELS].get(channel))
+    if push is None:
+        return False
+    await push(sender, reply)
+    return True
+
+
+def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.Application:
+    """Build the app for ``bot``; the runtime (models, index, sessions) loads on startup."""
+    app = web.Application(
+        middlewares=[request_context_middleware, cors_middleware, errors_middleware,
+                     security_middleware],
+        client_max_size=bot.config.server.max_body_bytes)
+    install_security(app, bot.config)  # tokens, rate limiter (bot/server/security.py)
+    metrics = install_metrics(app, bot.config)  # GET /metrics
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        app[RUNTIME] = runtime or await BotRuntime.aload(bot)
+        app[PIPELINE] = TurnPipeline(app[RUNTIME], limiter=app[LIMITER], metrics=metrics)
+        yield
+        await app[RUNTIME].close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def on_message(message: UserMessage) -> BotReply:
+        return await app[PIPELINE].handle(message)
+
+    def on_stream(message: UserMessage) -> AsyncIterator[str | BotReply]:
+        return app[PIPELINE].stream(message)
+
+    routes: list[web.AbstractRouteDef] = [web.get("/health", health), web.get("/", index_page)]
+    where = Where(str(bot.file), "channels")
+    channels: dict[str, Channel] = {}
+    for name, raw in bot.config.channels.items():
+        settings = channel_settings(name, raw, where.key(bot.config.channels, name))
+        channel = channel_class(name)(settings, on_message=on_message, on_stream=on_stream)
+        routes.extend(channel.routes(f"/webhooks/{name}"))
+        channels[name] = channel
+    install_channels(app, channels, cors_origins=bot.config.server.cors_origins)  # CORS, close
+    routes.append(web.get("/webchat/widget.js", widget_script))  # the embeddable widget
+    AgentDesk(bot.config, lambda: app[RUNTIME].store).install(  # /agent, REST outbox
+        app, deliver=functools.partial(push_reply, app))
+    FeedbackRoute(lambda: app[RUNTIME].store).install(app)  # POST /webhooks/rest/feedback
+    app.add_routes(routes)
+    return app

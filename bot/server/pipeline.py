@@ -1,0 +1,121 @@
+"""A served turn: rate limit, injection guard, dialogue, reply guard, metrics, turn event.
+
+Channels get :meth:`TurnPipeline.handle` / :meth:`TurnPipeline.stream` as their callbacks;
+the :class:`~bot.dialogue.DialogueManager` inside still locks, routes and saves the session.
+Every answered turn is logged as a ``turn`` event (no text: channel, kind, intent, latency),
+which ``bot stats`` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.errors import BotError
+from bot.messages import BotReply, UserMessage, final_reply
+from bot.runtime import BotRuntime
+from bot.server.guard import ReplyGuard, inspect_input
+from bot.server.metrics import BotMetrics
+from bot.server.security import RateLimited, RateLimiter
+
+
+def _public_texts(runtime: BotRuntime) -> list[str]:
+    if runtime.knowledge is None:
+        return []
+    return [text for p in runtime.knowledge.index.passages
+            for text in (p.text, p.question or "", p.title or "")]
+
+
+class TurnPipeline:
+    """Wraps one bot's dialogue manager with the production checks."""
+
+    def __init__(self, runtime: BotRuntime, *, limiter: RateLimiter | None = None,
+                 metrics: BotMetrics | None = None) -> None:
+        config = runtime.bot.config
+        self.dialogue = runtime.dialogue
+        self.store = runtime.store
+        self.security = config.security
+        self.limiter = limiter
+        self.metrics = metrics or BotMetrics(config.name)
+        self.guard = ReplyGuard(config, _public_texts(runtime))
+
+    async def handle(self, message: UserMessage) -> BotReply:
+        """Answer one message (see :meth:`stream`)."""
+        return await final_reply(self.stream(message))
+
+    async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
+        """Text deltas, then the final reply; raises :class:`RateLimited` or dialogue errors."""
+        started = time.perf_counter()
+        bot = self.metrics.bot
+        if self.limiter is not None:
+            try:
+                await self.limiter.check("sender", message.session_key)
+            except RateLimited:
+                self.metrics.rate_limited.labels(bot, "sender").inc()
+                raise
+        mode = self.security.injection_guard
+        if mode != "off" and isinstance(message.text, str):
+            verdict = inspect_input(message.text)
+            if verdict.flagged:
+                self.metrics.guarded.labels(bot, f"injection_{mode}").inc()
+                await self.store.log_event(message.session_key, "injection_flagged",
+                                           {"flags": list(verdict.flags), "action": mode})
+                if mode == "block":
+                    reply = BotReply(text=self.security.injection_reply, kind="blocked")
+                    yield reply.text
+                    yield await self._finish(message, reply, started)
+                    return
+                message = dataclasses.replace(message, text=verdict.text, metadata={
+                    **message.metadata, "injection_flags": list(verdict.flags)})
+        final: BotReply | None = None
+        shown, streaming = "", True
+        with self.metrics.active():
+            try:
+                async for item in self.dialogue.stream(message):
+                    if isinstance(item, BotReply):
+                        final = item
+                    elif streaming and not self.guard.check(shown + item,
+                                                            own=[message.text]).problems:
+                        shown += item
+                        yield item
+                    else:
+                        streaming = False  # the final reply carries the checked text
+            except BotError as exc:
+                self.metrics.errors.labels(bot, type(exc).__name__).inc()
+                raise
+        assert final is not None
+        yield await self._finish(message, await self._checked(message, final), started)
+
+    async def _checked(self, message: UserMessage, reply: BotReply) -> BotReply:
+        """The reply after the guard: no system prompt, no personal data of others."""
+        if not self.guard.check(reply.text, own=[message.text]).problems:
+            return reply
+        session = await self.store.get(message.session_key, channel=message.channel,
+                                       sender=message.sender)
+        own = [message.text, *(str(v) for v in session.slots.values())]
+        checked = self.guard.check(reply.text, own=own)
+        if not checked.problems:
+            return reply
+        for problem in checked.problems:
+            self.metrics.guarded.labels(self.metrics.bot, f"reply_{problem}").inc()
+        await self.store.log_event(message.session_key, "reply_guarded",
+                                   {"problems": list(checked.problems)})
+        if "system_prompt" in checked.problems:
+            return dataclasses.replace(reply, text=checked.text, citations=(), kind="blocked")
+        return dataclasses.replace(reply, text=checked.text)
+
+    async def _finish(self, message: UserMessage, reply: BotReply, started: float) -> BotReply:
+        seconds = time.perf_counter() - started
+        self.metrics.observe_turn(channel=message.channel, kind=reply.kind, seconds=seconds,
+                                  handoff=reply.handoff)
+        await self.store.log_event(message.session_key, "turn", {
+            "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
+            "confidence": reply.confidence, "handoff": reply.handoff,
+            "ms": round(seconds * 1000, 1)})
+        return reply
+
+
+PIPELINE: web.AppKey[TurnPipeline] = web.AppKey("pipeline", TurnPipeline)

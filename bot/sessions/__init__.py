@@ -1,0 +1,1 @@
+"""Where conversations live: the session protocol, SQLite and Redis stores, redaction."""

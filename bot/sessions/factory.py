@@ -1,0 +1,30 @@
+"""Open the session store a bot's YAML selects: SQLite (embedded default) or Redis."""
+
+from __future__ import annotations
+
+from bot.definition.config import BotConfig, BotDefinition
+from bot.sessions.store import SessionStore, SQLiteSessionStore
+
+
+def redis_prefix(config: BotConfig) -> str:
+    """The namespace of the bot's keys in Redis."""
+    return config.sessions.redis_prefix or f"supportbot:{config.name}"
+
+
+def open_session_store(bot: BotDefinition) -> SessionStore:
+    """The configured store, opened (blocking), redacting PII when the bot asks for it."""
+    settings = bot.config.sessions
+    ttl = settings.ttl_minutes * 60
+    store: SessionStore
+    if settings.store == "redis":
+        from bot.sessions.redis_store import RedisSessionStore
+
+        store = RedisSessionStore(settings.redis_url, prefix=redis_prefix(bot.config),
+                                  ttl_seconds=ttl, lease_seconds=settings.lock_lease_s).open()
+    else:
+        store = SQLiteSessionStore(bot.path(settings.path), ttl_seconds=ttl).open()
+    if bot.config.security.redact_pii:
+        from bot.sessions.redaction import RedactingStore
+
+        store = RedactingStore(store)
+    return store

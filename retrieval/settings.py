@@ -1,0 +1,23 @@
+"""Settings of the FAQ index and the embedder (the ``faq`` and ``embedder`` sections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrieval.checks import between, check, non_empty, positive
+
+
+@dataclass(frozen=True)
+class FaqSettings:
+    sources: tuple[str, ...] = check(non_empty)
+    top_k: int = check(positive, default=3)
+    answer_threshold: float = check(between(-1.0, 1.0), default=0.55)
+    chunk_words: int = check(positive, default=120)
+    chunk_overlap: int = check(between(0, 1000), default=30)
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = check(positive, default=64)
+    device: str = "cpu"
