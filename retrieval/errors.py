@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class Located:
+class Located(Exception):
     """An error that names a place in a file: ``file:line: key.path: reason``."""
 
     def __init__(self, message: str, *, file: str = "", path: str = "", line: int | None = None):

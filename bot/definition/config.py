@@ -88,7 +88,7 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    """API tokens, rate limits, PII redaction and prompt-injection handling (bot/server/security.py)."""
+    """API tokens, rate limits, PII redaction and injection handling (bot/server/security.py)."""
 
     api_tokens: tuple[str, ...] = ()
     metrics_require_token: bool = False

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.entities import BUILTIN_ENTITIES, EntityExtractor
+from adapters.errors import SettingsError
 from adapters.settings import EntityDefinition
 from bot.definition.loader import load_bot
-from adapters.errors import SettingsError
 from bot.errors import ConfigError
 
 PLAN = EntityDefinition(name="plan", lookup=("Premium", "basic plan", "Family"))

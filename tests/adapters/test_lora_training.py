@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from adapters.base_model import base_fingerprint, load_base_model
+from adapters.errors import ModelError
 from adapters.generation import DialogueModel, GenerationRequest
 from adapters.lora_training import _batch, answer_loss, needs_training
 from adapters.prompting import NO_ANSWER
@@ -21,7 +22,6 @@ from adapters.training_data import build_examples, encode, with_history
 from bot.build import adapter_job, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition, ModelSettings
 from bot.definition.loader import load_bot
-from bot.errors import ModelError
 from retrieval.embedder import SentenceEmbedder
 from retrieval.index import FaqIndex
 
