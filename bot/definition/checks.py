@@ -42,7 +42,13 @@ def check_dialogue(config: BotConfig, sections: Sections) -> None:
     ``sections`` maps a top-level key to its position and raw YAML; ``"."`` is the top.
     """
     actions, forms = config.actions, config.forms
-    entities = {*BUILTIN_ENTITIES, *(e.name for e in config.entities)}
+    declared: set[str] = set()
+    for i, entity in enumerate(config.entities):
+        if entity.name in declared:
+            raise _where(sections, "entities", i, "name").error(
+                f"duplicate entity {entity.name!r}")
+        declared.add(entity.name)
+    entities = {*BUILTIN_ENTITIES, *declared}
     for i, intent in enumerate(config.intents):
         _need(forms, intent.form, "form", _where(sections, "intents", i, "form"))
         _need(actions, intent.action, "action", _where(sections, "intents", i, "action"))

@@ -4,9 +4,11 @@ import re
 
 import pytest
 
+from bot.build import build_index
 from bot.definition.loader import load_bot
 from bot.definition.schema import Secret
 from bot.errors import ConfigError
+from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import BOT_YAML, MakeBot
 
@@ -145,3 +147,21 @@ def test_model_server_errors_name_file_and_key_path(make_bot: MakeBot) -> None:
         "    url: 10.0.0.7:8000/v1\n    model: m\n")
     assert "model.server.timeout_s: must be greater than 0" in server(
         "    url: https://h/v1\n    model: m\n    timeout_s: 0\n")
+
+
+def test_duplicate_entity_names_the_second_one(make_bot: MakeBot) -> None:
+    root = make_bot("""
+        name: b
+        entities:
+          - {name: plan, lookup: [basic]}
+          - {name: plan, pattern: "x"}
+    """)
+    assert re.search(r"bot\.yaml:5: entities\[1\]\.name: duplicate entity 'plan'", error_of(root))
+
+
+def test_a_bad_faq_file_names_the_file_key_and_line(make_bot: MakeBot) -> None:
+    root = make_bot()
+    faq = next((root / "faq").glob("*.yaml"))
+    faq.write_text("- id: a\n  question: hi?\n  answr: x\n")
+    with pytest.raises(ConfigError, match=r"faq/.*\.yaml:1: \[0\]: unknown key 'answr'"):
+        build_index(load_bot(root), SentenceEmbedder("all-MiniLM-L6-v2"))
