@@ -4,8 +4,8 @@
 when it is sane, else a new one), keeps it in a context variable for the log records of that
 request, returns it in the response header, and writes one access-log line.
 :func:`configure_logging` installs a root handler (text or JSON) with a
-:class:`RedactingFilter` that masks :class:`~bot.schema.Secret` values, configured secrets
-and, when asked, personal data.
+:class:`RedactingFilter` that masks :class:`~bot.definition.schema.Secret` values,
+configured secrets and, when asked, personal data.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ class TextFormatter(logging.Formatter):
 
 
 def collect_secrets(value: Any) -> set[str]:
-    """Every :class:`~bot.schema.Secret` inside a config value (dataclasses, maps, lists)."""
+    """Every :class:`~bot.definition.schema.Secret` inside a config value (dataclasses, maps,
+    lists)."""
     if isinstance(value, Secret):
         return {str(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
