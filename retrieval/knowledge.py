@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from retrieval.artifacts import file_digest
 from retrieval.documents import ChunkSettings, Passage, load_source
 from retrieval.embedder import Embedder
@@ -81,8 +79,4 @@ class KnowledgeBase:
 
     def search(self, text: str, k: int) -> list[Hit]:
         """The ``k`` passages most similar to ``text``."""
-        return self.search_vector(self.embedder.embed([text])[0], k)
-
-    def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
-        """The ``k`` passages most similar to an embedding made by :attr:`embedder`."""
-        return self.index.search_vector(vector, k)
+        return self.index.search_vector(self.embedder.embed([text])[0], k)

@@ -1,7 +1,6 @@
-"""Bot definitions: ``bot.yaml`` (and the files it references) as frozen dataclasses.
+"""Bot definitions as frozen dataclasses, and where a bot folder keeps what it builds.
 
-A top-level section may be written inline or as the name of another YAML file in the bot
-folder (``intents: intents.yaml``); errors then name that file.
+``bot.definition.loader`` reads ``bot.yaml`` (and the files it includes) into these.
 """
 
 from __future__ import annotations
