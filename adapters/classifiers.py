@@ -57,6 +57,7 @@ class Analysis:
     sentiment: SentimentPrediction
     frustration: Frustration
     entities: list[Entity] = field(default_factory=list)
+    model: str = ""  # the embedding model ``vector`` came from ("" for none)
 
 
 class Analyzer:
@@ -93,4 +94,5 @@ class Analyzer:
             intent = self.intents.predict_vectors(intent_vectors, [text])[0]
         sentiment = self.sentiment.predict_vectors(vectors[-1:])[0]
         state = (frustration or Frustration()).update(sentiment, decay=self.frustration_decay)
-        return Analysis(text, vectors[0], intent, sentiment, state, self.entities.extract(text))
+        return Analysis(text, vectors[0], intent, sentiment, state, self.entities.extract(text),
+                        self.embedder.name)

@@ -4,6 +4,8 @@ Run (train the bot first: `.venv/bin/bot train example_bots/acme_bank`):
     .venv/bin/python benchmarks/load.py                      # FAQ path, SQLite and Redis
     .venv/bin/python benchmarks/load.py --path generation --stores sqlite --redis-workers 1 \
         --max-batch 1,8 --requests 32 --repeat 1 --timeout 300   # model answers, batched or not
+    .venv/bin/python benchmarks/load.py --stores sqlite --redis-workers 1 \
+        --baseline ../before --out benchmarks/results/load_stages.json  # vs other code
 
 For each store it copies the trained bot into a temporary folder, points its ``sessions`` at
 SQLite or at a throwaway loopback redis-server, switches rate limits off, starts
@@ -165,14 +167,15 @@ async def store_overhead(bot: Path, store: str, turns: int = 500) -> dict[str, A
 class Served:
     """One `bot serve` subprocess of the prepared bot."""
 
-    def __init__(self, served: Path, store: str, *, share: int = 1) -> None:
+    def __init__(self, served: Path, store: str, *, share: int = 1,
+                 code: Path = ROOT) -> None:
         self.store = store
         threads = str(max(1, (os.cpu_count() or 1) // share))  # cores split among workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "serve", str(served), "--port", str(self.port),
-             "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL,
+             "--log-level", "warning"], cwd=code, stdout=subprocess.DEVNULL,
             env={**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
 
     def stop(self) -> None:
@@ -240,6 +243,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             batched = prepare(bot, work, store=store, path=args.path, max_batch=size,
                               redis_url=redis.url if redis else "")
             series[f"{store}-b{size}"] = [Served(batched, store)]
+        if args.baseline is not None:  # the same prepared bot, served by the other code
+            store = args.stores[0]
+            series[f"{store}-baseline"] = [Served(prepared[store], store,
+                                                  code=args.baseline.resolve())]
         if "redis" in prepared and args.redis_workers > 1:
             series[f"redis-x{args.redis_workers}"] = [
                 Served(prepared["redis"], "redis", share=args.redis_workers)
@@ -283,6 +290,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         default=[], help="also serve the first store with these "
                         "model.max_batch values (series <store>-b<N>), e.g. 1,8")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
+    parser.add_argument("--baseline", type=Path, help="also serve the first store with the "
+                        "code of this checkout (series <store>-baseline), e.g. a git "
+                        "worktree of an earlier commit")
     parser.add_argument("--out", type=Path, help="default: results/load.json (FAQ path) or "
                         "results/load_generation.json")
     args = parser.parse_args(argv)

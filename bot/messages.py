@@ -1,10 +1,12 @@
-"""The messages that cross between channels and the dialogue manager."""
+"""The messages that cross between channels and the dialogue manager, and the stream a
+reply arrives in."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,104 @@ class BotReply:
         return data
 
 
-async def final_reply(items: AsyncIterator[str | BotReply]) -> BotReply:
-    """Run a reply stream (text deltas, then the :class:`BotReply`) to its end; the reply."""
-    reply: BotReply | None = None
-    async for item in items:
-        if isinstance(item, BotReply):
-            reply = item
-    if reply is None:
-        raise RuntimeError("the reply stream ended without a reply")
-    return reply
+class Deltas(Protocol):
+    """Text deltas that can be stopped early (an async generator, a model's answer stream)."""
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+ReplyHook = Callable[[BotReply], Awaitable[BotReply]]
+DeltaHook = Callable[[str], str | None]  # a delta to pass on, or None to hold it back
+
+
+class ReplyStream:
+    """One reply as it is produced: text deltas, then the final :class:`BotReply`.
+
+    ``async for delta in stream`` gives the deltas; afterwards :attr:`reply` is the final
+    reply. Stages make one with :meth:`of` (a finished reply) or :meth:`streaming` (a model's
+    deltas and a function that builds the reply once they end); the layers above attach
+    hooks instead of re-yielding: :meth:`on_delta` sees (and may hold back) each delta,
+    :meth:`on_reply` rewrites the final reply (record it, check it, count it), and
+    :meth:`within` runs the whole stream inside a scope (a session lock, a timeout).
+
+    Text of the final reply that was not streamed (a finished reply's whole text, an offer a
+    hook appended) comes as one last delta, so the deltas add up to the reply's text unless
+    a hook changed what was already shown. Iterate a stream once.
+    """
+
+    def __init__(self, deltas: Deltas | None,
+                 finish: Callable[[], BotReply] | None,
+                 scope: AbstractAsyncContextManager[ReplyStream] | None = None) -> None:
+        self._deltas = deltas
+        self._finish = finish
+        self._scope = scope
+        self._delta_hooks: list[DeltaHook] = []
+        self._reply_hooks: list[ReplyHook] = []
+        self._started = False
+        self.reply: BotReply | None = None
+
+    @classmethod
+    def of(cls, reply: BotReply) -> ReplyStream:
+        """A reply that is already complete."""
+        return cls(None, lambda: reply)
+
+    @classmethod
+    def streaming(cls, deltas: Deltas, finish: Callable[[], BotReply]) -> ReplyStream:
+        """``deltas`` as produced; ``finish()`` builds the reply once they are exhausted."""
+        return cls(deltas, finish)
+
+    @classmethod
+    def within(cls, scope: AbstractAsyncContextManager[ReplyStream]) -> ReplyStream:
+        """The stream ``scope`` opens, iterated (hooks included) before the scope closes;
+        errors raised meanwhile pass through the scope (it may translate them)."""
+        return cls(None, None, scope)
+
+    def on_delta(self, hook: DeltaHook) -> ReplyStream:
+        self._delta_hooks.append(hook)
+        return self
+
+    def on_reply(self, hook: ReplyHook) -> ReplyStream:
+        self._reply_hooks.append(hook)
+        return self
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._started:
+            raise RuntimeError("a reply stream can be iterated only once")
+        self._started = True
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        shown = ""
+        async with AsyncExitStack() as scopes:
+            layers = [self]  # this stream, then the ones its scopes opened, innermost last
+            while layers[-1]._scope is not None:
+                layers.append(await scopes.enter_async_context(layers[-1]._scope))
+            core = layers[-1]
+            delta_hooks = [h for layer in reversed(layers) for h in layer._delta_hooks]
+            if core._deltas is not None:
+                async with aclosing(core._deltas) as deltas:
+                    async for delta in deltas:
+                        passed: str | None = delta
+                        for check in delta_hooks:
+                            if passed is None:
+                                break
+                            passed = check(passed)
+                        if passed:
+                            shown += passed
+                            yield passed
+            assert core._finish is not None
+            reply = core._finish()
+            for rewrite in (h for layer in reversed(layers) for h in layer._reply_hooks):
+                reply = await rewrite(reply)
+            self.reply = reply
+        if reply.text.startswith(shown) and len(reply.text) > len(shown):
+            yield reply.text[len(shown):]
+
+    async def result(self) -> BotReply:
+        """Run the stream to its end; the final reply."""
+        async for _ in self:
+            pass
+        assert self.reply is not None
+        return self.reply

@@ -7,14 +7,14 @@ group whose value is ``"package.module:ChannelClass"``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
 from bot.definition.schema import Where, build
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, ReplyStream, UserMessage
 from channels.cors import ALLOWED_ORIGINS, allowed_origins
 
 ENTRY_POINT_GROUP = "supportbot.channels"
@@ -28,15 +28,16 @@ BUILTIN: dict[str, str] = {
 }
 
 OnMessage = Callable[[UserMessage], Awaitable[BotReply]]
-OnStream = Callable[[UserMessage], AsyncIterator[str | BotReply]]
+OnStream = Callable[[UserMessage], ReplyStream]
 CHANNELS: web.AppKey[dict[str, Any]] = web.AppKey("channels", dict)
 
 
 class Channel(Protocol):
     """A connector: it turns requests into :class:`UserMessage` and replies into responses.
 
-    ``on_message`` answers a message; ``on_stream`` yields the reply's text deltas and then
-    the final :class:`BotReply`. These two callbacks are all a channel sees of the core.
+    ``on_message`` answers a message; ``on_stream`` gives the reply as a
+    :class:`~bot.messages.ReplyStream` (its text deltas, then ``.reply``). These two
+    callbacks are all a channel sees of the core.
 
     Optional members, used when present (see :func:`can_push`):
 

@@ -120,11 +120,11 @@ class SocketHub:
             message = await queue.get()
             try:
                 await ws.send_str(frame("typing"))
-                async for item in self.on_stream(message):
-                    if isinstance(item, BotReply):
-                        await ws.send_str(frame("reply", **item.to_dict(message.sender)))
-                    else:
-                        await ws.send_str(frame("delta", text=item))
+                stream = self.on_stream(message)
+                async for delta in stream:
+                    await ws.send_str(frame("delta", text=delta))
+                assert stream.reply is not None
+                await ws.send_str(frame("reply", **stream.reply.to_dict(message.sender)))
             except ChannelError as exc:  # bad message, rate limit
                 retry = getattr(exc, "retry_after", None)
                 await self._error(ws, str(exc), **({"retry_after": retry} if retry else {}))

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from retrieval.artifacts import file_digest
 from retrieval.documents import ChunkSettings, Passage, load_source
 from retrieval.embedder import Embedder
@@ -77,6 +79,8 @@ class KnowledgeBase:
                                  "changed); run `bot train` again")
         return cls(index, embedder)
 
-    def search(self, text: str, k: int) -> list[Hit]:
-        """The ``k`` passages most similar to ``text``."""
-        return self.index.search_vector(self.embedder.embed([text])[0], k)
+    def search(self, text: str, k: int, *, vector: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` passages most similar to ``text`` (``vector``: its embedding by this
+        knowledge base's embedder, when the caller already has it)."""
+        query = self.embedder.embed([text])[0] if vector is None else vector
+        return self.index.search_vector(query, k)

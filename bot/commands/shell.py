@@ -30,13 +30,13 @@ async def _say(runtime: BotRuntime, message: UserMessage) -> None:
     """Print the reply as it streams, then its citations."""
     print(f"{runtime.bot.config.persona.name}> ", end="", flush=True)
     shown = ""
-    async for item in runtime.dialogue.stream(message):
-        if isinstance(item, BotReply):
-            rest = item.text[len(shown):] if item.text.startswith(shown) else f"\n{item.text}"
-            print(rest + format_extras(item), flush=True)
-        else:
-            shown += item
-            print(item, end="", flush=True)
+    stream = runtime.dialogue.stream(message)
+    async for delta in stream:
+        shown += delta
+        print(delta, end="", flush=True)
+    reply = stream.reply
+    assert reply is not None
+    print(("" if reply.text == shown else f"\n{reply.text}") + format_extras(reply), flush=True)
 
 
 async def _chat(runtime: BotRuntime, sender: str) -> None:

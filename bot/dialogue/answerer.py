@@ -1,11 +1,11 @@
 """Answer a question from the FAQ: grounded generation, or the exact FAQ answer.
 
-This is the FAQ/unknown stage of routing. Without ``model.generation`` a turn answers with
-the best passage above ``faq.answer_threshold``. With it, a top match at or above
+The FAQ stage of routing (``stages/faq.py``) uses it. Without ``model.generation`` a turn
+answers with the best passage above ``faq.answer_threshold``. With it, a top match at or above
 ``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
 the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
 cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
-(the router then offers a person).
+(the fallback stage then offers a person).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.answers import GeneratedAnswer, GenerationRequest
+from adapters.classifiers import Analysis
 from adapters.prompting import Turn
 from bot.definition.config import BotConfig
-from bot.messages import BotReply, Citation
+from bot.messages import BotReply, Citation, ReplyStream
 from bot.sessions.store import Session
 from retrieval.index import Hit, relevant_hits
 from retrieval.knowledge import KnowledgeBase
@@ -35,7 +36,7 @@ class AnswerTextStream(Protocol):
 
     answer: GeneratedAnswer | None
 
-    def __aiter__(self) -> AnswerTextStream: ...
+    def __aiter__(self) -> AsyncIterator[str]: ...
 
     async def __anext__(self) -> str: ...
 
@@ -75,11 +76,16 @@ class FaqAnswerer:
     knowledge: KnowledgeBase | None = None
     generator: Generator | None = None
 
-    async def retrieve(self, text: str) -> list[Hit]:
-        """Top-k FAQ passages for ``text`` (the embedding runs off the event loop)."""
-        if self.knowledge is None or self.config.faq is None:
+    async def retrieve(self, query: str, analysis: Analysis | None = None) -> list[Hit]:
+        """Top-k FAQ passages for ``query`` (the embedding runs off the event loop); the
+        message's ``analysis`` lends its vector when it embedded this text with this
+        index's embedder."""
+        knowledge, faq = self.knowledge, self.config.faq
+        if knowledge is None or faq is None:
             return []
-        return await asyncio.to_thread(self.knowledge.search, text, self.config.faq.top_k)
+        vector = analysis.vector if analysis is not None and analysis.text == query \
+            and analysis.model == knowledge.embedder.name else None
+        return await asyncio.to_thread(knowledge.search, query, faq.top_k, vector=vector)
 
     def relevant(self, hits: list[Hit], *, margin: float | None = None) -> list[Hit]:
         """The hits at or above ``faq.answer_threshold`` (and within ``margin`` of the best)."""
@@ -100,38 +106,32 @@ class FaqAnswerer:
     def fallback(self) -> BotReply:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
-    async def stream(self, session: Session, text: str,
-                     query: str | None = None) -> AsyncIterator[str | BotReply]:
-        """Text deltas then the final reply for an FAQ or unknown question ``text``
-        (retrieval searches ``query`` when given: the question with its context)."""
-        hits = await self.retrieve(query or text)
+    def answer(self, session: Session, text: str, hits: list[Hit]) -> ReplyStream | None:
+        """The answer to ``text`` from the passages ``hits`` (searched for it, or for it
+        with its context), or None when none is relevant."""
         confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
         relevant = self.relevant(hits, margin=self.config.model.passage_margin)
         if self.generator is None or confident or not relevant:
-            reply = self.exact_answer(hits) or self.fallback()
-            yield reply.text
-            yield reply
-            return
-        async for item in self._generate(self.generator, session, text, relevant):
-            yield item
+            reply = self.exact_answer(hits)
+            return None if reply is None else ReplyStream.of(reply)
+        return self._generate(self.generator, session, text, relevant)
 
-    async def _generate(self, generator: Generator, session: Session, text: str,
-                        hits: list[Hit]) -> AsyncIterator[str | BotReply]:
+    def _generate(self, generator: Generator, session: Session, text: str,
+                  hits: list[Hit]) -> ReplyStream:
         settings = self.config.model
         request = GenerationRequest(
             text, [h.passage for h in hits], persona=self.config.persona,
             history=recent_turns(session, settings.history_turns), adapter=generator.adapter,
             no_answer=self.config.fallback.message)
-        stream = generator.model.stream(request)
-        try:
-            async for delta in stream:
-                yield delta
-        finally:
-            await stream.aclose()  # stops the model when the client went away
-        answer = stream.answer
-        assert answer is not None
-        by_id = {h.passage.id: h for h in hits}
-        cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
-        yield BotReply(text=answer.text, citations=cited,
-                       kind="fallback" if answer.declined else "generated",
-                       confidence=round(hits[0].score, 4))
+        stream = generator.model.stream(request)  # stopped when the client goes away
+
+        def finish() -> BotReply:
+            answer = stream.answer
+            assert answer is not None
+            by_id = {h.passage.id: h for h in hits}
+            cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
+            return BotReply(text=answer.text, citations=cited,
+                            kind="fallback" if answer.declined else "generated",
+                            confidence=round(hits[0].score, 4))
+
+        return ReplyStream.streaming(stream, finish)

@@ -9,11 +9,11 @@ values, asks, re-asks with a reason, gives up after ``max_attempts`` and complet
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.entities import EntityExtractor
+from adapters.entities import Entity
 from bot.definition.dialogue import FormDefinition, SlotDefinition
 from bot.dialogue.actions import ActionResult, ActionRunner
 from bot.dialogue.templates import Rendered, Templates, session_context
@@ -58,8 +58,9 @@ def _choice(slot: SlotDefinition, text: str) -> Parsed:
     return Parsed(reason=f"Please choose one of: {', '.join(slot.choices)}.")
 
 
-def parse_slot(slot: SlotDefinition, text: str, extractor: EntityExtractor) -> Parsed:
-    """Read ``slot`` from ``text`` and check it against the slot's rules."""
+def parse_slot(slot: SlotDefinition, text: str, entities: Sequence[Entity]) -> Parsed:
+    """Read ``slot`` from ``text`` (whose ``entities`` were found already) and check it
+    against the slot's rules."""
     text = text.strip()
     if slot.type in ("number", "integer"):
         match = _NUMBER.search(text)
@@ -73,7 +74,7 @@ def parse_slot(slot: SlotDefinition, text: str, extractor: EntityExtractor) -> P
             return Parsed(int(number)) if parsed.ok else parsed
         return _in_range(slot, number)
     if slot.type in ("date", "email"):
-        found = extractor.extract(text, only=[slot.type])
+        found = [e for e in entities if e.name == slot.type]
         if not found:
             what = "a date" if slot.type == "date" else "an email address"
             return Parsed(reason=f"That doesn't look like {what}.")
@@ -112,11 +113,10 @@ class FormRunner:
     """Runs the bot's forms against a session."""
 
     def __init__(self, forms: Mapping[str, FormDefinition], templates: Templates,
-                 actions: ActionRunner, extractor: EntityExtractor) -> None:
+                 actions: ActionRunner) -> None:
         self.forms = dict(forms)
         self.templates = templates
         self.actions = actions
-        self.extractor = extractor
 
     def pending(self, session: Session) -> tuple[FormDefinition, SlotDefinition] | None:
         """The active form and the slot it waits for, if any."""
@@ -127,14 +127,16 @@ class FormRunner:
         slot = next((s for s in form.slots if s.name == state.get("slot")), None)
         return (form, slot) if slot is not None else None
 
-    async def start(self, session: Session, name: str, text: str = "") -> FormReply:
-        """Start form ``name``; entities in ``text`` fill the slots that name them."""
+    async def start(self, session: Session, name: str,
+                    entities: Sequence[Entity] = ()) -> FormReply:
+        """Start form ``name``; ``entities`` (of the message that started it) fill the slots
+        that name them."""
         form = self.forms[name]
         session.state[FORM_KEY] = {"name": name, "slot": None, "attempts": 0, "filled": []}
-        wanted = {s.entity: s for s in form.slots if s.entity and s.entity in self.extractor.names}
-        for entity in self.extractor.extract(text, only=list(wanted)) if wanted and text else ():
+        wanted = {s.entity: s for s in form.slots if s.entity}
+        for entity in (e for e in entities if e.name in wanted):
             slot = wanted[entity.name]
-            parsed = parse_slot(slot, entity.value, self.extractor)
+            parsed = parse_slot(slot, entity.value, [entity])
             if parsed.ok and slot.validate is None:
                 self._set(session, slot, parsed.value)
         return await self.advance(session)
@@ -145,12 +147,13 @@ class FormRunner:
         state["filled"] = [*state.get("filled", []), slot.name]
         state["attempts"] = 0
 
-    async def fill(self, session: Session, text: str) -> Parsed:
-        """Read the pending slot from ``text``; store it when valid."""
+    async def fill(self, session: Session, text: str, entities: Sequence[Entity]) -> Parsed:
+        """Read the pending slot from ``text`` (with its ``entities``); store it when
+        valid."""
         active = self.pending(session)
         assert active is not None, "fill() needs an active form"
         _form, slot = active
-        parsed = parse_slot(slot, text, self.extractor)
+        parsed = parse_slot(slot, text, entities)
         if parsed.ok and slot.validate is not None:
             context = session_context(session, value=parsed.value, slot=slot.name)
             problem = await self.actions.validate(slot.validate, context)

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import unicodedata
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from bot.definition.config import BotConfig
 from bot.dialogue.router import Router
 from bot.errors import BadRequest, TurnTimeout, library_errors
-from bot.messages import BotReply, UserMessage, final_reply
+from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.sessions.store import Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -45,36 +46,38 @@ class DialogueManager:
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""
-        return await final_reply(self.stream(message))
+        return await self.stream(message).result()
 
-    async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
-        """Text deltas as the reply is produced, then the final :class:`BotReply`.
+    def stream(self, message: UserMessage) -> ReplyStream:
+        """The reply to ``message`` as it is produced.
 
         The session stays locked until the reply is complete and saved, so turns of one
-        user never interleave. Raises :class:`BadRequest` or :class:`TurnTimeout`.
+        user never interleave. Iterating it raises :class:`BadRequest` or
+        :class:`TurnTimeout`.
         """
+        return ReplyStream.within(self._turn(message))
+
+    @asynccontextmanager
+    async def _turn(self, message: UserMessage) -> AsyncIterator[ReplyStream]:
         message = self._clean(message)
         limit = self.config.server.turn_timeout_s
         key = message.session_key
-        reply: BotReply | None = None
         try:
             with library_errors():
                 async with asyncio.timeout(limit), self.store.lock(key):
                     session = await self.store.get(key, channel=message.channel,
                                                    sender=message.sender)
-                    async for item in self.router.route_stream(session, message):
-                        if isinstance(item, BotReply):
-                            reply = item
-                        else:
-                            yield item
-                    if reply is None:
-                        raise RuntimeError("router finished without a reply")
-                    self._record(session, message, reply)
-                    await self.store.save(session)
+
+                    async def record(reply: BotReply) -> BotReply:
+                        self._record(session, message, reply)
+                        await self.store.save(session)
+                        log.debug("turn %s kind=%s", key, reply.kind)
+                        return reply
+
+                    stream = await self.router.route(session, message)
+                    yield stream.on_reply(record)
         except TimeoutError as exc:
             raise TurnTimeout(f"no reply within {limit:g} s") from exc
-        log.debug("turn %s kind=%s", key, reply.kind)
-        yield reply
 
     def _record(self, session: Session, message: UserMessage, reply: BotReply) -> None:
         limit = self.config.sessions.max_history

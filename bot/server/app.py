@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.definition.config import BotDefinition
 from bot.definition.schema import Where
 from bot.errors import BadRequest, BotError, TurnTimeout
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
 from bot.server.feedback import FeedbackRoute
@@ -119,7 +119,7 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
     async def on_message(message: UserMessage) -> BotReply:
         return await app[PIPELINE].handle(message)
 
-    def on_stream(message: UserMessage) -> AsyncIterator[str | BotReply]:
+    def on_stream(message: UserMessage) -> ReplyStream:
         return app[PIPELINE].stream(message)
 
     routes: list[web.AbstractRouteDef] = [web.get("/health", health), web.get("/", index_page)]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from bot.errors import BotError
-from bot.messages import BotReply, UserMessage, final_reply
+from bot.messages import BotReply, DeltaHook, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
@@ -44,10 +45,15 @@ class TurnPipeline:
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message (see :meth:`stream`)."""
-        return await final_reply(self.stream(message))
+        return await self.stream(message).result()
 
-    async def stream(self, message: UserMessage) -> AsyncIterator[str | BotReply]:
-        """Text deltas, then the final reply; raises :class:`RateLimited` or dialogue errors."""
+    def stream(self, message: UserMessage) -> ReplyStream:
+        """The reply as it is produced; iterating raises :class:`RateLimited` or dialogue
+        errors."""
+        return ReplyStream.within(self._served(message))
+
+    @asynccontextmanager
+    async def _served(self, message: UserMessage) -> AsyncIterator[ReplyStream]:
         started = time.perf_counter()
         bot = self.metrics.bot
         if self.limiter is not None:
@@ -56,6 +62,10 @@ class TurnPipeline:
             except RateLimited:
                 self.metrics.rate_limited.labels(bot, "sender").inc()
                 raise
+
+        async def finish(reply: BotReply) -> BotReply:
+            return await self._finish(message, reply, started)
+
         mode = self.security.injection_guard
         if mode != "off" and isinstance(message.text, str):
             verdict = inspect_input(message.text)
@@ -64,30 +74,38 @@ class TurnPipeline:
                 await self.store.log_event(message.session_key, "injection_flagged",
                                            {"flags": list(verdict.flags), "action": mode})
                 if mode == "block":
-                    reply = BotReply(text=self.security.injection_reply, kind="blocked")
-                    yield reply.text
-                    yield await self._finish(message, reply, started)
+                    blocked = BotReply(text=self.security.injection_reply, kind="blocked")
+                    yield ReplyStream.of(blocked).on_reply(finish)
                     return
                 message = dataclasses.replace(message, text=verdict.text, metadata={
                     **message.metadata, "injection_flags": list(verdict.flags)})
-        final: BotReply | None = None
-        shown, streaming = "", True
+        asked = message
+
+        async def checked(reply: BotReply) -> BotReply:
+            return await self._checked(asked, reply)
+
         with self.metrics.active():
             try:
-                async for item in self.dialogue.stream(message):
-                    if isinstance(item, BotReply):
-                        final = item
-                    elif streaming and not self.guard.check(shown + item,
-                                                            own=[message.text]).problems:
-                        shown += item
-                        yield item
-                    else:
-                        streaming = False  # the final reply carries the checked text
+                yield (self.dialogue.stream(message).on_delta(self._stream_guard(message))
+                       .on_reply(checked).on_reply(finish))
             except BotError as exc:
                 self.metrics.errors.labels(bot, type(exc).__name__).inc()
                 raise
-        assert final is not None
-        yield await self._finish(message, await self._checked(message, final), started)
+
+    def _stream_guard(self, message: UserMessage) -> DeltaHook:
+        """Passes deltas while the text so far passes the guard; once one does not, holds
+        back the rest (the final reply then carries the checked text)."""
+        shown: str | None = ""
+
+        def check(delta: str) -> str | None:
+            nonlocal shown
+            if shown is None or self.guard.check(shown + delta, own=[message.text]).problems:
+                shown = None
+                return None
+            shown += delta
+            return delta
+
+        return check
 
     async def _checked(self, message: UserMessage, reply: BotReply) -> BotReply:
         """The reply after the guard: no system prompt, no personal data of others."""

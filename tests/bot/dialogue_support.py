@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.classifiers import Analysis
+from adapters.entities import EntityExtractor
 from adapters.intents import IntentPrediction
 from adapters.sentiment import Frustration, SentimentPrediction
 from bot.build import build_index
@@ -22,7 +23,8 @@ from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.dialogue.answerer import FaqAnswerer
 from bot.dialogue.manager import DialogueManager
-from bot.dialogue.router import MessageAnalyzer, Router
+from bot.dialogue.router import Router
+from bot.dialogue.turn import MessageAnalyzer
 from bot.runtime import BotRuntime, load_knowledge
 from bot.server.app import create_app
 from bot.sessions.factory import open_session_store
@@ -176,11 +178,13 @@ NEGATIVE_WORDS = ("useless", "angry", "terrible", "awful")
 
 
 class FakeAnalyzer:
-    """A deterministic :class:`MessageAnalyzer`: keyword rules, keyword sentiment."""
+    """A deterministic :class:`MessageAnalyzer`: keyword rules, keyword sentiment, the real
+    built-in entities."""
 
     def __init__(self, rules: list[tuple[str, str, float]] | None = None) -> None:
         self.rules = RULES if rules is None else rules
         self.seen: list[str] = []
+        self.entities = EntityExtractor()
 
     def analyze(self, text: str, *, frustration: Any = None) -> Analysis:
         self.seen.append(text)
@@ -197,7 +201,8 @@ class FakeAnalyzer:
                   "positive": 0.05}
         sentiment = SentimentPrediction("negative" if negative else "neutral", 0.9, scores)
         state = (frustration or Frustration()).update(sentiment)
-        return Analysis(text, np.zeros(4, dtype=np.float32), prediction, sentiment, state, [])
+        return Analysis(text, np.zeros(4, dtype=np.float32), prediction, sentiment, state,
+                        self.entities.extract(text))
 
 
 def runtime_for(root: Path, embedder: SentenceEmbedder,

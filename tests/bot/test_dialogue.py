@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.errors import BadRequest, TurnTimeout
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 
 from ..conftest import BOT_YAML, MakeBot
@@ -60,18 +59,18 @@ async def test_slow_turn_times_out_clearly(make_bot: MakeBot,
     train(bot, progress=False)
     runtime = BotRuntime.load(bot)
 
-    async def slow(*_: object) -> AsyncIterator[str]:
+    async def slow(*_: object) -> ReplyStream:
         await asyncio.sleep(1)
-        yield "too late"
+        return ReplyStream.of(BotReply(text="too late"))
 
-    monkeypatch.setattr(runtime.dialogue.router, "route_stream", slow)
+    monkeypatch.setattr(runtime.dialogue.router, "route", slow)
     with pytest.raises(TurnTimeout, match="no reply within"):
         await runtime.dialogue.handle(UserMessage("u4", "hello"))
 
 
 async def test_stream_yields_text_then_the_reply_and_saves_once(runtime: BotRuntime) -> None:
-    items = [item async for item in runtime.dialogue.stream(UserMessage("u5", "reset pin"))]
-    *deltas, reply = items
-    assert isinstance(reply, BotReply) and "".join(deltas) == reply.text
+    stream = runtime.dialogue.stream(UserMessage("u5", "reset pin"))
+    deltas = [delta async for delta in stream]
+    assert stream.reply is not None and "".join(deltas) == stream.reply.text
     session = await runtime.store.get("rest:u5", channel="rest", sender="u5")
     assert len(session.history) == 2

@@ -49,7 +49,7 @@ def slot(**fields: object) -> SlotDefinition:
 ])
 def test_slot_values_are_parsed_and_validated(definition: SlotDefinition, text: str,
                                               value: object, reason: str | None) -> None:
-    parsed = parse_slot(definition, text, EntityExtractor())
+    parsed = parse_slot(definition, text, EntityExtractor().extract(text))
     assert parsed.value == value
     assert (parsed.reason is None) if reason is None else reason in (parsed.reason or "")
 

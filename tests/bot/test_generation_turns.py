@@ -111,15 +111,12 @@ async def test_streamed_deltas_add_up_to_the_reply(
         trained_bot: tuple[Path, list[Any]], requests_seen: list[GenerationRequest]) -> None:
     runtime = await BotRuntime.aload(load_bot(trained_bot[0]))
     try:
-        from bot.messages import BotReply, UserMessage
+        from bot.messages import UserMessage
 
-        deltas, final = [], None
-        async for item in runtime.dialogue.stream(UserMessage("u4", PARAPHRASE)):
-            if isinstance(item, BotReply):
-                final = item
-            else:
-                deltas.append(item)
-        assert final is not None and len(requests_seen) == 1
+        stream = runtime.dialogue.stream(UserMessage("u4", PARAPHRASE))
+        deltas = [delta async for delta in stream]
+        final = stream.reply
+        assert final is not None and len(deltas) > 1 and len(requests_seen) == 1
         assert "".join(deltas).strip() == final.text.strip()
     finally:
         await runtime.close()

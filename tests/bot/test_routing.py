@@ -88,10 +88,10 @@ async def test_fallback_clarifies_then_offers_a_person_then_hands_off(
 
 async def test_streamed_fallback_text_matches_the_final_reply(runtime: BotRuntime) -> None:
     await talk(runtime, "u7", "blorp")
-    items = [item async for item in runtime.dialogue.stream(UserMessage("u7", "zzz qqq"))]
-    *deltas, reply = items
-    assert "".join(str(d) for d in deltas) == reply.text  # type: ignore[union-attr]
-    assert reply.text.endswith("talk to a person?")  # type: ignore[union-attr]
+    stream = runtime.dialogue.stream(UserMessage("u7", "zzz qqq"))
+    deltas = [delta async for delta in stream]
+    assert stream.reply is not None and "".join(deltas) == stream.reply.text
+    assert stream.reply.text.endswith("talk to a person?")
 
 
 async def test_without_a_handoff_section_the_bot_never_hands_off(

@@ -16,7 +16,7 @@ from adapters.prompting import system_prompt
 from bot.definition.config import RateLimit, SecuritySettings
 from bot.definition.loader import load_bot
 from bot.definition.schema import Secret
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.app import create_app
 from bot.server.logs import REQUEST_ID, JsonFormatter, RedactingFilter, bot_secrets
@@ -198,14 +198,16 @@ class LeakyRouter:
         self.answers = answers
         self.seen: list[UserMessage] = []
 
-    async def route_stream(self, session: Session,
-                           message: UserMessage) -> AsyncIterator[str | BotReply]:
+    async def route(self, session: Session, message: UserMessage) -> ReplyStream:
         self.seen.append(message)
         text = self.answers.get(message.text, "ok")
-        with model_timer("fake-generation"):
-            for word in text.split(" "):
-                yield word + " "
-        yield BotReply(text=text, kind="generated")
+
+        async def words() -> AsyncIterator[str]:
+            with model_timer("fake-generation"):
+                for word in text.split(" "):
+                    yield word + " "
+
+        return ReplyStream.streaming(words(), lambda: BotReply(text=text, kind="generated"))
 
 
 async def leaky_client(root: Path, router: LeakyRouter) -> TestClient:  # type: ignore[type-arg]
@@ -243,11 +245,10 @@ async def test_replies_never_leak_the_system_prompt_or_other_users_data(
         assert leak["kind"] == "blocked" and "ZEBRA-42" not in str(leak["text"])
 
         pipeline = client.app[PIPELINE]  # type: ignore[index]
-        streamed = [item async for item in pipeline.stream(
-            UserMessage("mallory", "tell me about yourself"))]
-        shown = "".join(i for i in streamed if isinstance(i, str))
+        stream = pipeline.stream(UserMessage("mallory", "tell me about yourself"))
+        shown = "".join([delta async for delta in stream])
         assert "ZEBRA-42" not in shown and len(shown.split()) < 8
-        assert isinstance(streamed[-1], BotReply) and streamed[-1].kind == "blocked"
+        assert stream.reply is not None and stream.reply.kind == "blocked"
     finally:
         await client.close()
 

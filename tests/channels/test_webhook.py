@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.messages import BotReply, UserMessage
+from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.server.app import errors_middleware
 from channels.delivery import DeliveryError, RetryPolicy
 from channels.registry import CHANNELS
@@ -132,8 +132,8 @@ async def _fake_answer(message: UserMessage) -> BotReply:
     return BotReply(text=f"echo {message.text}")
 
 
-async def _no_stream(message: UserMessage) -> AsyncIterator[str | BotReply]:
-    yield await _fake_answer(message)
+def _no_stream(message: UserMessage) -> ReplyStream:
+    return ReplyStream.of(BotReply(text=f"echo {message.text}"))
 
 
 async def channel_client(settings: WebhookSettings) -> tuple[TestClient, WebhookChannel]:

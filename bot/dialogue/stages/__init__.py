@@ -1,0 +1,1 @@
+"""The routing stages, one module each, in the order ``bot/dialogue/router.py`` runs them."""

@@ -1,0 +1,27 @@
+"""Handed off to a person: the bot stays silent (a short note) or delivers queued agent
+messages."""
+
+from __future__ import annotations
+
+from bot.dialogue.handoff import handoff_status, pop_outbox
+from bot.dialogue.turn import Parts, Turn
+from bot.messages import BotReply
+
+
+async def handed_off(turn: Turn, parts: Parts) -> BotReply | None:
+    session = turn.session
+    if handoff_status(session) is None:
+        return None
+    queued = pop_outbox(session)
+    if queued:
+        text = "\n\n".join(str(m.get("text", "")) for m in queued)
+        return BotReply(text=text, kind="agent", handoff=True)
+    state = session.state["handoff"]
+    first = not state.get("notified")
+    state["notified"] = True
+    settings = parts.config.handoff
+    if settings is None:
+        text = "A member of our team will answer you here shortly."
+    else:
+        text = settings.waiting_message if first else settings.note
+    return BotReply(text=text, kind="handoff", handoff=True)

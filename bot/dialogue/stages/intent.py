@@ -1,0 +1,63 @@
+"""The intent: its response, form or HTTP action; two close intents: "Did you mean A or B?".
+
+An intent with only a canned response yields to a strong FAQ match unless the classifier is
+near certain (``dialogue.faq_over_intent`` / ``intent_certain``).
+"""
+
+from __future__ import annotations
+
+from bot.definition.config import Intent
+from bot.dialogue.templates import Rendered, session_context
+from bot.dialogue.turn import Parts, Turn, form_reply, joined, rendered_reply
+from bot.messages import BotReply
+
+
+async def intent(turn: Turn, parts: Parts) -> BotReply | None:
+    chosen = turn.chosen
+    if chosen.ambiguous:
+        return clarify(parts, *chosen.ambiguous[:2])
+    if chosen.intent is None or await faq_is_better(turn, parts):
+        return None
+    return await intent_reply(turn, parts, chosen.intent)
+
+
+async def faq_is_better(turn: Turn, parts: Parts) -> bool:
+    """A strong FAQ match beats the chosen intent when it has only a canned response."""
+    chosen, dialogue = turn.chosen, parts.config.dialogue
+    chosen_intent = chosen.intent
+    if chosen_intent is None or chosen_intent.form or chosen_intent.action \
+            or dialogue.faq_over_intent is None:
+        return False
+    if (chosen.confidence or 0.0) >= dialogue.intent_certain:
+        return False
+    hits = await turn.hits()
+    return bool(hits) and hits[0].score >= dialogue.faq_over_intent
+
+
+async def intent_reply(turn: Turn, parts: Parts, chosen: Intent) -> BotReply | None:
+    """The intent's form (after its response), action, or response; None when it has none."""
+    session = turn.session
+    intro = parts.response(chosen.response, session) if chosen.response else None
+    if chosen.form is not None:
+        reply = form_reply(await parts.forms.start(session, chosen.form, turn.entities))
+        return reply if intro is None else joined(intro, reply, reply)
+    if chosen.action is not None:
+        result = await parts.actions.run(chosen.action, session_context(session))
+        session.slots.update(result.slots)
+        rendered = result.reply or intro or Rendered(parts.config.dialogue.action_error)
+        return rendered_reply(rendered, "action" if result.ok else "action_error")
+    return rendered_reply(intro, "intent") if intro is not None else None
+
+
+def clarify(parts: Parts, first: str, second: str) -> BotReply:
+    titles = [_title(parts, first), _title(parts, second)]
+    text = parts.templates.render(parts.config.dialogue.clarify,
+                                  {"first": titles[0], "second": titles[1]})
+    buttons = tuple({"title": t, "payload": n}
+                    for t, n in zip(titles, (first, second), strict=True))
+    return BotReply(text=text, buttons=buttons, kind="clarify")
+
+
+def _title(parts: Parts, name: str) -> str:
+    found = parts.intents.get(name)
+    return found.title if found is not None and found.title else name.replace("_", " ")

@@ -1,0 +1,31 @@
+"""Handoff triggers: a person asked for, or a negative streak (``handoff`` settings)."""
+
+from __future__ import annotations
+
+from bot.dialogue.handoff import start_handoff, trigger
+from bot.dialogue.templates import Rendered
+from bot.dialogue.turn import Parts, Turn
+from bot.messages import BotReply
+
+
+async def triggers(turn: Turn, parts: Parts) -> BotReply | None:
+    chosen = turn.chosen
+    reason = trigger(parts.config.handoff, intent=None if chosen.ambiguous else chosen.name,
+                     asked=chosen.intent is not None and chosen.intent.handoff,
+                     frustration=turn.analysis.frustration if turn.analysis else None)
+    return None if reason is None else hand_off(turn, parts, reason)
+
+
+def hand_off(turn: Turn, parts: Parts, reason: str) -> BotReply:
+    """Start the handoff; the intent's response when a person was asked for, else the
+    handoff message."""
+    settings = parts.config.handoff
+    assert settings is not None
+    start_handoff(turn.session, reason)
+    intent = turn.chosen.intent
+    if reason == "requested" and intent is not None and intent.response:
+        rendered = parts.response(intent.response, turn.session)
+    else:
+        rendered = Rendered(settings.frustrated_message if reason == "frustrated"
+                            else settings.message)
+    return BotReply(text=rendered.text, buttons=rendered.buttons, kind="handoff", handoff=True)
