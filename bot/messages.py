@@ -3,10 +3,13 @@ reply arrives in."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from bot.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,26 @@ class UserMessage:
     @property
     def session_key(self) -> str:
         return f"{self.channel}:{self.sender}"
+
+
+def clean_text(text: object, *, max_chars: int) -> str:
+    """Validate and normalise a user message; raise :class:`BadRequest` when unusable."""
+    if not isinstance(text, str):
+        raise BadRequest(f"'message' must be a string, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise BadRequest(f"'message' is too long: {len(text)} characters (limit {max_chars})")
+    if "\x00" in text or any(unicodedata.category(c) == "Cs" for c in text):
+        raise BadRequest("'message' contains binary data")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise BadRequest("'message' is empty")
+    return cleaned
+
+
+def cleaned(message: UserMessage, *, max_chars: int) -> UserMessage:
+    """``message`` with its text validated and normalised (:func:`clean_text`)."""
+    return UserMessage(sender=message.sender, text=clean_text(message.text, max_chars=max_chars),
+                       channel=message.channel, metadata=message.metadata)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,40 @@ import json
 from aiohttp import web
 
 from bot.errors import BadRequest
+from bot.messages import clean_text
 
 MAX_SENDER_CHARS = 200
+MAX_JSON_DEPTH = 32
+DEFAULT_MESSAGE_CHARS = 4000
+MESSAGE_LIMIT: web.AppKey[int] = web.AppKey("max_message_chars", int)  # set by the server
+
+
+def checked_text(request: web.Request, text: object) -> str:
+    """A message's text, validated now as the dialogue would (:class:`BadRequest` if it is
+    not a string, empty, binary or over the server's ``max_message_chars``): for channels
+    that answer later and would otherwise report the problem only then."""
+    return clean_text(text, max_chars=request.config_dict.get(MESSAGE_LIMIT,
+                                                              DEFAULT_MESSAGE_CHARS))
+
+
+def json_depth(value: object) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar: 0); iterative, so any depth
+    is safe to measure."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_json(raw: bytes) -> dict[str, object]:
-    """``raw`` as a JSON object, or :class:`BadRequest` saying what is wrong."""
+    """``raw`` as a JSON object, or :class:`BadRequest` saying what is wrong (not UTF-8, not
+    JSON, not an object, nested deeper than :data:`MAX_JSON_DEPTH`)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -20,8 +48,13 @@ def parse_json(raw: bytes) -> dict[str, object]:
     except json.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") \
             from exc
+    except RecursionError as exc:
+        raise BadRequest(f"request body is nested too deeply (limit {MAX_JSON_DEPTH} "
+                         "levels)") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body is nested too deeply (limit {MAX_JSON_DEPTH} levels)")
     return data
 
 

@@ -26,7 +26,7 @@ from bot.definition.schema import check, positive
 from bot.errors import BadRequest, BotError
 from bot.messages import BotReply, UserMessage
 from channels.delivery import DeliveryError, Outbox, RetryPolicy
-from channels.http import message_fields, parse_json, unauthorized
+from channels.http import checked_text, message_fields, parse_json, unauthorized
 from channels.registry import OnMessage, OnStream
 from channels.signing import (
     SIGNATURE_HEADER,
@@ -98,9 +98,8 @@ class WebhookChannel:
         body = await request.read()
         self.check_signature(request, body)
         data = parse_json(body)
-        sender, text, metadata = message_fields(data)
-        if not isinstance(text, str):
-            raise BadRequest(f"'message' must be a string, got {type(text).__name__}")
+        sender, raw_text, metadata = message_fields(data)
+        text = checked_text(request, raw_text)
         given = data.get("id")
         if given is not None and (not isinstance(given, str) or len(given) > MAX_ID_CHARS):
             raise BadRequest(f"'id' must be a string of at most {MAX_ID_CHARS} characters")

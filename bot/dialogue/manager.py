@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.definition.config import BotConfig
 from bot.dialogue.router import Router
-from bot.errors import BadRequest, TurnTimeout, library_errors
-from bot.messages import BotReply, ReplyStream, UserMessage
+from bot.errors import TurnTimeout, library_errors
+from bot.messages import BotReply, ReplyStream, UserMessage, cleaned
 from bot.sessions.store import Session, SessionStore
 
 log = logging.getLogger(__name__)
-
-
-def clean_text(text: object, *, max_chars: int) -> str:
-    """Validate and normalise a user message; raise :class:`BadRequest` when unusable."""
-    if not isinstance(text, str):
-        raise BadRequest(f"'message' must be a string, got {type(text).__name__}")
-    if len(text) > max_chars:
-        raise BadRequest(f"'message' is too long: {len(text)} characters (limit {max_chars})")
-    if "\x00" in text or any(unicodedata.category(c) == "Cs" for c in text):
-        raise BadRequest("'message' contains binary data")
-    cleaned = " ".join(text.split())
-    if not cleaned:
-        raise BadRequest("'message' is empty")
-    return cleaned
 
 
 class DialogueManager:
@@ -40,9 +25,7 @@ class DialogueManager:
         self.store = store
 
     def _clean(self, message: UserMessage) -> UserMessage:
-        text = clean_text(message.text, max_chars=self.config.server.max_message_chars)
-        return UserMessage(sender=message.sender, text=text, channel=message.channel,
-                           metadata=message.metadata)
+        return cleaned(message, max_chars=self.config.server.max_message_chars)
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""

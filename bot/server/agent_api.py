@@ -33,22 +33,12 @@ from bot.errors import BadRequest, BotError
 from bot.messages import BotReply
 from bot.server.security import check_token
 from bot.sessions.store import Session, SessionStore
+from channels.http import read_json
 
 log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
 DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
 MAX_REPLY_CHARS = 4000
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or :class:`BadRequest`."""
-    try:
-        data = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    return data
 
 
 def text_field(data: dict[str, Any], name: str, *, required: bool = True,
@@ -140,7 +130,7 @@ class AgentDesk:
 
     async def take(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        data = await json_body(request)
+        data = await read_json(request)
         key, agent = str(text_field(data, "id")), str(text_field(data, "agent"))
         store = self.store()
         async with store.lock(key):
@@ -155,7 +145,7 @@ class AgentDesk:
 
     async def reply(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        data = await json_body(request)
+        data = await read_json(request)
         key = str(text_field(data, "id"))
         text = str(text_field(data, "text", limit=MAX_REPLY_CHARS))
         agent = text_field(data, "agent", required=False) or "agent"
@@ -177,7 +167,7 @@ class AgentDesk:
 
     async def release(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        data = await json_body(request)
+        data = await read_json(request)
         key = str(text_field(data, "id"))
         store = self.store()
         async with store.lock(key):

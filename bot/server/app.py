@@ -21,6 +21,7 @@ from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
 from bot.server.security import LIMITER, install_security, security_middleware
 from channels.cors import cors_middleware
+from channels.http import MESSAGE_LIMIT
 from channels.registry import (
     CHANNELS,
     Channel,
@@ -105,8 +106,11 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
         middlewares=[request_context_middleware, cors_middleware, errors_middleware,
                      security_middleware],
         client_max_size=bot.config.server.max_body_bytes)
-    install_security(app, bot.config)  # tokens, rate limiter (bot/server/security.py)
+    app[MESSAGE_LIMIT] = bot.config.server.max_message_chars  # for channels that check early
     metrics = install_metrics(app, bot.config)  # GET /metrics
+    install_security(app, bot.config,  # tokens, rate limiter (bot/server/security.py)
+                     on_limited=lambda scope: metrics.rate_limited.labels(metrics.bot,
+                                                                          scope).inc())
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RUNTIME] = runtime or await BotRuntime.aload(bot)

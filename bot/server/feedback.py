@@ -18,8 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.errors import BadRequest
-from bot.server.agent_api import json_body, text_field
+from bot.server.agent_api import text_field
 from bot.sessions.store import SessionStore
+from channels.http import read_json
 
 FEEDBACK_EVENT = "feedback"
 RATINGS = ("up", "down")
@@ -69,7 +70,7 @@ class FeedbackRoute:
         app.add_routes([web.post("/webhooks/rest/feedback", self.receive)])
 
     async def receive(self, request: web.Request) -> web.Response:
-        data = await json_body(request)
+        data = await read_json(request)
         sender = str(text_field(data, "sender"))
         channel = text_field(data, "channel", required=False) or "rest"
         rating = data.get("rating")

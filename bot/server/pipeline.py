@@ -1,4 +1,5 @@
-"""A served turn: rate limit, injection guard, dialogue, reply guard, metrics, turn event.
+"""A served turn: rate limit, message checks, injection guard, dialogue, reply guard,
+metrics, turn event.
 
 Channels get :meth:`TurnPipeline.handle` / :meth:`TurnPipeline.stream` as their callbacks;
 the :class:`~bot.dialogue.DialogueManager` inside still locks, routes and saves the session.
@@ -16,11 +17,11 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from bot.errors import BotError
-from bot.messages import BotReply, DeltaHook, ReplyStream, UserMessage
+from bot.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 from bot.runtime import BotRuntime
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
-from bot.server.security import RateLimited, RateLimiter
+from bot.server.security import RateLimiter
 
 
 def _public_texts(runtime: BotRuntime) -> list[str]:
@@ -39,6 +40,7 @@ class TurnPipeline:
         self.dialogue = runtime.dialogue
         self.store = runtime.store
         self.security = config.security
+        self.max_chars = config.server.max_message_chars
         self.limiter = limiter
         self.metrics = metrics or BotMetrics(config.name)
         self.guard = ReplyGuard(config, _public_texts(runtime))
@@ -56,18 +58,16 @@ class TurnPipeline:
     async def _served(self, message: UserMessage) -> AsyncIterator[ReplyStream]:
         started = time.perf_counter()
         bot = self.metrics.bot
-        if self.limiter is not None:
-            try:
-                await self.limiter.check("sender", message.session_key)
-            except RateLimited:
-                self.metrics.rate_limited.labels(bot, "sender").inc()
-                raise
+        if self.limiter is not None:  # it counts what it refuses in the metrics
+            await self.limiter.check("sender", message.session_key)
+
+        message = cleaned(message, max_chars=self.max_chars)  # 400 before any other check
 
         async def finish(reply: BotReply) -> BotReply:
             return await self._finish(message, reply, started)
 
         mode = self.security.injection_guard
-        if mode != "off" and isinstance(message.text, str):
+        if mode != "off":
             verdict = inspect_input(message.text)
             if verdict.flagged:
                 self.metrics.guarded.labels(bot, f"injection_{mode}").inc()

@@ -121,18 +121,21 @@ class RedisBuckets:
 class RateLimiter:
     """Per-sender and per-IP limits of one bot."""
 
-    def __init__(self, settings: SecuritySettings, buckets: Buckets) -> None:
+    def __init__(self, settings: SecuritySettings, buckets: Buckets, *,
+                 on_limited: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.buckets = buckets
+        self.on_limited = on_limited  # called with the scope of each request it refuses
 
     @classmethod
-    def for_config(cls, config: BotConfig) -> RateLimiter:
+    def for_config(cls, config: BotConfig, *,
+                   on_limited: Callable[[str], None] | None = None) -> RateLimiter:
         """Redis buckets when the sessions are in Redis, else in-memory ones."""
         sessions = config.sessions
         buckets: Buckets = MemoryBuckets()
         if sessions.store == "redis":
             buckets = RedisBuckets(sessions.redis_url, prefix=redis_prefix(config))
-        return cls(config.security, buckets)
+        return cls(config.security, buckets, on_limited=on_limited)
 
     async def check(self, scope: str, ident: str) -> None:
         """Raise :class:`RateLimited` when ``ident`` is over the ``scope`` limit."""
@@ -142,6 +145,8 @@ class RateLimiter:
             return
         wait = await self.buckets.take(f"{scope}:{ident}", limit)
         if wait > 0:
+            if self.on_limited is not None:
+                self.on_limited(scope)
             raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s",
                               retry_after=wait)
 
@@ -153,12 +158,14 @@ SECURITY: web.AppKey[SecuritySettings] = web.AppKey("security", SecuritySettings
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter", RateLimiter)
 
 
-def install_security(app: web.Application, config: BotConfig) -> None:
-    """Store the settings and open the rate limiter for the app's lifetime."""
+def install_security(app: web.Application, config: BotConfig, *,
+                     on_limited: Callable[[str], None] | None = None) -> None:
+    """Store the settings and open the rate limiter for the app's lifetime (``on_limited``:
+    called with the scope, ``sender`` or ``ip``, of every refused request)."""
     app[SECURITY] = config.security
 
     async def limiter(app: web.Application) -> AsyncIterator[None]:
-        app[LIMITER] = RateLimiter.for_config(config)
+        app[LIMITER] = RateLimiter.for_config(config, on_limited=on_limited)
         yield
         await app[LIMITER].close()
 

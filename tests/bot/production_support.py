@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.definition.loader import load_bot
 from bot.server.app import create_app
+from channels.signing import signature_headers
+from channels.slack import slack_signature
 from tests.local_redis import LocalRedis
 
 # A bot without FAQ (no embedder to load): every message gets the fallback reply.
@@ -25,6 +28,53 @@ persona:
 fallback:
   message: Sorry, I do not know.
 """
+
+WEBHOOK_SECRET = "webhook-secret-0123456789abcdef"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TELEGRAM_SECRET = "tg-webhook-secret_42"
+AGENT_TOKEN = "agent-token-0123456789"
+ALL_CHANNELS = f"""
+channels:
+  rest: {{}}
+  websocket: {{}}
+  webchat: {{}}
+  webhook:
+    callback_url: http://127.0.0.1:9/callback
+    secret: {WEBHOOK_SECRET}
+  telegram:
+    token: "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    secret_token: {TELEGRAM_SECRET}
+    api_base: http://127.0.0.1:9
+  slack:
+    signing_secret: {SLACK_SECRET}
+    bot_token: xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy
+    api_base: http://127.0.0.1:9
+handoff:
+  agent_token: {AGENT_TOKEN}
+"""
+NESTED = "[" * 990 + "]" * 990  # about 2 KB, deeper than Python's recursion limit
+
+
+def signed_headers(path: str, body: bytes) -> dict[str, str]:
+    """What each endpoint needs besides the body to get as far as reading it."""
+    headers = {"Content-Type": "application/json"}
+    if path == "/webhooks/webhook":
+        headers |= signature_headers(WEBHOOK_SECRET, body)
+    elif path == "/webhooks/slack":
+        timestamp = str(int(time.time()))
+        headers |= {"X-Slack-Request-Timestamp": timestamp,
+                    "X-Slack-Signature": slack_signature(SLACK_SECRET, timestamp, body)}
+    elif path == "/webhooks/telegram":
+        headers["X-Telegram-Bot-Api-Secret-Token"] = TELEGRAM_SECRET
+    elif path.startswith("/agent/"):
+        headers["Authorization"] = f"Bearer {AGENT_TOKEN}"
+    return headers
+
+
+JSON_ENDPOINTS = ["/webhooks/rest", "/webhooks/webchat", "/webhooks/webhook",
+                  "/webhooks/telegram", "/webhooks/slack", "/webhooks/rest/feedback",
+                  "/agent/take", "/agent/reply", "/agent/release"]
+SOCKETS = ["/webhooks/websocket", "/webhooks/webchat/ws"]
 
 
 @pytest.fixture(autouse=True)

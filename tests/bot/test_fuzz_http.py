@@ -1,4 +1,5 @@
-"""Fuzz the HTTP endpoints: random bytes and JSON shapes never give a 5xx or harm the store."""
+"""Fuzz the HTTP and WebSocket endpoints: random bytes and JSON shapes (any nesting depth,
+size and type) never give a 5xx, a dropped socket, or harm the store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +24,7 @@ from bot.server.pipeline import PIPELINE
 from tests.local_redis import free_port
 
 from ..conftest import BOT_YAML, MakeBot
+from .production_support import ALL_CHANNELS, JSON_ENDPOINTS, LIGHT_BOT, SOCKETS, signed_headers
 
 NO_LIMITS = "security:\n  sender_rate_limit: null\n  ip_rate_limit: null\n"
 json_values = st.recursive(
@@ -71,10 +74,12 @@ class ServerThread:
     def call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    def post(self, path: str, body: bytes, content_type: str,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            connection.request("POST", path, body=body, headers={"Content-Type": content_type})
+            connection.request("POST", path, body=body,
+                               headers={**(headers or {}), "Content-Type": content_type})
             response = connection.getresponse()
             return response.status, response.read()
         finally:
@@ -128,3 +133,70 @@ def test_rest_endpoint_survives_random_input(server: ServerThread) -> None:
         return sum([e["kind"] == "turn" async for e in store.iter_events()])
 
     assert server.call(turn_events()) == ok["count"]  # one turn event per answered request
+
+
+def nested(depth: int, leaf: str, kind: str) -> str:
+    """JSON text nesting ``leaf`` (JSON text) ``depth`` levels deep in lists or objects."""
+    opening, closing = ("[", "]") if kind == "list" else ('{"k": ', "}")
+    return opening * depth + leaf + closing * depth
+
+
+leaves = json_values.map(json.dumps)
+shapes = st.one_of(  # JSON text of the values endpoints read: any depth, size and type
+    st.builds(nested, st.integers(0, 3000), leaves, st.sampled_from(["list", "dict"])),
+    leaves, st.text(max_size=6000).map(json.dumps),
+    st.sampled_from(["0", "-1", "1e308", "true", "null", '""', "[]", "{}"]))
+fields = st.sampled_from(["sender", "message", "metadata", "id", "text", "agent", "rating",
+                          "reply_index", "comment", "channel", "type", "event", "update_id"])
+bodies = st.one_of(
+    st.dictionaries(fields, shapes, max_size=4).map(
+        lambda v: ("{" + ", ".join(f'"{k}": {t}' for k, t in v.items()) + "}").encode()),
+    shapes.map(str.encode),
+    st.binary(max_size=2000),
+    st.integers(60_000, 100_000).map(lambda n: b'{"message": "' + b"x" * n + b'"}'))
+
+
+@pytest.fixture
+def every_channel(make_bot: MakeBot) -> Iterator[ServerThread]:
+    root = make_bot(LIGHT_BOT + ALL_CHANNELS + NO_LIMITS, files={})
+    with ServerThread(create_app(load_bot(root))) as running:
+        yield running
+
+
+def test_every_json_and_websocket_endpoint_survives_random_shapes(
+        every_channel: ServerThread) -> None:
+    server = every_channel
+
+    @settings(max_examples=120, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(path=st.sampled_from(JSON_ENDPOINTS), body=bodies)
+    def post(path: str, body: bytes) -> None:
+        status, raw = server.post(path, body, "application/json",
+                                  headers=signed_headers(path, body))
+        assert status < 500, (path, status, raw[:300])
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(path=st.sampled_from(SOCKETS), frames=st.lists(bodies, min_size=1, max_size=3))
+    def talk(path: str, frames: list[bytes]) -> None:
+        assert asyncio.run(socket_frames(server.port, path, frames)) == len(frames)
+
+    post()
+    talk()
+
+
+async def socket_frames(port: int, path: str, frames: list[bytes]) -> int:
+    """Send each frame; count those answered by an error frame or a reply (never a drop)."""
+    answered = 0
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(f"http://127.0.0.1:{port}{path}", max_msg_size=0) as ws:
+        for raw in frames:
+            await ws.send_str(raw.decode("utf-8", "replace"))
+            while True:
+                message = await ws.receive(timeout=30)
+                assert message.type == aiohttp.WSMsgType.TEXT, message
+                frame = json.loads(message.data)
+                if frame["type"] in ("error", "reply", "ready"):
+                    answered += 1
+                    break
+    return answered

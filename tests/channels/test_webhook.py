@@ -202,10 +202,14 @@ async def test_push_delivers_a_signed_unsolicited_reply(serve: Serve, callback: 
 
 async def test_turn_errors_reach_the_callback_as_error_events(serve: Serve,
                                                               callback: StandIn) -> None:
-    client = await serve({"webhook": {"callback_url": callback.url, "secret": SECRET}})
+    client = await serve({"webhook": {"callback_url": callback.url, "secret": SECRET}},
+                         turn_timeout_s=1e-6)
+    blank = await client.post("/webhooks/webhook",
+                              **signed({"sender": "e1", "message": "   ", "id": "blank"}))
+    assert blank.status == 400 and (await blank.json())["error"] == "'message' is empty"
     response = await client.post("/webhooks/webhook",
-                                 **signed({"sender": "e1", "message": "   ", "id": "blank"}))
+                                 **signed({"sender": "e1", "message": "hello", "id": "slow"}))
     assert response.status == 202
-    (hit,) = await callback.wait_for(1)
-    assert hit.json == {"type": "error", "in_reply_to": "blank", "recipient_id": "e1",
-                        "error": "'message' is empty"}
+    (hit,) = await callback.wait_for(1)  # the refused message was never answered
+    assert hit.json == {"type": "error", "in_reply_to": "slow", "recipient_id": "e1",
+                        "error": "no reply within 1e-06 s"}
