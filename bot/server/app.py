@@ -16,7 +16,7 @@ from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
 from bot.server.feedback import FeedbackRoute
-from bot.server.logs import request_context_middleware
+from bot.server.logs import RedactingFilter, bot_secrets, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
 from bot.server.security import LIMITER, install_security, security_middleware
@@ -34,6 +34,7 @@ from channels.registry import (
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RUNTIME: web.AppKey[BotRuntime] = web.AppKey("runtime", BotRuntime)
+MASKER: web.AppKey[RedactingFilter] = web.AppKey("masker", RedactingFilter)
 BODY_LIMIT = 64 * 1024  # the default of server.max_body_bytes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +55,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(504, str(exc))
     except BotError as exc:
         log.exception("request failed")
-        return error_response(500, str(exc))
+        masker = request.app.get(MASKER)
+        return error_response(500, masker.mask(str(exc)) if masker else str(exc))
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "request body too large "
                               f"(limit {request.client_max_size} bytes)")
@@ -107,6 +109,7 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
                      security_middleware],
         client_max_size=bot.config.server.max_body_bytes)
     app[MESSAGE_LIMIT] = bot.config.server.max_message_chars  # for channels that check early
+    app[MASKER] = RedactingFilter(bot_secrets(bot.config))  # no secrets in error messages
     metrics = install_metrics(app, bot.config)  # GET /metrics
     install_security(app, bot.config,  # tokens, rate limiter (bot/server/security.py)
                      on_limited=lambda scope: metrics.rate_limited.labels(metrics.bot,

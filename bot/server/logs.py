@@ -25,9 +25,10 @@ from typing import Any, Literal
 from aiohttp import web
 
 from bot.definition.config import BotConfig
-from bot.definition.schema import Secret
+from bot.definition.schema import Secret, Where
 from bot.server.metrics import METRICS
 from bot.sessions.redaction import redact
+from channels.registry import channel_settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 MASK = "***"
@@ -138,14 +139,23 @@ class TextFormatter(logging.Formatter):
         return f"{line} [request_id={request_id}]" if request_id else line
 
 
+_SECRET_FIELD = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
+
+
 def collect_secrets(value: Any) -> set[str]:
-    """Every :class:`~bot.definition.schema.Secret` inside a config value (dataclasses, maps,
-    lists)."""
+    """Every :class:`~bot.definition.schema.Secret` (a value that came from ``${ENV}``)
+    inside a config value (dataclasses, maps, lists), and every non-empty string of a
+    dataclass field whose name says it is one (``token``, ``secret``, ``password``)."""
     if isinstance(value, Secret):
         return {str(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return set().union(*(collect_secrets(getattr(value, f.name))
-                             for f in dataclasses.fields(value)))
+        found: set[str] = set()
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if isinstance(item, str) and item and _SECRET_FIELD.search(f.name):
+                found.add(item)
+            found |= collect_secrets(item)
+        return found
     if isinstance(value, Mapping):
         return set().union(*(collect_secrets(v) for v in value.values()))
     if isinstance(value, list | tuple):
@@ -154,8 +164,11 @@ def collect_secrets(value: Any) -> set[str]:
 
 
 def bot_secrets(config: BotConfig) -> set[str]:
-    """Values to keep out of the logs: ``${ENV}`` values, API tokens, ``mask_env`` vars."""
+    """Values to keep out of logs and error messages: ``${ENV}`` values and secret fields
+    anywhere in the config (channel settings included), API tokens, ``mask_env`` vars."""
     found = collect_secrets(config) | set(config.security.api_tokens)
+    for name, raw in config.channels.items():  # raw YAML until now: build each one's settings
+        found |= collect_secrets(channel_settings(name, raw, Where("bot.yaml", "channels")))
     found.update(os.environ[n] for n in config.security.mask_env if os.environ.get(n))
     return found
 

@@ -4,12 +4,20 @@ reproduced as it was probed: these requests once gave 500s, leaks or silent acce
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from bot.definition.loader import load_bot
+from bot.errors import BotError
+from bot.messages import BotReply
+from bot.server.app import create_app
+from bot.server.logs import bot_secrets, configure_logging
 from bot.server.pipeline import PIPELINE
+from channels.registry import CHANNELS
 
 from ..conftest import MakeBot
 from .production_support import (
@@ -19,8 +27,11 @@ from .production_support import (
     NESTED,
     SOCKETS,
     client_for,
+    restore_logging,
     signed_headers,
 )
+
+__all__ = ["restore_logging"]  # undoes configure_logging
 
 
 @pytest.fixture
@@ -93,3 +104,48 @@ async def test_finding_9_per_ip_refusals_are_counted(make_bot: MakeBot) -> None:
     finally:
         await client.close()
 
+
+
+async def test_finding_4_channel_secrets_are_masked_when_an_upstream_echoes_the_request(
+        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    telegram_token, slack_token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", \
+        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
+    monkeypatch.setenv("TG_TOKEN", telegram_token)
+
+    async def echo(request: web.Request) -> web.Response:  # a proxy that shows what it got
+        return web.Response(status=400, text=f"bad request {request.path} "
+                            f"{request.headers.get('Authorization')}")
+
+    upstream = web.Application()
+    upstream.router.add_post("/{tail:.*}", echo)
+    server = TestServer(upstream, host="127.0.0.1")
+    await server.start_server()
+    retry = "    retry: {attempts: 1}\n"
+    channels = f"""
+channels:
+  telegram:
+    token: ${{TG_TOKEN}}
+    secret_token: tg-webhook-secret_42
+    api_base: {server.make_url("")}
+{retry}  slack:
+    signing_secret: 8f742231b10e8888abcd99yyyzzz85a5
+    bot_token: {slack_token}
+    api_base: {server.make_url("")}
+{retry}"""
+    bot = load_bot(make_bot(LIGHT_BOT + channels, files={}))
+    client = TestClient(TestServer(create_app(bot)))
+    await client.start_server()
+    configure_logging(secrets=bot_secrets(bot.config))
+    try:
+        for name in ("telegram", "slack"):
+            channel = client.app[CHANNELS][name]
+            with pytest.raises(BotError) as caught:
+                await channel.push("42" if name == "telegram" else "C1", BotReply(text="hi"))
+            logging.getLogger("bot.server.agent_api").warning("push failed: %s", caught.value)
+    finally:
+        await client.close()
+        await server.close()
+    logged = capsys.readouterr().err
+    assert "bad request" in logged and "***" in logged
+    assert telegram_token not in logged and slack_token not in logged
