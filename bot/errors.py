@@ -40,6 +40,11 @@ class SessionError(BotError):
     """The session store failed (unreadable database, lock timeout)."""
 
 
+class StoreUnavailable(SessionError):
+    """The session store cannot be reached now (a Redis outage); retrying later may work
+    (HTTP 503 with ``Retry-After``)."""
+
+
 class ChannelError(BotError):
     """A channel rejected a request or could not deliver a reply."""
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.definition.config import BotDefinition
 from bot.definition.schema import Where
-from bot.errors import BadRequest, BotError, TurnTimeout
+from bot.errors import BadRequest, BotError, SessionError, StoreUnavailable, TurnTimeout
 from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
@@ -36,6 +36,7 @@ STATIC = Path(__file__).parent.parent / "static"
 RUNTIME: web.AppKey[BotRuntime] = web.AppKey("runtime", BotRuntime)
 MASKER: web.AppKey[RedactingFilter] = web.AppKey("masker", RedactingFilter)
 BODY_LIMIT = 64 * 1024  # the default of server.max_body_bytes
+STORE_RETRY_S = 5  # Retry-After while the session store is unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +54,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(400, str(exc))
     except TurnTimeout as exc:
         return error_response(504, str(exc))
+    except StoreUnavailable as exc:  # an outage: one line, no traceback; clients retry
+        log.warning("turn refused, session store unavailable: %s", exc)
+        return web.json_response({"error": "the bot is temporarily unavailable; retry "
+                                  f"in {STORE_RETRY_S} s"}, status=503,
+                                 headers={"Retry-After": str(STORE_RETRY_S)})
     except BotError as exc:
         log.exception("request failed")
         masker = request.app.get(MASKER)
@@ -63,13 +69,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 with the bot's state; 503 while the session store cannot be reached."""
     runtime = request.app[RUNTIME]
     knowledge = runtime.knowledge
+    store, status = "ok", 200
+    try:
+        await runtime.store.ping()
+    except SessionError as exc:
+        masker = request.app.get(MASKER)
+        store, status = masker.mask(str(exc)) if masker else str(exc), 503
     return web.json_response({
-        "status": "ok",
+        "status": "ok" if status == 200 else "unavailable",
         "bot": runtime.bot.config.name,
+        "store": store,
         "faq_passages": len(knowledge.index) if knowledge else 0,
-    })
+    }, status=status, headers={"Retry-After": str(STORE_RETRY_S)} if status != 200 else None)
 
 
 async def index_page(request: web.Request) -> web.Response:

@@ -100,6 +100,7 @@ class RedisBuckets:
         import redis.asyncio as aioredis
 
         self.prefix = prefix
+        self.failing = False
         self.client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._script = self.client.register_script(_BUCKET_LUA)
 
@@ -110,8 +111,13 @@ class RedisBuckets:
             wait_ms = await self._script(keys=[f"{self.prefix}:rate:{{{key}}}"],
                                          args=[limit.per_minute, limit.burst])
         except RedisError as exc:
-            log.warning("rate limit not checked (Redis unavailable): %s", exc)
+            if not self.failing:  # one line per outage, not one per request
+                log.warning("rate limits not checked while Redis is unavailable: %s", exc)
+            self.failing = True
             return 0.0
+        if self.failing:
+            log.warning("rate limits checked again: Redis is back")
+        self.failing = False
         return int(wait_ms) / 1000
 
     async def close(self) -> None:

@@ -163,6 +163,9 @@ class RedactingStore:
                     since: float = 0.0) -> AsyncIterator[dict[str, Any]]:
         return self.inner.iter_events(key=key, since=since)
 
+    async def ping(self) -> None:
+        await self.inner.ping()
+
     async def close(self) -> None:
         await self.inner.close()
 

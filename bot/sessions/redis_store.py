@@ -37,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import SessionError
+from bot.errors import SessionError, StoreUnavailable
 from bot.sessions.store import Session, check_state_path, state_value
 
 T = TypeVar("T")
@@ -178,6 +178,9 @@ class RedisSessionStore:
             url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
             retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        self._probe: aioredis.Redis = aioredis.Redis.from_url(  # for health: fail fast
+            url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(ExponentialBackoff(),
+                                                                        retries=0))
         self._held: dict[str, _Held] = {}
         self._scripts = {name: self.client.register_script(text) for name, text in
                          (("enter", _ENTER), ("try", _TRY), ("renew", _RENEW),
@@ -200,6 +203,9 @@ class RedisSessionStore:
     async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
         try:
             return await what()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"{self.shown}: the Redis session store is unreachable: "
+                                   f"{exc}") from exc
         except RedisError as exc:
             raise SessionError(f"{self.shown}: Redis session store error: {exc}") from exc
 
@@ -330,5 +336,14 @@ class RedisSessionStore:
                     found.append(session)
         return sorted(found, key=lambda s: s.updated_at)
 
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless Redis answers now (one try, no retries)."""
+        try:
+            await self._probe.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"{self.shown}: the Redis session store is unreachable: "
+                                   f"{exc}") from exc
+
     async def close(self) -> None:
         await self.client.aclose()
+        await self._probe.aclose()

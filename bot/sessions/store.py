@@ -66,6 +66,10 @@ class SessionStore(Protocol):
         """Events oldest first as ``{key, ts, kind, data}`` (one session's when ``key``)."""
         ...
 
+    async def ping(self) -> None:
+        """Raise :class:`~bot.errors.SessionError` unless the store answers now."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -233,6 +237,9 @@ class SQLiteSessionStore:
 
     async def log_event(self, key: str, kind: str, data: dict[str, Any]) -> None:
         await asyncio.to_thread(self.log_event_sync, key, kind, data)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._run, "SELECT 1")
 
     async def close(self) -> None:
         with self._db_lock:

@@ -16,6 +16,7 @@ import pytest
 
 from bot.build import train
 from bot.definition.loader import load_bot
+from bot.server.pipeline import PIPELINE
 from bot.sessions.redis_store import RedisSessionStore
 from tests.local_redis import LocalRedis, free_port
 
@@ -155,3 +156,57 @@ async def test_killed_worker_and_redis_restart_lose_nothing(
             assert len(acknowledged) == 7
     finally:
         await blocker.close()
+
+
+async def test_finding_8_redis_outage_is_a_503_and_a_restart_under_load_loses_nothing(
+        make_bot: MakeBot, redis_server: LocalRedis) -> None:
+    no_limits = "security:\n  sender_rate_limit: null\n  ip_rate_limit: null\n"
+    client = await client_for(make_bot(LIGHT_BOT + no_limits + redis_sessions(redis_server.url),
+                                       files={}))
+    users, per_user = 4, 12
+    acknowledged: dict[str, list[str]] = {f"u{n}": [] for n in range(users)}
+    refusals: list[tuple[int, str | None]] = []
+    outage_over = asyncio.Event()
+
+    async def user(sender: str) -> None:
+        for n in range(per_user):
+            text = f"{sender} message {n}"
+            while True:  # the same message again after a refusal, as a client would
+                response = await client.post("/webhooks/rest",
+                                             json={"sender": sender, "message": text})
+                if response.status == 200:
+                    acknowledged[sender].append(text)
+                    break
+                refusals.append((response.status, response.headers.get("Retry-After")))
+                await asyncio.sleep(0.2)
+            if n == per_user // 2:
+                await outage_over.wait()  # half the turns before the restart, half after
+
+    async def outage() -> None:
+        while sum(map(len, acknowledged.values())) < users * 3:
+            await asyncio.sleep(0.01)
+        assert redis_server.process is not None
+        redis_server.stop()  # under load: turns are running on every user
+        health = await client.get("/health")
+        body = await health.json()
+        assert health.status == 503 and "unreachable" in body["store"]
+        assert body["status"] == "unavailable"
+        refused = await client.post("/webhooks/rest", json={"sender": "probe", "message": "hi"})
+        assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+        assert "temporarily unavailable" in (await refused.json())["error"]
+        redis_server.start()
+        outage_over.set()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(outage(), *(user(u) for u in acknowledged)), 180)
+        assert (await client.get("/health")).status == 200
+        assert refusals and all(status == 503 and retry == "5" for status, retry in refusals)
+        store = client.app[PIPELINE].store  # type: ignore[index]
+        for sender, texts in acknowledged.items():
+            assert len(texts) == per_user
+            session = await store.get(f"rest:{sender}", channel="rest", sender=sender)
+            said = [t["text"] for t in session.history if t["role"] == "user"]
+            assert texts == [t for t in said if t in texts] and set(said) <= set(texts)
+            assert said[-1] == texts[-1]
+    finally:
+        await client.close()

@@ -29,7 +29,7 @@ async def test_rest_endpoint_answers_with_citation(make_bot: MakeBot) -> None:
         assert reply["recipient_id"] == "u1" and reply["kind"] == "faq"
         assert reply["citations"][0]["passage_id"] == "card-not-arrived"
         health = await (await client.get("/health")).json()
-        assert health == {"status": "ok", "bot": "test_bot", "faq_passages": 3}
+        assert health == {"status": "ok", "bot": "test_bot", "store": "ok", "faq_passages": 3}
         page = await (await client.get("/")).text()
         assert "webhooks/rest" in page and "Hello from Ava" in page
         assert "widget.js" not in page  # no webchat channel, no widget
