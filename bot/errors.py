@@ -53,6 +53,11 @@ class BadRequest(ChannelError):
     """The request itself is malformed (bad JSON, missing field, too large)."""
 
 
+class Forbidden(ChannelError):
+    """The caller is known but may not do this (another user's conversation, another
+    agent's conversation): HTTP 403."""
+
+
 class TurnTimeout(BotError):
     """A turn took longer than its configured limit."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -13,6 +15,7 @@ MAX_SENDER_CHARS = 200
 MAX_JSON_DEPTH = 32
 DEFAULT_MESSAGE_CHARS = 4000
 MESSAGE_LIMIT: web.AppKey[int] = web.AppKey("max_message_chars", int)  # set by the server
+API_TOKENS: web.AppKey[tuple[str, ...]] = web.AppKey("api_tokens", tuple)  # security.api_tokens
 
 
 def checked_text(request: web.Request, text: object) -> str:
@@ -61,6 +64,31 @@ def parse_json(raw: bytes) -> dict[str, object]:
 async def read_json(request: web.Request) -> dict[str, object]:
     """The request body as a JSON object (413 past the app's body limit, 400 when invalid)."""
     return parse_json(await request.read())
+
+
+def request_token(request: web.Request) -> str | None:
+    """The API token a request carries, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-Api-Token") or None
+
+
+def check_token(request: web.Request, tokens: Iterable[str], *,
+                disabled: str = "no security.api_tokens configured") -> None:
+    """Raise 401/403 unless the request carries one of ``tokens`` (403 saying ``disabled``
+    when there are none)."""
+    allowed = [t for t in tokens if t]
+    if not allowed:
+        raise web.HTTPForbidden(text=json.dumps({"error": f"this API is disabled: {disabled}"}),
+                                content_type="application/json")
+    given = request_token(request)
+    if given is None or not any(hmac.compare_digest(given.encode(), t.encode())
+                                for t in allowed):
+        raise web.HTTPUnauthorized(
+            text='{"error": "a valid API token is required"}', content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="supportbot"'})
 
 
 def unauthorized(message: str) -> web.HTTPUnauthorized:

@@ -7,9 +7,12 @@ A website embeds the bot with one tag (see docs/channels.md)::
 The widget reads its look from ``GET /webhooks/webchat/config`` (these settings; the tag's
 ``data-*`` attributes override them), streams replies over the websocket
 ``/webhooks/webchat/ws`` (the protocol of :mod:`channels.websocket`) and falls back to
-``POST /webhooks/webchat`` (the REST protocol) when websockets are unavailable. Both
-transports key sessions ``webchat:<sender>``, so a conversation survives switching between
-them; the widget keeps its sender id in the page's ``localStorage``. Browsers may call these
+``POST /webhooks/webchat`` (the REST protocol) when websockets are unavailable. Every call
+carries the visitor's session token from ``POST /webhooks/webchat/session``
+(:mod:`channels.visitors`), which fixes the sender: both transports key sessions
+``webchat:<sender>``, so a conversation survives switching between them, and the page chat
+at ``/`` and the widget on that page share it; the widget keeps the token in the page's
+``localStorage``. Browsers may call these
 endpoints only from ``allowed_origins`` (and ``server.cors_origins``).
 """
 
@@ -26,6 +29,7 @@ from bot.messages import BotReply
 from channels.cors import origins_problem
 from channels.registry import OnMessage, OnStream
 from channels.rest import answer_request
+from channels.visitors import session_route, visitor_of
 from channels.websocket import SocketHub, WebSocketSettings
 
 
@@ -65,7 +69,7 @@ class WebChatChannel:
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.get(f"{prefix}/config", self.config), web.post(prefix, self.receive),
-                web.get(f"{prefix}/ws", self.hub.handle)]
+                web.get(f"{prefix}/ws", self.hub.handle), session_route(prefix, self.name)]
 
     async def config(self, request: web.Request) -> web.Response:
         s = self.settings
@@ -75,7 +79,9 @@ class WebChatChannel:
             "streaming": s.streaming}, headers={"Cache-Control": "no-cache"})
 
     async def receive(self, request: web.Request) -> web.Response:
-        return await answer_request(request, channel=self.name, on_message=self.on_message)
+        visitor = visitor_of(request, self.name)
+        return await answer_request(request, channel=self.name, on_message=self.on_message,
+                                    visitor=visitor)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Send ``reply`` to the sender's open widget; ChannelError when it is not open."""

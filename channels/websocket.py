@@ -1,15 +1,18 @@
 """WebSocket channel: ``GET /webhooks/websocket`` upgrades to a streaming chat connection.
 
-Frames are JSON text. The client sends::
+The client first gets a session token (``POST /webhooks/websocket/session``, see
+:mod:`channels.visitors`) and connects with ``?token=<token>``; the connection belongs to
+the token's sender (a frame naming another sender gets an error frame). Frames are JSON
+text. The client sends::
 
-    {"type": "message", "sender": "u1", "message": "where is my card?", "metadata": {}}
-    {"type": "hello", "sender": "u1"}      # optional: register for pushed messages now
+    {"type": "message", "message": "where is my card?", "metadata": {}}
+    {"type": "hello"}                      # optional: answered {"type": "ready", "sender"}
 
 and gets, per message, ``{"type": "typing"}``, one ``{"type": "delta", "text": ...}`` per
 chunk of the reply as it is produced, then ``{"type": "reply", ...BotReply.to_dict()}``.
-A bad frame gets ``{"type": "error", "error": ...}`` and the connection stays open. One
-connection serves one sender (its first frame binds it). Sessions are keyed by
-``websocket:<sender>``, so reconnecting with the same sender continues the conversation.
+A bad frame gets ``{"type": "error", "error": ...}`` and the connection stays open.
+Sessions are keyed by ``websocket:<sender>``, so reconnecting with the same token (or a
+renewed one) continues the conversation.
 Messages of one connection are answered in order. ``push`` sends a reply to every open
 connection of a sender (for a human agent's messages).
 """
@@ -28,8 +31,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.definition.schema import between, check, positive
 from bot.errors import BotError, ChannelError
 from bot.messages import BotReply, UserMessage
-from channels.http import message_fields, parse_json, sender_id
+from channels.http import message_fields, parse_json
 from channels.registry import OnMessage, OnStream
+from channels.visitors import Visitor, own_sender, session_route, visitor_of
 
 log = logging.getLogger(__name__)
 HARD_LIMIT_FACTOR = 4  # frames past this many times the body limit close the connection
@@ -58,14 +62,17 @@ class SocketHub:
         self.clients: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        """Upgrade ``request`` and serve the connection until it closes."""
+        """Upgrade ``request`` (401 without a valid session token) and serve the
+        connection, bound to the token's sender, until it closes."""
+        visitor = visitor_of(request, self.channel)
         limit = request.client_max_size
         ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s,
                                    max_msg_size=HARD_LIMIT_FACTOR * limit)
         await ws.prepare(request)
         queue: asyncio.Queue[UserMessage] = asyncio.Queue(self.settings.max_pending)
         worker = asyncio.get_running_loop().create_task(self._answer(ws, queue))
-        bound: list[str] = []  # the connection's sender, once known
+        bound = [visitor.sender]
+        self.clients[visitor.sender].add(ws)  # pushed agent messages reach it at once
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -74,10 +81,9 @@ class SocketHub:
                     await self._error(ws, "binary frames are not supported; send JSON text")
         finally:
             worker.cancel()
-            if bound:
-                self.clients[bound[0]].discard(ws)
-                if not self.clients[bound[0]]:
-                    del self.clients[bound[0]]
+            self.clients[bound[0]].discard(ws)
+            if not self.clients[bound[0]]:
+                del self.clients[bound[0]]
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse, text: str, limit: int,
@@ -92,18 +98,11 @@ class SocketHub:
                 await self._error(ws, f"unknown frame type {kind!r}; expected 'message' or "
                                       "'hello'")
                 return
-            sender = sender_id(data)
-            if bound and bound[0] != sender:
-                await self._error(ws, "this connection belongs to another sender; open a new "
-                                      "connection for each sender")
-                return
-            if not bound:
-                bound.append(sender)
-                self.clients[sender].add(ws)
+            sender = own_sender(Visitor(self.channel, bound[0], 0), data.get("sender"))
             if kind == "hello":
                 await ws.send_str(frame("ready", sender=sender))
                 return
-            sender, message, metadata = message_fields(data)
+            sender, message, metadata = message_fields({**data, "sender": sender})
         except ChannelError as exc:  # BadRequest: bad JSON or fields
             await self._error(ws, str(exc))
             return
@@ -169,7 +168,7 @@ class WebSocketChannel:
         self.hub = SocketHub(self.name, on_stream, settings)
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
-        return [web.get(prefix, self.hub.handle)]
+        return [web.get(prefix, self.hub.handle), session_route(prefix, self.name)]
 
     async def push(self, sender: str, reply: BotReply) -> None:
         await self.hub.push(sender, reply)

@@ -44,6 +44,9 @@ faq:
   answer_threshold: 0.5
 fallback:
   message: Sorry, I do not know.
+channels:
+  rest:
+    auth: none  # the tests call REST as local development does
 """
 
 

@@ -101,6 +101,8 @@ class SecuritySettings:
         "I can only help with questions about our products and services."
     )
     mask_env: tuple[str, ...] = ()  # environment variables whose values never reach the logs
+    session_secret: str | None = None  # signs browser session tokens (write ``${ENV}``)
+    session_ttl_hours: float = check(positive, default=168.0)  # a session token's lifetime
 
 
 @dataclass(frozen=True)

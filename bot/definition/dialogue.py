@@ -105,7 +105,8 @@ class ActionDefinition:
 class HandoffSettings:
     """When the bot passes a conversation to a person, and what it says then."""
 
-    agent_token: str | None = None  # bearer token of the agent API (write ``${AGENT_TOKEN}``)
+    agents: dict[str, str] = field(default_factory=dict)  # name -> that agent's own token
+    agent_token: str | None = None  # one token shared by every agent (acts as "agent")
     intent: str = "human_agent"  # asking for a person
     negative_streak: int = check(between(0, 100), default=3)  # 0: never
     frustration_level: float | None = check(between(0.0, 1.0), default=None)

@@ -1,15 +1,20 @@
 """The agent API: people answer handed-off conversations; users fetch agent messages.
 
-Every ``/agent`` route needs ``Authorization: Bearer <handoff.agent_token>`` (401 without it,
-403 while no token is configured). A conversation's id is its session key
-(``channel:sender``)::
+Every ``/agent`` route needs ``Authorization: Bearer <token>`` with an agent's own token
+(``handoff.agents``: name -> token), which says who acts; ``handoff.agent_token``, shared by
+everyone, acts as the agent ``"agent"``. 401 without a valid token, 403 while none is
+configured or when a body's ``"agent"`` names someone else. Once an agent holds a
+conversation, only that agent may read, answer or release it (409 for the others); events
+record who did what. A conversation's id is its session key (``channel:sender``)::
 
     GET  /agent/conversations[?status=waiting|active|all]   oldest first, with summaries
     GET  /agent/conversation?id=ID                          history, slots, summary
-    POST /agent/take     {"id", "agent"}                    409 if another agent has it
-    POST /agent/reply    {"id", "text", "agent"?}           {"delivered": "pushed"|"queued"}
+    POST /agent/take     {"id"}                             409 if another agent has it
+    POST /agent/reply    {"id", "text"}                     {"delivered": "pushed"|"queued"}
     POST /agent/release  {"id"}                             hand back to the bot
-    GET  /webhooks/rest/outbox?sender=S[&channel=rest]      queued agent messages (no token)
+    GET  /webhooks/rest/outbox[?sender=S&channel=rest]      queued agent messages (the
+                                                            conversation's credential:
+                                                            bot/server/callers.py)
 
 A reply is stored in the session history and delivered through the app's ``DELIVER``
 callback (the server wires it to the channel's ``push``); when that cannot deliver, it is
@@ -19,6 +24,7 @@ Listing needs a store with ``sessions_where`` (SQLite, Redis); others answer 501
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -29,16 +35,17 @@ from aiohttp import web
 
 from bot.definition.config import BotConfig
 from bot.dialogue.handoff import handoff_status, pop_outbox, queue, release, summarize, take
-from bot.errors import BadRequest, BotError
+from bot.errors import BadRequest, BotError, Forbidden
 from bot.messages import BotReply
-from bot.server.security import check_token
+from bot.server.callers import conversation_of
 from bot.sessions.store import Session, SessionStore
-from channels.http import read_json
+from channels.http import check_token, read_json, request_token
 
 log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
 DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
 MAX_REPLY_CHARS = 4000
+SHARED_AGENT = "agent"  # who acts with the shared handoff.agent_token
 
 
 def text_field(data: dict[str, Any], name: str, *, required: bool = True,
@@ -52,6 +59,15 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True,
     if len(value) > limit:
         raise BadRequest(f"'{name}' is too long (limit {limit} characters)")
     return value.strip()
+
+
+def _check_holder(session: Session, agent: str) -> str | None:
+    """The agent holding ``session`` (None: nobody yet); 409 when it is another agent."""
+    holder = session.state["handoff"].get("agent")
+    if holder not in (None, agent):
+        raise web.HTTPConflict(text=json.dumps({"error": f"taken by {holder}"}),
+                               content_type="application/json")
+    return holder
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -82,12 +98,22 @@ class AgentDesk:
             web.get("/webhooks/rest/outbox", self.outbox),
         ])
 
-    def _authorize(self, request: web.Request) -> None:
-        token = self.config.handoff.agent_token if self.config.handoff else None
-        if not token:
-            raise web.HTTPForbidden(text='{"error": "the agent API is disabled: set '
-                                    'handoff.agent_token"}', content_type="application/json")
-        check_token(request, [token])
+    def _authorize(self, request: web.Request, claimed: object = None) -> str:
+        """The agent whose token ``request`` carries (401/403 otherwise); 403 when the body
+        names (``claimed``) another agent."""
+        handoff = self.config.handoff
+        credentials = dict(handoff.agents) if handoff else {}
+        if handoff is not None and handoff.agent_token:
+            credentials.setdefault(SHARED_AGENT, handoff.agent_token)
+        check_token(request, credentials.values(),
+                    disabled="the agent API is disabled: set handoff.agents (or "
+                    "handoff.agent_token)")
+        given = (request_token(request) or "").encode()
+        agent = next(name for name, token in credentials.items()
+                     if hmac.compare_digest(given, token.encode()))
+        if claimed not in (None, agent):
+            raise Forbidden(f"this token belongs to agent {agent!r}, not {claimed!r}")
+        return agent
 
     def _summary(self, session: Session) -> dict[str, Any]:
         messages = self.config.handoff.summary_messages if self.config.handoff else 5
@@ -123,39 +149,34 @@ class AgentDesk:
         return session
 
     async def conversation(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        agent = self._authorize(request)
         session = await self._load(request.query.get("id", ""))
+        _check_holder(session, agent)
         return web.json_response({**self._brief(session), "history": session.history,
                                   "slots": session.slots})
 
     async def take(self, request: web.Request) -> web.Response:
-        self._authorize(request)
         data = await read_json(request)
-        key, agent = str(text_field(data, "id")), str(text_field(data, "agent"))
+        agent = self._authorize(request, data.get("agent"))
+        key = str(text_field(data, "id"))
         store = self.store()
         async with store.lock(key):
             session = await self._load(key)
-            holder = session.state["handoff"].get("agent")
-            if holder not in (None, agent):
-                return web.json_response({"error": f"taken by {holder}"}, status=409)
+            _check_holder(session, agent)
             take(session, agent)
             await store.save(session)
         await store.log_event(key, "handoff_taken", {"agent": agent})
         return web.json_response(self._brief(session))
 
     async def reply(self, request: web.Request) -> web.Response:
-        self._authorize(request)
         data = await read_json(request)
+        agent = self._authorize(request, data.get("agent"))
         key = str(text_field(data, "id"))
         text = str(text_field(data, "text", limit=MAX_REPLY_CHARS))
-        agent = text_field(data, "agent", required=False) or "agent"
         store = self.store()
         async with store.lock(key):
             session = await self._load(key)
-            holder = session.state["handoff"].get("agent")
-            if holder not in (None, agent):
-                return web.json_response({"error": f"taken by {holder}"}, status=409)
-            if holder is None:
+            if _check_holder(session, agent) is None:
                 take(session, agent)
             session.add("agent", text, max_history=self.config.sessions.max_history,
                         kind="agent", agent=agent)
@@ -166,15 +187,16 @@ class AgentDesk:
         return web.json_response({"delivered": delivered})
 
     async def release(self, request: web.Request) -> web.Response:
-        self._authorize(request)
         data = await read_json(request)
+        agent = self._authorize(request, data.get("agent"))
         key = str(text_field(data, "id"))
         store = self.store()
         async with store.lock(key):
             session = await self._load(key)
+            _check_holder(session, agent)
             release(session)
             await store.save(session)
-        await store.log_event(key, "handoff_released", {})
+        await store.log_event(key, "handoff_released", {"agent": agent})
         text = self.config.handoff.returned_message if self.config.handoff else ""
         delivered = None
         if text:
@@ -198,10 +220,9 @@ class AgentDesk:
         return "queued"
 
     async def outbox(self, request: web.Request) -> web.Response:
-        sender = request.query.get("sender", "").strip()
-        channel = request.query.get("channel", "rest").strip()
-        if not sender or len(sender) > 200:
-            raise BadRequest("'sender' is required (at most 200 characters)")
+        channel, sender = conversation_of(request, sender=request.query.get("sender"),
+                                          channel=request.query.get("channel"),
+                                          channels=self.config.channels)
         key = f"{channel}:{sender}"
         store = self.store()
         async with store.lock(key):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from aiohttp import web
 
 from bot.definition.config import BotDefinition
 from bot.definition.schema import Where
-from bot.errors import BadRequest, BotError, SessionError, StoreUnavailable, TurnTimeout
+from bot.errors import BadRequest, BotError, Forbidden, SessionError, StoreUnavailable, TurnTimeout
 from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
@@ -21,7 +24,7 @@ from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
 from bot.server.security import LIMITER, install_security, security_middleware
 from channels.cors import cors_middleware
-from channels.http import MESSAGE_LIMIT
+from channels.http import API_TOKENS, MESSAGE_LIMIT
 from channels.registry import (
     CHANNELS,
     Channel,
@@ -30,6 +33,7 @@ from channels.registry import (
     channel_settings,
     install_channels,
 )
+from channels.visitors import VISITOR_TOKENS, VisitorTokens
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
@@ -52,6 +56,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except BadRequest as exc:
         return error_response(400, str(exc))
+    except Forbidden as exc:
+        return error_response(403, str(exc))
     except TurnTimeout as exc:
         return error_response(504, str(exc))
     except StoreUnavailable as exc:  # an outage: one line, no traceback; clients retry
@@ -116,6 +122,27 @@ async def push_reply(app: web.Application, channel: str, sender: str, reply: Bot
     return True
 
 
+def visitor_tokens(bot: BotDefinition) -> VisitorTokens:
+    """Session tokens under ``security.session_secret``; unset, under a random secret kept in
+    the bot's build folder (every worker on this machine shares it; workers on several
+    machines need ``session_secret``)."""
+    security = bot.config.security
+    secret = security.session_secret
+    if not secret:
+        path = bot.build_dir / "session_secret"
+        if not path.is_file():  # written whole, then linked: workers starting together agree
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".session_secret.{os.getpid()}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+            draft.unlink()
+        secret = path.read_text(encoding="utf-8").strip()
+    return VisitorTokens(secret, ttl_s=security.session_ttl_hours * 3600)
+
+
 def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.Application:
     """Build the app for ``bot``; the runtime (models, index, sessions) loads on startup."""
     app = web.Application(
@@ -124,6 +151,8 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
         client_max_size=bot.config.server.max_body_bytes)
     app[MESSAGE_LIMIT] = bot.config.server.max_message_chars  # for channels that check early
     app[MASKER] = RedactingFilter(bot_secrets(bot.config))  # no secrets in error messages
+    app[API_TOKENS] = bot.config.security.api_tokens  # server-to-server callers (rest channel)
+    app[VISITOR_TOKENS] = visitor_tokens(bot)  # browser sessions (channels/visitors.py)
     metrics = install_metrics(app, bot.config)  # GET /metrics
     install_security(app, bot.config,  # tokens, rate limiter (bot/server/security.py)
                      on_limited=lambda scope: metrics.rate_limited.labels(metrics.bot,
@@ -155,6 +184,7 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
     routes.append(web.get("/webchat/widget.js", widget_script))  # the embeddable widget
     AgentDesk(bot.config, lambda: app[RUNTIME].store).install(  # /agent, REST outbox
         app, deliver=functools.partial(push_reply, app))
-    FeedbackRoute(lambda: app[RUNTIME].store).install(app)  # POST /webhooks/rest/feedback
+    FeedbackRoute(lambda: app[RUNTIME].store,  # POST /webhooks/rest/feedback
+                  bot.config.channels).install(app)
     app.add_routes(routes)
     return app

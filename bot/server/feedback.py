@@ -1,17 +1,19 @@
 """Thumbs up/down on replies, stored as events, exported as chat training data.
 
-``POST /webhooks/rest/feedback`` with ``{"sender", "reply_index"?, "rating": "up"|"down",
-"comment"?, "channel"?}``: ``reply_index`` counts the replies (bot and agent) in the
-session's current history from 0, negative from the end; the default ``-1`` is the last
-one. The event keeps the conversation up to that reply, so exporting later does not depend
-on the session still existing. ``bot export`` writes one JSONL row per rated reply (the
-latest rating wins): ``{"messages": [{"role", "content"}...], "rating", "comment", ...}``.
+``POST /webhooks/rest/feedback`` with ``{"sender"?, "reply_index"?, "rating": "up"|"down",
+"comment"?, "channel"?}`` and the conversation's credential (its session token, or an API
+token naming ``sender``/``channel``; see bot/server/callers.py). ``reply_index`` counts
+the replies (bot and agent) in the session's current history from 0, negative from the
+end; the default ``-1`` is the last one. The event keeps the conversation up to that
+reply, so exporting later does not depend on the session still existing. ``bot export``
+writes one JSONL row per rated reply (the latest rating wins): ``{"messages": [{"role",
+"content"}...], "rating", "comment", ...}``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from bot.errors import BadRequest
 from bot.server.agent_api import text_field
+from bot.server.callers import conversation_of
 from bot.sessions.store import SessionStore
 from channels.http import read_json
 
@@ -63,16 +66,18 @@ def chat_messages(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class FeedbackRoute:
     """``POST /webhooks/rest/feedback``; ``store`` is read at request time."""
 
-    def __init__(self, store: Callable[[], SessionStore]) -> None:
+    def __init__(self, store: Callable[[], SessionStore],
+                 channels: Mapping[str, Any]) -> None:
         self.store = store
+        self.channels = channels
 
     def install(self, app: web.Application) -> None:
         app.add_routes([web.post("/webhooks/rest/feedback", self.receive)])
 
     async def receive(self, request: web.Request) -> web.Response:
         data = await read_json(request)
-        sender = str(text_field(data, "sender"))
-        channel = text_field(data, "channel", required=False) or "rest"
+        channel, sender = conversation_of(request, sender=data.get("sender"),
+                                          channel=data.get("channel"), channels=self.channels)
         rating = data.get("rating")
         if rating not in RATINGS:
             raise BadRequest("'rating' must be \"up\" or \"down\"")

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 
 from bot.definition.config import BotConfig
-from bot.server.security import check_token
+from channels.http import check_token
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _CURRENT: ContextVar[BotMetrics | None] = ContextVar("bot_metrics", default=None)

@@ -10,18 +10,21 @@ which ``bot stats`` reads.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from bot.errors import BotError
+from bot.errors import BotError, StoreUnavailable
 from bot.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 from bot.runtime import BotRuntime
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
+
+log = logging.getLogger(__name__)
 
 
 def _public_texts(runtime: BotRuntime) -> list[str]:
@@ -129,10 +132,13 @@ class TurnPipeline:
         seconds = time.perf_counter() - started
         self.metrics.observe_turn(channel=message.channel, kind=reply.kind, seconds=seconds,
                                   handoff=reply.handoff)
-        await self.store.log_event(message.session_key, "turn", {
-            "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
-            "confidence": reply.confidence, "handoff": reply.handoff,
-            "ms": round(seconds * 1000, 1)})
+        try:  # the turn is saved already: losing its statistics must not fail it
+            await self.store.log_event(message.session_key, "turn", {
+                "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
+                "confidence": reply.confidence, "handoff": reply.handoff,
+                "ms": round(seconds * 1000, 1)})
+        except StoreUnavailable as exc:
+            log.warning("turn event not recorded: %s", exc)
         return reply
 
 

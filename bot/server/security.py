@@ -20,7 +20,6 @@ buckets live in Redis, so limits hold across workers; otherwise they are in memo
 from __future__ import annotations
 
 import functools
-import hmac
 import ipaddress
 import logging
 import math
@@ -34,6 +33,7 @@ from aiohttp import web
 from bot.definition.config import BotConfig, RateLimit, SecuritySettings
 from bot.errors import ChannelError
 from bot.sessions.factory import redis_prefix
+from channels.http import check_token
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -210,29 +210,6 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     except RateLimited as exc:
         return web.json_response({"error": str(exc)}, status=429,
                                  headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
-
-
-def request_token(request: web.Request) -> str | None:
-    """The API token a request carries, if any."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("X-Api-Token") or None
-
-
-def check_token(request: web.Request, tokens: Iterable[str]) -> None:
-    """Raise 401/403 unless the request carries one of ``tokens``."""
-    allowed = [t for t in tokens if t]
-    if not allowed:
-        raise web.HTTPForbidden(text='{"error": "this API is disabled: no security.api_tokens '
-                                     'configured"}', content_type="application/json")
-    given = request_token(request)
-    if given is None or not any(hmac.compare_digest(given.encode(), t.encode())
-                                for t in allowed):
-        raise web.HTTPUnauthorized(
-            text='{"error": "a valid API token is required"}', content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="supportbot"'})
 
 
 def _configured_tokens(request: web.Request) -> tuple[str, ...]:

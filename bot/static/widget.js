@@ -6,8 +6,10 @@
  *
  * Settings come from the bot (GET BOT/webhooks/webchat/config, the YAML `webchat` channel);
  * data-* attributes override them. Replies stream over BOT/webhooks/webchat/ws and fall back
- * to POST BOT/webhooks/webchat. The sender id, transcript and open state live in this site's
- * localStorage, so a reload continues the same conversation (session key webchat:<sender>).
+ * to POST BOT/webhooks/webchat. The visitor's session token (from POST
+ * BOT/webhooks/webchat/session, renewed before it expires), transcript and open state live in
+ * this site's localStorage, so a reload continues the same conversation (session key
+ * webchat:<sender>, the sender fixed by the token); the page chat at BOT/ shares it.
  */
 (function () {
   "use strict";
@@ -30,14 +32,38 @@
     }
   };
 
-  function newSender() {
-    if (window.crypto && window.crypto.randomUUID) return "web-" + window.crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return "web-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  var RENEW_BEFORE_S = 24 * 3600;
+  var session = store.get("session", null);  // {token, sender, expires_at}
+  var pendingSession = null;
+
+  function ensureSession(fresh) {
+    // A valid session token: the stored one, renewed when it is close to expiring, or a new
+    // visitor's (then the old transcript belongs to nobody and is dropped).
+    var now = Date.now() / 1000;
+    if (!fresh && session && session.token && session.expires_at - now > RENEW_BEFORE_S) {
+      return Promise.resolve(session);
+    }
+    if (pendingSession) return pendingSession;
+    function ask(token) {
+      var headers = token ? { Authorization: "Bearer " + token } : {};
+      return fetch(base + "/webhooks/webchat/session", { method: "POST", mode: "cors", headers: headers });
+    }
+    var old = fresh ? null : session && session.token;
+    pendingSession = ask(old).then(function (res) {
+      if (res.status === 401 && old) return ask(null);
+      return res;
+    }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return res.json();
+    }).then(function (body) {
+      if (!session || session.sender !== body.sender) { history = []; store.set("history", history); }
+      session = body;
+      store.set("session", session);
+      pendingSession = null;
+      return session;
+    }, function (err) { pendingSession = null; throw err; });
+    return pendingSession;
   }
-  var sender = store.get("sender", null);
-  if (typeof sender !== "string" || !sender) { sender = newSender(); store.set("sender", sender); }
 
   var config = {
     title: "Chat with us", greeting: "Hi! How can I help you today?",
@@ -295,13 +321,19 @@
 
   function connect() {
     if (!config.streaming || !available || !window.WebSocket || ws) return;
-    var socket = new WebSocket(base.replace(/^http/, "ws") + "/webhooks/webchat/ws");
+    ensureSession(false).then(openSocket, function () { /* HTTP will report it */ });
+  }
+
+  function openSocket(current) {
+    if (ws) return;
+    var socket = new WebSocket(base.replace(/^http/, "ws") + "/webhooks/webchat/ws?token=" +
+                               encodeURIComponent(current.token));
     ws = socket;
     socket.onopen = function () {
       wsReady = true;
       wsFailures = 0;
       host.setAttribute("data-transport", "websocket");
-      socket.send(JSON.stringify({ type: "hello", sender: sender }));
+      socket.send(JSON.stringify({ type: "hello" }));
     };
     socket.onmessage = function (event) {
       try { onFrame(JSON.parse(event.data)); } catch (e) { /* ignore a malformed frame */ }
@@ -316,12 +348,16 @@
     };
   }
 
-  function sendHttp(text) {
+  function sendHttp(text, retried) {
     setStatus(config.title + " is typing…");
-    return fetch(base + "/webhooks/webchat", {
-      method: "POST", mode: "cors", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: sender, message: text })
+    return ensureSession(retried).then(function (current) {
+      return fetch(base + "/webhooks/webchat", {
+        method: "POST", mode: "cors",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + current.token },
+        body: JSON.stringify({ message: text })
+      });
     }).then(function (res) {
+      if (res.status === 401 && !retried) return sendHttp(text, true);  // expired: a new one
       return res.json().catch(function () { return {}; }).then(function (body) {
         if (res.ok && Array.isArray(body)) { body.forEach(showReply); return; }
         if (res.status === 403) showError("This chat isn't available on this website.");
@@ -337,7 +373,7 @@
     addMessage({ role: "user", text: shown || text }, true);
     if (wsReady && ws) {
       awaiting = true;
-      ws.send(JSON.stringify({ type: "message", sender: sender, message: text }));
+      ws.send(JSON.stringify({ type: "message", message: text }));
     } else {
       sendHttp(text);
     }

@@ -146,8 +146,13 @@ forms: forms.yaml
 actions: actions.yaml
 dialogue:
   seed: 7
+channels:
+  rest: {auth: none}
 handoff:
   agent_token: ${TEST_AGENT_TOKEN}
+  agents:
+    alice: alice-token-0123456789
+    bob: bob-token-0123456789
   negative_streak: 2
   offer_after: 2
   fallback_streak: 3
@@ -223,6 +228,18 @@ async def client_for(runtime: BotRuntime) -> TestClient:  # type: ignore[type-ar
     return client
 
 
+@pytest.fixture
+async def dialogue_client(make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
+                          embedder: SentenceEmbedder
+                          ) -> AsyncIterator[tuple[BotRuntime, TestClient]]:  # type: ignore[type-arg]
+    """The dialogue test bot (a fake analyzer, the backend stand-in) served on loopback."""
+    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend), embedder,
+                          FakeAnalyzer())
+    client = await client_for(runtime)
+    yield runtime, client
+    await client.close()
+
+
 Say = Callable[[str], Any]
 
 
@@ -236,6 +253,9 @@ def sayer(client: TestClient, sender: str) -> Callable[[str], Any]:  # type: ign
         return dict(reply)
 
     return say
+
+
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"
 
 
 def auth(token: str = AGENT_TOKEN) -> dict[str, str]:

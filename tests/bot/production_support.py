@@ -14,10 +14,11 @@ from bot.definition.loader import load_bot
 from bot.server.app import create_app
 from channels.signing import signature_headers
 from channels.slack import slack_signature
+from channels.visitors import VisitorTokens
 from tests.local_redis import LocalRedis
 
 # A bot without FAQ (no embedder to load): every message gets the fallback reply.
-LIGHT_BOT = """
+LIGHT_CORE = """
 name: light_bot
 persona:
   name: Ava
@@ -28,14 +29,21 @@ persona:
 fallback:
   message: Sorry, I do not know.
 """
+LIGHT_BOT = LIGHT_CORE + "channels:\n  rest: {auth: none}\n"
 
 WEBHOOK_SECRET = "webhook-secret-0123456789abcdef"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TELEGRAM_SECRET = "tg-webhook-secret_42"
 AGENT_TOKEN = "agent-token-0123456789"
+SESSION_SECRET = "session-secret-0123456789abcdef"
+
+
+def visitor_token(channel: str) -> str:
+    """A session token of a new visitor of ``channel``, as the ALL_CHANNELS bot issues."""
+    return VisitorTokens(SESSION_SECRET).issue(channel)[0]
 ALL_CHANNELS = f"""
 channels:
-  rest: {{}}
+  rest: {{auth: none}}
   websocket: {{}}
   webchat: {{}}
   webhook:
@@ -51,7 +59,9 @@ channels:
     api_base: http://127.0.0.1:9
 handoff:
   agent_token: {AGENT_TOKEN}
-"""
+security:
+  session_secret: {SESSION_SECRET}
+"""  # more security settings may follow, indented
 NESTED = "[" * 990 + "]" * 990  # about 2 KB, deeper than Python's recursion limit
 
 
@@ -68,7 +78,15 @@ def signed_headers(path: str, body: bytes) -> dict[str, str]:
         headers["X-Telegram-Bot-Api-Secret-Token"] = TELEGRAM_SECRET
     elif path.startswith("/agent/"):
         headers["Authorization"] = f"Bearer {AGENT_TOKEN}"
+    elif path.startswith("/webhooks/webchat"):
+        headers["Authorization"] = f"Bearer {visitor_token('webchat')}"
     return headers
+
+
+def socket_url(path: str) -> str:
+    """``path`` of a websocket endpoint with a new visitor's session token."""
+    channel = "webchat" if path.startswith("/webhooks/webchat") else "websocket"
+    return f"{path}?token={visitor_token(channel)}"
 
 
 JSON_ENDPOINTS = ["/webhooks/rest", "/webhooks/webchat", "/webhooks/webhook",

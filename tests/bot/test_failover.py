@@ -206,7 +206,9 @@ async def test_finding_8_redis_outage_is_a_503_and_a_restart_under_load_loses_no
             assert len(texts) == per_user
             session = await store.get(f"rest:{sender}", channel="rest", sender=sender)
             said = [t["text"] for t in session.history if t["role"] == "user"]
-            assert texts == [t for t in said if t in texts] and set(said) <= set(texts)
+            # nothing lost, in order; a message whose reply was lost with the connection
+            # may have been saved before its retry (at least once)
+            assert texts == list(dict.fromkeys(said)) and set(said) <= set(texts)
             assert said[-1] == texts[-1]
     finally:
         await client.close()

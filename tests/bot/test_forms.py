@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from adapters.entities import EntityExtractor
 from bot.definition.dialogue import SlotDefinition
 from bot.definition.loader import load_bot
 from bot.dialogue.forms import parse_slot
 from bot.errors import ConfigError
+from bot.runtime import BotRuntime
 from bot.server.app import RUNTIME
 from retrieval.embedder import SentenceEmbedder
 
@@ -16,13 +18,14 @@ from .dialogue_support import (
     FakeAnalyzer,
     backend,
     client_for,
+    dialogue_client,
     dialogue_files,
     make_dialogue_bot,
     runtime_for,
     sayer,
 )
 
-__all__ = ["backend"]
+__all__ = ["backend", "dialogue_client"]
 
 
 def slot(**fields: object) -> SlotDefinition:
@@ -55,31 +58,25 @@ def test_slot_values_are_parsed_and_validated(definition: SlotDefinition, text: 
 
 
 async def test_form_completes_over_http_with_reask_and_backend_action(
-        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
-        embedder: SentenceEmbedder) -> None:
-    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend), embedder,
-                          FakeAnalyzer())
-    client = await client_for(runtime)
-    try:
-        say = sayer(client, "ann")
-        reply = await say("where is my card?")
-        assert reply["kind"] == "form" and reply["intent"] == "check_card"
-        assert reply["text"] == "What are the last 4 digits of the card?"
-        reply = await say("my card is 4111 1111 1111 1111")  # invalid: re-asked with the reason
-        assert reply["kind"] == "form"
-        assert reply["text"] == "That doesn't look right. Please send only the last 4 digits."
-        assert (await say("4821"))["text"] == "And your date of birth?"
-        reply = await say("12 April 1990")
-        assert reply["kind"] == "form_done" and reply["text"] == "Card 4821: delivered."
-        session = await client.app[RUNTIME].store.get(  # type: ignore[index]
-            "rest:ann", channel="rest", sender="ann")
-        assert session.slots == {"card_last4": "4821", "date_of_birth": "1990-04-12",
-                                 "card_status": "delivered"}
-        assert "form" not in session.state
-        # carry-over: the slots are known, so asking again answers at once
-        assert (await say("track my card again"))["text"] == "Card 4821: delivered."
-    finally:
-        await client.close()
+        dialogue_client: tuple[BotRuntime, TestClient]) -> None:  # type: ignore[type-arg]
+    _, client = dialogue_client
+    say = sayer(client, "ann")
+    reply = await say("where is my card?")
+    assert reply["kind"] == "form" and reply["intent"] == "check_card"
+    assert reply["text"] == "What are the last 4 digits of the card?"
+    reply = await say("my card is 4111 1111 1111 1111")  # invalid: re-asked with the reason
+    assert reply["kind"] == "form"
+    assert reply["text"] == "That doesn't look right. Please send only the last 4 digits."
+    assert (await say("4821"))["text"] == "And your date of birth?"
+    reply = await say("12 April 1990")
+    assert reply["kind"] == "form_done" and reply["text"] == "Card 4821: delivered."
+    session = await client.app[RUNTIME].store.get(  # type: ignore[index]
+        "rest:ann", channel="rest", sender="ann")
+    assert session.slots == {"card_last4": "4821", "date_of_birth": "1990-04-12",
+                             "card_status": "delivered"}
+    assert "form" not in session.state
+    # carry-over: the slots are known, so asking again answers at once
+    assert (await say("track my card again"))["text"] == "Card 4821: delivered."
 
 
 async def test_interruption_is_answered_and_the_form_resumes(

@@ -24,7 +24,14 @@ from bot.server.pipeline import PIPELINE
 from tests.local_redis import free_port
 
 from ..conftest import BOT_YAML, MakeBot
-from .production_support import ALL_CHANNELS, JSON_ENDPOINTS, LIGHT_BOT, SOCKETS, signed_headers
+from .production_support import (
+    ALL_CHANNELS,
+    JSON_ENDPOINTS,
+    LIGHT_CORE,
+    SOCKETS,
+    signed_headers,
+    socket_url,
+)
 
 NO_LIMITS = "security:\n  sender_rate_limit: null\n  ip_rate_limit: null\n"
 json_values = st.recursive(
@@ -158,7 +165,8 @@ bodies = st.one_of(
 
 @pytest.fixture
 def every_channel(make_bot: MakeBot) -> Iterator[ServerThread]:
-    root = make_bot(LIGHT_BOT + ALL_CHANNELS + NO_LIMITS, files={})
+    root = make_bot(LIGHT_CORE + ALL_CHANNELS + NO_LIMITS.removeprefix("security:\n"),
+                    files={})
     with ServerThread(create_app(load_bot(root))) as running:
         yield running
 
@@ -189,7 +197,7 @@ async def socket_frames(port: int, path: str, frames: list[bytes]) -> int:
     """Send each frame; count those answered by an error frame or a reply (never a drop)."""
     answered = 0
     async with aiohttp.ClientSession() as http, \
-            http.ws_connect(f"http://127.0.0.1:{port}{path}", max_msg_size=0) as ws:
+            http.ws_connect(f"http://127.0.0.1:{port}{socket_url(path)}", max_msg_size=0) as ws:
         for raw in frames:
             await ws.send_str(raw.decode("utf-8", "replace"))
             while True:

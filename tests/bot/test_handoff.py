@@ -5,92 +5,91 @@ import json
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from bot.cli import main
 from bot.messages import BotReply
+from bot.runtime import BotRuntime
 from bot.server.agent_api import DELIVER
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot
 from .dialogue_support import (
+    AGENT_TOKEN,
+    ALICE,
+    BOB,
     DIALOGUE_BOT,
     FakeAnalyzer,
     auth,
     backend,
     client_for,
+    dialogue_client,
     make_dialogue_bot,
     runtime_for,
     sayer,
 )
 
-__all__ = ["backend"]
+__all__ = ["backend", "dialogue_client"]
 
 
 async def test_handoff_round_trip_through_the_agent_api(
-        make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
-        embedder: SentenceEmbedder) -> None:
-    runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend), embedder,
-                          FakeAnalyzer())
-    client = await client_for(runtime)
-    try:
-        say = sayer(client, "eve")
-        assert (await say("how long does a bank transfer take?"))["kind"] == "faq"
-        await say("track my card")
-        await say("4821")
-        reply = await say("I want to talk to a person")
-        assert reply["kind"] == "handoff" and reply["handoff"] is True
-        assert reply["text"] == "Passing you to a colleague now."
-        note = await say("hello? how do I reset my PIN?")  # the bot stays out of it
-        assert note["kind"] == "handoff" and "member of our team" in note["text"]
-        assert note["citations"] == []
+        dialogue_client: tuple[BotRuntime, TestClient]) -> None:  # type: ignore[type-arg]
+    _, client = dialogue_client
+    say = sayer(client, "eve")
+    assert (await say("how long does a bank transfer take?"))["kind"] == "faq"
+    await say("track my card")
+    await say("4821")
+    reply = await say("I want to talk to a person")
+    assert reply["kind"] == "handoff" and reply["handoff"] is True
+    assert reply["text"] == "Passing you to a colleague now."
+    note = await say("hello? how do I reset my PIN?")  # the bot stays out of it
+    assert note["kind"] == "handoff" and "member of our team" in note["text"]
+    assert note["citations"] == []
 
-        for headers in ({}, auth("wrong-token"), {"Authorization": "Basic xyz"}):
-            response = await client.get("/agent/conversations", headers=headers)
-            assert response.status == 401
-        response = await client.get("/agent/conversations?status=waiting", headers=auth())
-        (waiting,) = (await response.json())["conversations"]
-        assert waiting["id"] == "rest:eve" and waiting["status"] == "waiting"
-        summary = waiting["summary"]
-        assert summary["reason"] == "requested"
-        assert summary["intents"][-2:] == ["check_card", "human_agent"]
-        assert summary["slots"] == {"card_last4": "4821"}
-        assert summary["faq_topics"] == ["How long does a bank transfer take?"]
-        assert summary["last_user_messages"][-1] == "hello? how do I reset my PIN?"
+    for headers in ({}, auth("wrong-token"), {"Authorization": "Basic xyz"}):
+        response = await client.get("/agent/conversations", headers=headers)
+        assert response.status == 401
+    response = await client.get("/agent/conversations?status=waiting", headers=auth())
+    (waiting,) = (await response.json())["conversations"]
+    assert waiting["id"] == "rest:eve" and waiting["status"] == "waiting"
+    summary = waiting["summary"]
+    assert summary["reason"] == "requested"
+    assert summary["intents"][-2:] == ["check_card", "human_agent"]
+    assert summary["slots"] == {"card_last4": "4821"}
+    assert summary["faq_topics"] == ["How long does a bank transfer take?"]
+    assert summary["last_user_messages"][-1] == "hello? how do I reset my PIN?"
 
-        take = {"id": "rest:eve", "agent": "alice"}
-        assert (await client.post("/agent/take", json=take, headers=auth())).status == 200
-        response = await client.post("/agent/take", json={**take, "agent": "bob"},
-                                     headers=auth())
-        assert response.status == 409
-        response = await client.post("/agent/reply", headers=auth(), json={
-            "id": "rest:eve", "agent": "alice", "text": "Hi Eve, Alice here. Let me look."})
-        assert await response.json() == {"delivered": "queued"}  # REST cannot push
-        outbox = await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
-        assert [m["text"] for m in outbox["messages"]] == ["Hi Eve, Alice here. Let me look."]
-        assert outbox["handoff"] is True
-        assert (await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
-                )["messages"] == []
+    take = {"id": "rest:eve"}
+    assert (await client.post("/agent/take", json=take, headers=auth(ALICE))).status == 200
+    assert (await client.post("/agent/take", json=take, headers=auth(BOB))).status == 409
+    response = await client.post("/agent/reply", headers=auth(ALICE), json={
+        "id": "rest:eve", "text": "Hi Eve, Alice here. Let me look."})
+    assert await response.json() == {"delivered": "queued"}  # REST cannot push
+    outbox = await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
+    assert [m["text"] for m in outbox["messages"]] == ["Hi Eve, Alice here. Let me look."]
+    assert outbox["handoff"] is True
+    assert (await (await client.get("/webhooks/rest/outbox?sender=eve")).json()
+            )["messages"] == []
 
-        await client.post("/agent/reply", headers=auth(),
-                          json={"id": "rest:eve", "agent": "alice", "text": "Found it."})
-        reply = await say("any news?")  # queued agent messages come with the next reply
-        assert reply["kind"] == "agent" and reply["text"] == "Found it."
-        detail = await (await client.get("/agent/conversation?id=rest:eve",
-                                          headers=auth())).json()
-        roles = [t["role"] for t in detail["history"]]
-        assert roles.count("agent") == 2 and detail["agent"] == "alice"
+    await client.post("/agent/reply", headers=auth(ALICE),
+                      json={"id": "rest:eve", "text": "Found it."})
+    reply = await say("any news?")  # queued agent messages come with the next reply
+    assert reply["kind"] == "agent" and reply["text"] == "Found it."
+    detail = await (await client.get("/agent/conversation?id=rest:eve",
+                                      headers=auth(ALICE))).json()
+    roles = [t["role"] for t in detail["history"]]
+    assert roles.count("agent") == 2 and detail["agent"] == "alice"
 
-        response = await client.post("/agent/release", json={"id": "rest:eve"}, headers=auth())
-        assert (await response.json())["status"] == "bot"
-        reply = await say("how long does a bank transfer take?")
-        assert reply["kind"] == "faq" and reply["handoff"] is False
-        response = await client.get("/agent/conversations", headers=auth())
-        assert (await response.json())["conversations"] == []
-        response = await client.post("/agent/reply", headers=auth(),
-                                     json={"id": "rest:eve", "text": "late"})
-        assert response.status == 404
-    finally:
-        await client.close()
+    response = await client.post("/agent/release", json={"id": "rest:eve"},
+                                 headers=auth(ALICE))
+    assert (await response.json())["status"] == "bot"
+    reply = await say("how long does a bank transfer take?")
+    assert reply["kind"] == "faq" and reply["handoff"] is False
+    response = await client.get("/agent/conversations", headers=auth())
+    assert (await response.json())["conversations"] == []
+    response = await client.post("/agent/reply", headers=auth(),
+                                 json={"id": "rest:eve", "text": "late"})
+    assert response.status == 404
 
 
 async def test_agent_messages_are_pushed_when_the_channel_can(
@@ -126,13 +125,14 @@ async def test_agent_messages_are_pushed_when_the_channel_can(
 async def test_agent_api_is_disabled_without_a_token(
         make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
         embedder: SentenceEmbedder) -> None:
-    bot_yaml = DIALOGUE_BOT.replace("  agent_token: ${TEST_AGENT_TOKEN}\n", "")
+    bot_yaml = DIALOGUE_BOT.replace("  agent_token: ${TEST_AGENT_TOKEN}\n", "").replace(
+        "  agents:\n    alice: alice-token-0123456789\n    bob: bob-token-0123456789\n", "")
     runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend, bot_yaml=bot_yaml),
                           embedder, FakeAnalyzer())
     client = await client_for(runtime)
     try:
         response = await client.get("/agent/conversations", headers=auth())
-        assert response.status == 403 and "agent_token" in (await response.json())["error"]
+        assert response.status == 403 and "handoff.agents" in (await response.json())["error"]
     finally:
         await client.close()
 
@@ -188,3 +188,32 @@ def test_chat_messages_keep_a_delivered_agent_reply_once() -> None:
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "Alice here", "source": "agent"},
         {"role": "user", "content": "?"}, {"role": "assistant", "content": "Back to the bot."}]
+
+
+async def test_finding_6_an_agent_cannot_act_as_another_or_on_their_conversation(
+        dialogue_client: tuple[BotRuntime, TestClient]) -> None:  # type: ignore[type-arg]
+    runtime, client = dialogue_client
+    await sayer(client, "gil")("get me a human")
+    key = {"id": "rest:gil"}
+    assert (await client.post("/agent/take", json=key, headers=auth(ALICE))).status == 200
+    impersonation = await client.post("/agent/reply", headers=auth(BOB), json={
+        **key, "agent": "alice", "text": "Alice here (not really)"})
+    assert impersonation.status == 403
+    assert "belongs to agent 'bob'" in (await impersonation.json())["error"]
+    for path, body in (("/agent/reply", {**key, "text": "Bob here"}),
+                       ("/agent/release", key), ("/agent/take", key)):
+        for token in (BOB, AGENT_TOKEN):  # another agent, or the shared token
+            response = await client.post(path, json=body, headers=auth(token))
+            assert response.status == 409, (path, token)
+            assert "taken by alice" in (await response.json())["error"]
+    peek = await client.get("/agent/conversation?id=rest:gil", headers=auth(BOB))
+    assert peek.status == 409
+    session = await runtime.store.get("rest:gil", channel="rest", sender="gil")
+    assert not [t for t in session.history if t["role"] == "agent"]
+    assert session.state["handoff"]["agent"] == "alice"
+    released = await client.post("/agent/release", json=key, headers=auth(ALICE))
+    assert released.status == 200
+    events = [e async for e in runtime.store.iter_events(key="rest:gil")]
+    assert [(e["kind"], e["data"].get("agent")) for e in events
+            if e["kind"].startswith("handoff_")] == \
+        [("handoff_taken", "alice"), ("handoff_released", "alice")]

@@ -24,11 +24,13 @@ from .production_support import (
     ALL_CHANNELS,
     JSON_ENDPOINTS,
     LIGHT_BOT,
+    LIGHT_CORE,
     NESTED,
     SOCKETS,
     client_for,
     restore_logging,
     signed_headers,
+    socket_url,
 )
 
 __all__ = ["restore_logging"]  # undoes configure_logging
@@ -36,7 +38,7 @@ __all__ = ["restore_logging"]  # undoes configure_logging
 
 @pytest.fixture
 async def client(make_bot: MakeBot) -> Any:
-    client = await client_for(make_bot(LIGHT_BOT + ALL_CHANNELS, files={}))
+    client = await client_for(make_bot(LIGHT_CORE + ALL_CHANNELS, files={}))
     yield client
     await client.close()
 
@@ -54,14 +56,12 @@ async def test_finding_3_deeply_nested_json_is_a_400_on_every_endpoint(
             assert response.status == 400, (path, response.status, text[:200])
             assert "nested too deeply" in json.loads(text)["error"], path
     for path in SOCKETS:
-        async with client.ws_connect(path) as ws:
-            for body in [f'{{"type": "message", "sender": "eve", "message": {NESTED}}}',
-                         NESTED]:
+        async with client.ws_connect(socket_url(path)) as ws:
+            for body in [f'{{"type": "message", "message": {NESTED}}}', NESTED]:
                 await ws.send_str(body)
                 frame = await ws.receive_json(timeout=10)
                 assert frame["type"] == "error" and "nested too deeply" in frame["error"]
-            await ws.send_str(json.dumps({"type": "message", "sender": "eve",
-                                          "message": "still there?"}))
+            await ws.send_str(json.dumps({"type": "message", "message": "still there?"}))
             kinds = [(await ws.receive_json(timeout=30))["type"] for _ in range(2)]
             assert "typing" in kinds or "delta" in kinds or "reply" in kinds
 
@@ -133,7 +133,7 @@ channels:
     bot_token: {slack_token}
     api_base: {server.make_url("")}
 {retry}"""
-    bot = load_bot(make_bot(LIGHT_BOT + channels, files={}))
+    bot = load_bot(make_bot(LIGHT_CORE + channels, files={}))
     client = TestClient(TestServer(create_app(bot)))
     await client.start_server()
     configure_logging(secrets=bot_secrets(bot.config))
@@ -149,3 +149,68 @@ channels:
     logged = capsys.readouterr().err
     assert "bad request" in logged and "***" in logged
     assert telegram_token not in logged and slack_token not in logged
+
+
+IDENTITY_BOT = LIGHT_CORE + """
+channels:
+  rest: {}
+  webchat: {}
+handoff:
+  agent_token: agent-token-0123456789
+  fallback_streak: 1
+security:
+  api_tokens: [server-token-0123456789]
+"""
+
+
+async def test_findings_1_and_2_a_conversation_answers_only_to_its_own_credential(
+        make_bot: MakeBot) -> None:
+    client = await client_for(make_bot(IDENTITY_BOT, files={}))
+    try:
+        async def visitor() -> tuple[dict[str, str], str]:
+            body = await (await client.post("/webhooks/webchat/session")).json()
+            return {"Authorization": f"Bearer {body['token']}"}, body["sender"]
+
+        victim_auth, victim = await visitor()
+        said = await client.post("/webhooks/webchat", headers=victim_auth,
+                                 json={"message": "my IBAN is DE89370400440532013000"})
+        (reply,) = await said.json()
+        assert reply["handoff"] is True  # the first miss hands off (fallback_streak 1)
+        agent = {"Authorization": "Bearer agent-token-0123456789"}
+        sent = await client.post("/agent/reply", headers=agent, json={
+            "id": f"webchat:{victim}", "text": "Your card ending 4821 was delivered."})
+        assert (await sent.json())["delivered"] == "queued"  # the widget is not open
+
+        mallory_auth, mallory = await visitor()
+        outbox = f"/webhooks/rest/outbox?sender={victim}&channel=webchat"
+        feedback = {"sender": victim, "channel": "webchat", "rating": "up",
+                    "reply_index": -1}
+        for headers, status in (({}, 401), (mallory_auth, 403),
+                                ({"Authorization": "Bearer forged.00"}, 401)):
+            response = await client.get(outbox, headers=headers)
+            assert response.status == status, (headers, await response.text())
+            assert "4821" not in await response.text()
+            response = await client.post("/webhooks/rest/feedback", headers=headers,
+                                         json=feedback)
+            assert response.status == status and "4821" not in await response.text()
+        for headers in ({}, mallory_auth):  # REST needs the server's API token
+            response = await client.post("/webhooks/rest", headers=headers,
+                                         json={"sender": victim, "message": "card status"})
+            assert response.status == 401
+        forged = await client.post("/webhooks/webchat", headers=mallory_auth,
+                                   json={"sender": victim, "message": "card status"})
+        assert forged.status == 403
+
+        own = await (await client.get("/webhooks/rest/outbox", headers=victim_auth)).json()
+        assert [m["text"] for m in own["messages"]] == ["Your card ending 4821 was delivered."]
+        rated = await client.post("/webhooks/rest/feedback", headers=victim_auth,
+                                  json={"rating": "up"})
+        assert rated.status == 200
+        store = client.app[PIPELINE].store  # type: ignore[index]
+        events = [e async for e in store.iter_events(key=f"webchat:{victim}")]
+        assert [e["kind"] for e in events].count("feedback") == 1
+        assert not [e async for e in store.iter_events(key=f"webchat:{mallory}")]
+        server = {"Authorization": "Bearer server-token-0123456789"}
+        assert (await client.get(outbox, headers=server)).status == 200  # a trusted backend
+    finally:
+        await client.close()

@@ -31,7 +31,7 @@ async def test_rest_endpoint_answers_with_citation(make_bot: MakeBot) -> None:
         health = await (await client.get("/health")).json()
         assert health == {"status": "ok", "bot": "test_bot", "store": "ok", "faq_passages": 3}
         page = await (await client.get("/")).text()
-        assert "webhooks/rest" in page and "Hello from Ava" in page
+        assert "webhooks/webchat" in page and "Hello from Ava" in page
         assert "widget.js" not in page  # no webchat channel, no widget
     finally:
         await client.close()

@@ -100,3 +100,17 @@ async def assert_nothing_stored(client: TestClient, *keys: str) -> None:
     assert store._run("SELECT count(*) FROM sessions") == [(0,)]  # SQLite store
     for key in keys:
         assert (await session_of(client, key)).history == []
+
+
+async def visitor(client: TestClient, channel: str = "webchat", *,
+                  origin: str | None = None) -> tuple[str, str]:
+    """A new browser visitor of ``channel``: its session token and sender id."""
+    response = await client.post(f"/webhooks/{channel}/session",
+                                 headers={"Origin": origin} if origin else {})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    return body["token"], body["sender"]
+
+
+def bearer(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}

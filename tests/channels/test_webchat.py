@@ -6,7 +6,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .support import Serve, assert_nothing_stored, user_texts
+from .support import Serve, assert_nothing_stored, bearer, user_texts, visitor
 
 SHOP = "https://shop.example.com"
 EVIL = "https://evil.example.net"
@@ -31,25 +31,26 @@ async def test_widget_script_and_config_are_served(serve: Serve) -> None:
 
 async def test_http_fallback_and_websocket_share_one_session(serve: Serve) -> None:
     client = await serve({"webchat": WEBCHAT})
-    response = await client.post("/webhooks/webchat", headers={"Origin": SHOP},
-                                 json={"sender": "web-1", "message": "reset my pin"})
+    token, sender = await visitor(client, origin=SHOP)
+    response = await client.post("/webhooks/webchat", headers=bearer(token, Origin=SHOP),
+                                 json={"message": "reset my pin"})
     assert response.status == 200
     assert response.headers["Access-Control-Allow-Origin"] == SHOP
     (reply,) = await response.json()
     assert reply["citations"][0]["passage_id"] == "reset-pin"
-    async with client.ws_connect("/webhooks/webchat/ws", headers={"Origin": SHOP}) as ws:
-        await ws.send_json({"type": "message", "sender": "web-1",
-                            "message": "how long does a transfer take"})
+    async with client.ws_connect(f"/webhooks/webchat/ws?token={token}",
+                                 headers={"Origin": SHOP}) as ws:
+        await ws.send_json({"type": "message", "message": "how long does a transfer take"})
         while (frame := await asyncio.wait_for(ws.receive_json(), 15))["type"] != "reply":
             assert frame["type"] in ("typing", "delta")
         assert frame["citations"][0]["passage_id"] == "transfer-time"
-    assert await user_texts(client, "webchat:web-1") == \
+    assert await user_texts(client, f"webchat:{sender}") == \
         ["reset my pin", "how long does a transfer take"]
 
 
 async def test_preflight_and_cross_origin_requests_follow_the_allowed_origins(
         serve: Serve) -> None:
-    client = await serve({"rest": {}, "webchat": WEBCHAT},
+    client = await serve({"rest": {"auth": "none"}, "webchat": WEBCHAT},
                          cors_origins=("https://partner.example.org",))
     for path in ("/webhooks/webchat", "/webhooks/rest"):
         for origin in (SHOP, "https://partner.example.org", "HTTPS://SHOP.EXAMPLE.COM"):
@@ -73,7 +74,12 @@ async def test_preflight_and_cross_origin_requests_follow_the_allowed_origins(
     assert refused.value.status == 403
     await assert_nothing_stored(client, "webchat:evil", "rest:evil")
     # errors from an allowed origin are readable by the page (they carry the CORS header)
-    bad = await client.post("/webhooks/webchat", headers={"Origin": SHOP}, data=b"{oops")
+    anonymous = await client.post("/webhooks/webchat", headers={"Origin": SHOP},
+                                  json={"message": "hi"})
+    assert anonymous.status == 401 and anonymous.headers["Access-Control-Allow-Origin"] == SHOP
+    token, _ = await visitor(client, origin=SHOP)
+    bad = await client.post("/webhooks/webchat", headers=bearer(token, Origin=SHOP),
+                            data=b"{oops")
     assert bad.status == 400 and bad.headers["Access-Control-Allow-Origin"] == SHOP
     # no Origin (server to server) and the bot's own pages are not cross-origin
     own = f"http://{client.server.host}:{client.server.port}"
@@ -84,13 +90,14 @@ async def test_preflight_and_cross_origin_requests_follow_the_allowed_origins(
 
 
 async def test_without_allowed_origins_every_cross_origin_call_is_refused(serve: Serve) -> None:
-    client = await serve({"rest": {}, "webchat": {}})
+    client = await serve({"rest": {"auth": "none"}, "webchat": {}})
     response = await client.post("/webhooks/rest", headers={"Origin": SHOP},
                                  json={"sender": "x", "message": "hi"})
     assert response.status == 403
     wildcard = await serve({"webchat": {"allowed_origins": ["*"]}})
-    response = await wildcard.post("/webhooks/webchat", headers={"Origin": EVIL},
-                                   json={"sender": "x", "message": "reset my pin"})
+    token, _ = await visitor(wildcard, origin=EVIL)
+    response = await wildcard.post("/webhooks/webchat", headers=bearer(token, Origin=EVIL),
+                                   json={"message": "reset my pin"})
     assert response.status == 200 and response.headers["Access-Control-Allow-Origin"] == EVIL
 
 
@@ -100,9 +107,10 @@ async def test_webchat_push_reaches_the_open_widget(serve: Serve) -> None:
 
     client = await serve({"webchat": WEBCHAT})
     channel: Any = client.app[CHANNELS]["webchat"]
-    async with client.ws_connect("/webhooks/webchat/ws") as ws:
-        await ws.send_json({"type": "hello", "sender": "web-9"})
+    token, sender = await visitor(client)
+    async with client.ws_connect(f"/webhooks/webchat/ws?token={token}") as ws:
+        await ws.send_json({"type": "hello"})
         assert (await ws.receive_json())["type"] == "ready"
-        await channel.push("web-9", BotReply(text="A person will take over", handoff=True))
+        await channel.push(sender, BotReply(text="A person will take over", handoff=True))
         frame = await asyncio.wait_for(ws.receive_json(), 5)
         assert frame["type"] == "reply" and frame["handoff"] is True

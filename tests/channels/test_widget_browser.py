@@ -122,8 +122,8 @@ async def test_widget_on_another_origin_streams_answers_and_keeps_the_session(
         answer = await ask(page, Q1, "5-7 working days")
         assert answer["sources"] == ["My card has not arrived yet"]
         sender = await page.evaluate(f"JSON.parse(localStorage.getItem("
-                                     f"'supportbot:{bot}:sender'))")
-        assert sender.startswith("web-")
+                                     f"'supportbot:{bot}:session')).sender")
+        assert sender.startswith("v-")  # chosen by the server, inside the session token
         assert await user_texts(client, f"webchat:{sender}") == [Q1]
 
         # a human agent's message arrives through push, with the handoff state
@@ -165,3 +165,25 @@ async def test_widget_on_another_origin_streams_answers_and_keeps_the_session(
         await page.wait_for(shadow("R.querySelector('.status').textContent.includes("
                                    "\"isn't available on this website\")"))
         assert [e for e in page.errors if "403" not in e and "CORS" not in e] == []
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(apt-get install -y chromium chromium-driver)")
+async def test_the_page_chat_and_the_widget_on_it_are_one_conversation(
+        serve: Serve, tmp_path: Path) -> None:
+    client = await serve({"webchat": {"title": "Acme help"}})
+    bot = f"http://127.0.0.1:{client.server.port}"
+    async with chromium(tmp_path / "profile") as page:
+        await page.navigate(bot + "/")
+        await page.wait_for(f"{ROOT} && {ROOT}.host.dataset.transport === 'websocket'")
+        await page.evaluate(f"document.getElementById('text').value = {json.dumps(Q1)}; "
+                            "document.getElementById('form').requestSubmit(); true")
+        await page.wait_for("[...document.querySelectorAll('#log .bot')]"
+                            ".some(m => m.textContent.includes('5-7 working days'))")
+        sender = await page.evaluate(f"JSON.parse(localStorage.getItem("
+                                     f"'supportbot:{bot}:session')).sender")
+        await page.evaluate(shadow("R.querySelector('.launcher').click()"))
+        await page.wait_for(shadow("R.activeElement && R.activeElement.id === 'sb-input'"))
+        await ask(page, Q2, "Reset PIN")
+    assert sender.startswith("v-")
+    assert await user_texts(client, f"webchat:{sender}") == [Q1, Q2]

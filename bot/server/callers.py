@@ -1,0 +1,60 @@
+"""Who may act on a conversation: the per-conversation routes (outbox, feedback) ask here.
+
+A browser proves its conversation with its session token (:mod:`channels.visitors`); a
+server with one of ``security.api_tokens`` may name any conversation; without either, only
+a REST conversation, and only while the rest channel has ``auth: none`` (local
+development). Everything else is 401, and a token holder naming another conversation 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bot.errors import BadRequest, Forbidden
+from channels.http import API_TOKENS, MAX_SENDER_CHARS, unauthorized
+from channels.rest import rest_is_open
+from channels.visitors import presented_token, tokens_of
+
+
+def conversation_of(request: web.Request, *, sender: object, channel: object,
+                    channels: Mapping[str, Any]) -> tuple[str, str]:
+    """``(channel, sender)`` of the conversation ``request`` may act on.
+
+    ``sender``/``channel``: what the request names (None: not named); ``channels``: the
+    bot's configured channels (whether REST is open).
+    """
+    named_channel = _named(channel, "channel") or None
+    named_sender = _named(sender, "sender") or None
+    token = presented_token(request)
+    api_tokens: tuple[str, ...] = request.config_dict.get(API_TOKENS) or ()
+    if token is not None and any(hmac.compare_digest(token.encode(), t.encode())
+                                 for t in api_tokens if t):
+        return _required(named_channel or "rest", named_sender)
+    if token is not None:
+        visitor = tokens_of(request).verify(token, None)
+        if named_sender not in (None, visitor.sender) or \
+                named_channel not in (None, visitor.channel):
+            raise Forbidden("this session token belongs to another conversation")
+        return visitor.channel, visitor.sender
+    if (named_channel or "rest") == "rest" and rest_is_open(dict(channels)):
+        return _required("rest", named_sender)
+    raise unauthorized("a credential is required: the conversation's session token, or an "
+                       "API token (security.api_tokens)")
+
+
+def _named(value: object, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_SENDER_CHARS:
+        raise BadRequest(f"'{name}' must be a string of at most {MAX_SENDER_CHARS} characters")
+    return value.strip()
+
+
+def _required(channel: str, sender: str | None) -> tuple[str, str]:
+    if not sender:
+        raise BadRequest("'sender' is required")
+    return channel, sender
