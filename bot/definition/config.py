@@ -55,6 +55,7 @@ class SessionSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = ""  # key namespace; "" means "supportbot:<bot name>"
     lock_lease_s: float = check(positive, default=10.0)
+    hash_senders: Literal["auto", "never"] = "auto"  # auto: e-mail/phone senders become hashes
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ answers wins (each is one module of ``bot/dialogue/stages``):
 6. ``faq``: an answer from the FAQ, follow-ups searched with the previous question;
 7. ``fallback``: clarify, then offer a person, then hand off.
 
-Replies carry the intent, its confidence (FAQ replies: the retrieval score) and the sentiment.
+Agent messages still queued once the bot is back in charge (the handback note) come first in
+the next reply. Replies carry the intent, its confidence (FAQ replies: the retrieval score)
+and the sentiment.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from bot.definition.config import BotConfig
 from bot.dialogue.answerer import FaqAnswerer
-from bot.dialogue.handoff import MISSES_KEY, note_turn
+from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox
 from bot.dialogue.stages.active_form import active_form
 from bot.dialogue.stages.classify import classify
 from bot.dialogue.stages.fallback import fallback
@@ -62,8 +64,12 @@ class Router:
         else:
             raise RuntimeError("no stage answered (the last one must always answer)")
         stream = answer if isinstance(answer, ReplyStream) else ReplyStream.of(answer)
+        queued = pop_outbox(session)  # e.g. "you're chatting with the assistant again"
 
         async def finish(reply: BotReply) -> BotReply:
+            if queued:
+                texts = [str(m.get("text", "")) for m in queued]
+                reply = dataclasses.replace(reply, text="\n\n".join([*texts, reply.text]))
             return _finish(turn, reply)
 
         return stream.on_reply(finish)

@@ -46,6 +46,7 @@ Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, r
 DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
 MAX_REPLY_CHARS = 4000
 SHARED_AGENT = "agent"  # who acts with the shared handoff.agent_token
+HANDBACK_KIND = "handback"  # the message that the bot is back (clients drop the handoff banner)
 
 
 def text_field(data: dict[str, Any], name: str, *, required: bool = True,
@@ -200,7 +201,8 @@ class AgentDesk:
         text = self.config.handoff.returned_message if self.config.handoff else ""
         delivered = None
         if text:
-            delivered = await self._send(request.app, session, BotReply(text=text, kind="agent"))
+            delivered = await self._send(request.app, session,
+                                         BotReply(text=text, kind=HANDBACK_KIND))
         return web.json_response({"id": key, "status": "bot", "delivered": delivered})
 
     async def _send(self, app: web.Application, session: Session, reply: BotReply) -> str:

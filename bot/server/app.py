@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,11 +15,13 @@ from bot.errors import BadRequest, BotError, Forbidden, SessionError, StoreUnava
 from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
+from bot.server.callers import SENDER_IDS
 from bot.server.feedback import FeedbackRoute
 from bot.server.logs import RedactingFilter, bot_secrets, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
-from bot.server.security import LIMITER, install_security, security_middleware
+from bot.server.security import LIMITER, install_security, security_middleware, server_secret
+from bot.sessions.keys import SenderIds
 from channels.cors import cors_middleware
 from channels.http import API_TOKENS, MESSAGE_LIMIT
 from channels.registry import (
@@ -122,27 +121,6 @@ async def push_reply(app: web.Application, channel: str, sender: str, reply: Bot
     return True
 
 
-def visitor_tokens(bot: BotDefinition) -> VisitorTokens:
-    """Session tokens under ``security.session_secret``; unset, under a random secret kept in
-    the bot's build folder (every worker on this machine shares it; workers on several
-    machines need ``session_secret``)."""
-    security = bot.config.security
-    secret = security.session_secret
-    if not secret:
-        path = bot.build_dir / "session_secret"
-        if not path.is_file():  # written whole, then linked: workers starting together agree
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draft = path.with_name(f".session_secret.{os.getpid()}")
-            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_hex(32))
-            with contextlib.suppress(FileExistsError):
-                os.link(draft, path)
-            draft.unlink()
-        secret = path.read_text(encoding="utf-8").strip()
-    return VisitorTokens(secret, ttl_s=security.session_ttl_hours * 3600)
-
-
 def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.Application:
     """Build the app for ``bot``; the runtime (models, index, sessions) loads on startup."""
     app = web.Application(
@@ -152,7 +130,10 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
     app[MESSAGE_LIMIT] = bot.config.server.max_message_chars  # for channels that check early
     app[MASKER] = RedactingFilter(bot_secrets(bot.config))  # no secrets in error messages
     app[API_TOKENS] = bot.config.security.api_tokens  # server-to-server callers (rest channel)
-    app[VISITOR_TOKENS] = visitor_tokens(bot)  # browser sessions (channels/visitors.py)
+    secret = server_secret(bot)
+    app[VISITOR_TOKENS] = VisitorTokens(  # browser sessions (channels/visitors.py)
+        secret, ttl_s=bot.config.security.session_ttl_hours * 3600)
+    app[SENDER_IDS] = SenderIds(secret, mode=bot.config.sessions.hash_senders)
     metrics = install_metrics(app, bot.config)  # GET /metrics
     install_security(app, bot.config,  # tokens, rate limiter (bot/server/security.py)
                      on_limited=lambda scope: metrics.rate_limited.labels(metrics.bot,
@@ -160,7 +141,8 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RUNTIME] = runtime or await BotRuntime.aload(bot)
-        app[PIPELINE] = TurnPipeline(app[RUNTIME], limiter=app[LIMITER], metrics=metrics)
+        app[PIPELINE] = TurnPipeline(app[RUNTIME], limiter=app[LIMITER], metrics=metrics,
+                                     senders=app[SENDER_IDS])
         yield
         await app[RUNTIME].close()
 

@@ -15,18 +15,30 @@ from typing import Any
 from aiohttp import web
 
 from bot.errors import BadRequest, Forbidden
+from bot.sessions.keys import SenderIds
 from channels.http import API_TOKENS, MAX_SENDER_CHARS, unauthorized
 from channels.rest import rest_is_open
 from channels.visitors import presented_token, tokens_of
 
+SENDER_IDS: web.AppKey[SenderIds] = web.AppKey("sender_ids", SenderIds)
+
 
 def conversation_of(request: web.Request, *, sender: object, channel: object,
                     channels: Mapping[str, Any]) -> tuple[str, str]:
-    """``(channel, sender)`` of the conversation ``request`` may act on.
+    """``(channel, sender)`` of the conversation ``request`` may act on, the sender as
+    sessions store it (:mod:`bot.sessions.keys`).
 
     ``sender``/``channel``: what the request names (None: not named); ``channels``: the
     bot's configured channels (whether REST is open).
     """
+    channel_name, sender_id = _conversation(request, sender=sender, channel=channel,
+                                            channels=channels)
+    ids = request.config_dict.get(SENDER_IDS)
+    return channel_name, ids.stored(channel_name, sender_id) if ids else sender_id
+
+
+def _conversation(request: web.Request, *, sender: object, channel: object,
+                  channels: Mapping[str, Any]) -> tuple[str, str]:
     named_channel = _named(channel, "channel") or None
     named_sender = _named(sender, "sender") or None
     token = presented_token(request)

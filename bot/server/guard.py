@@ -9,12 +9,12 @@ data that is not the user's own or the bot's published contact data.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from adapters.prompting import system_prompt
 from bot.definition.config import BotConfig
-from bot.sessions.redaction import find_pii, normalise, pii_values, redact
+from bot.sessions.redaction import find_pii, pii_values, redact
 
 WINDOW = 8
 _V_OVERRIDE = r"(?:ignore|disregard|forget|override|bypass|skip|drop)"
@@ -93,17 +93,19 @@ class ReplyGuard:
         """Whether ``text`` repeats a run of the system prompt that is not public text."""
         return bool((_windows(_words(text), WINDOW) & self._secret) - self._public)
 
-    def foreign_pii(self, text: str, own: Iterable[str]) -> bool:
-        """Whether ``text`` shows personal data outside ``own`` texts and public ones."""
+    def _allowed(self, text: str, own: Iterable[str],
+                 gave: Callable[[str], bool]) -> frozenset[str]:
+        """The personal-data values ``text`` may show: public, in ``own`` texts, or ones
+        ``gave`` says the user gave."""
         allowed = self._public_pii | pii_values(*own)
-        return any(normalise(f.value) not in allowed for f in find_pii(text))
+        return allowed | {f.key for f in find_pii(text) if f.key not in allowed and gave(f.key)}
 
-    def check(self, text: str, *, own: Iterable[str] = ()) -> ReplyCheck:
+    def check(self, text: str, *, own: Iterable[str] = (),
+              gave: Callable[[str], bool] = lambda _: False) -> ReplyCheck:
         """The reply to send: the fallback for a prompt leak, foreign PII masked."""
         if self.leaks_prompt(text):
             return ReplyCheck(self.config.fallback.message, ("system_prompt",))
-        own = list(own)
-        if self.foreign_pii(text, own):
-            keep = self._public_pii | pii_values(*own)
-            return ReplyCheck(redact(text, keep=keep), ("foreign_pii",))
+        allowed = self._allowed(text, list(own), gave)
+        if any(f.key not in allowed for f in find_pii(text)):
+            return ReplyCheck(redact(text, keep=allowed), ("foreign_pii",))
         return ReplyCheck(text)

@@ -23,6 +23,8 @@ from bot.runtime import BotRuntime
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
+from bot.sessions.keys import SenderIds
+from bot.sessions.redaction import user_gave
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,14 @@ class TurnPipeline:
     """Wraps one bot's dialogue manager with the production checks."""
 
     def __init__(self, runtime: BotRuntime, *, limiter: RateLimiter | None = None,
-                 metrics: BotMetrics | None = None) -> None:
+                 metrics: BotMetrics | None = None, senders: SenderIds | None = None) -> None:
         config = runtime.bot.config
         self.dialogue = runtime.dialogue
         self.store = runtime.store
         self.security = config.security
         self.max_chars = config.server.max_message_chars
         self.limiter = limiter
+        self.senders = senders  # hashes sender ids that are personal data (sessions/keys.py)
         self.metrics = metrics or BotMetrics(config.name)
         self.guard = ReplyGuard(config, _public_texts(runtime))
 
@@ -61,6 +64,9 @@ class TurnPipeline:
     async def _served(self, message: UserMessage) -> AsyncIterator[ReplyStream]:
         started = time.perf_counter()
         bot = self.metrics.bot
+        if self.senders is not None:  # before any key is built from it
+            message = dataclasses.replace(
+                message, sender=self.senders.stored(message.channel, message.sender))
         if self.limiter is not None:  # it counts what it refuses in the metrics
             await self.limiter.check("sender", message.session_key)
 
@@ -116,8 +122,10 @@ class TurnPipeline:
             return reply
         session = await self.store.get(message.session_key, channel=message.channel,
                                        sender=message.sender)
-        own = [message.text, *(str(v) for v in session.slots.values())]
-        checked = self.guard.check(reply.text, own=own)
+        own = [message.text, *(str(v) for v in session.slots.values()),
+               *(str(t["text"]) for t in session.history if t.get("role") == "user")]
+        checked = self.guard.check(reply.text, own=own,
+                                   gave=lambda key: user_gave(session, key))
         if not checked.problems:
             return reply
         for problem in checked.problems:

@@ -1,6 +1,8 @@
-"""Find and mask personal data: card numbers (Luhn), IBANs (mod 97), emails, phone numbers.
+"""Find and mask personal data: card numbers (Luhn), IBANs (mod 97), emails, phone numbers,
+dates of birth (whole dates at least ``MIN_AGE_YEARS`` back, since 1900).
 
-:func:`redact` replaces each finding with ``[CARD]``, ``[IBAN]``, ``[EMAIL]`` or ``[PHONE]``.
+:func:`redact` replaces each finding with ``[CARD]``, ``[IBAN]``, ``[EMAIL]``, ``[PHONE]`` or
+``[DATE_OF_BIRTH]``.
 :class:`RedactingStore` wraps a session store so stored transcripts and events are redacted
 while the router still sees the current message as typed (it runs before the save).
 """
@@ -8,7 +10,10 @@ while the router still sees the current message as typed (it runs before the sav
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import hashlib
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +26,51 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,}\d(?![\w-])")
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _IBAN_LENGTHS = range(15, 35)
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_MONTH = r"(?P<month>" + "|".join(f"{m[:3]}(?:{m[3:]})?" for m in _MONTHS) + r")\.?"
+_BIRTH_DATE = re.compile(  # a whole date whose year a living customer may be born in
+    r"\b(?:(?P<iso_y>(?:19|20)\d\d)[-./](?P<iso_m>\d{1,2})[-./](?P<iso_d>\d{1,2})"
+    r"|(?P<num_d>\d{1,2})[-./](?P<num_m>\d{1,2})[-./](?P<num_y>(?:19|20)\d\d)"
+    rf"|(?P<txt_d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+(?P<txt_y>(?:19|20)\d\d)"
+    rf"|{_MONTH.replace('month', 'us_m')}\s+(?P<us_d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+"
+    r"(?P<us_y>(?:19|20)\d\d))\b", re.IGNORECASE)
+MIN_AGE_YEARS = 12
 
 
 @dataclass(frozen=True)
 class Finding:
     """One piece of personal data in a text."""
 
-    kind: str  # "card", "iban", "email" or "phone"
+    kind: str  # "card", "iban", "email", "phone" or "date_of_birth"
     start: int
     end: int
     value: str
+
+    @property
+    def key(self) -> str:
+        """The value as compared with others: normalised (a date: ``YYYY-MM-DD``)."""
+        return birth_date(self.value) or "" if self.kind == "date_of_birth" \
+            else normalise(self.value)
+
+
+def birth_date(text: str) -> str | None:
+    """``text`` as an ISO date when it is a whole date a customer could be born on."""
+    match = _BIRTH_DATE.fullmatch(text.strip())
+    if match is None:
+        return None
+    groups = {k: v for k, v in match.groupdict().items() if v}
+    year = int(next(v for k, v in groups.items() if k.endswith("_y")))
+    day = int(next(v for k, v in groups.items() if k.endswith("_d")))
+    month_text = next(v for k, v in groups.items() if k.endswith("_m") or k == "month")
+    month = int(month_text) if month_text.isdigit() else \
+        next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(month_text.lower()[:3]))
+    try:
+        born = dt.date(year, month, day)
+    except ValueError:
+        return None
+    latest = dt.date.today().year - MIN_AGE_YEARS
+    return born.isoformat() if 1900 <= born.year <= latest else None
 
 
 def luhn_ok(digits: str) -> bool:
@@ -93,6 +133,9 @@ def find_pii(text: str) -> list[Finding]:
     for match in _CARD.finditer(text):
         if _card(match):
             add("card", *match.span())
+    for match in _BIRTH_DATE.finditer(text):
+        if birth_date(match.group()) is not None:
+            add("date_of_birth", *match.span())
     for match in _PHONE.finditer(text):
         if _phone(match):
             add("phone", *match.span())
@@ -104,7 +147,7 @@ def redact(text: str, *, keep: frozenset[str] = frozenset()) -> str:
     out: list[str] = []
     last = 0
     for finding in find_pii(text):
-        if normalise(finding.value) in keep:
+        if finding.key in keep:
             continue
         out.append(text[last:finding.start])
         out.append(f"[{finding.kind.upper()}]")
@@ -120,7 +163,36 @@ def normalise(value: str) -> str:
 
 def pii_values(*texts: str) -> frozenset[str]:
     """The normalised personal-data values in ``texts``."""
-    return frozenset(normalise(f.value) for text in texts for f in find_pii(text))
+    return frozenset(f.key for text in texts for f in find_pii(text))
+
+
+OUTBOX_KEY = "outbox"  # bot.dialogue.handoff keeps queued agent messages there
+OWN_PII_KEY = "own_pii"  # digests of the personal data the user gave (history is masked)
+OWN_PII_LIMIT = 100
+
+
+def _digest(salt: str, key: str) -> str:
+    return hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:32]
+
+
+def remember_own_pii(session: Session) -> None:
+    """Keep salted digests of the personal data in the user's turns, so a reply may show the
+    user their own details after the transcript is masked."""
+    own = session.state.setdefault(OWN_PII_KEY, {"salt": secrets.token_hex(8), "digests": []})
+    digests: list[str] = own["digests"]
+    for turn in session.history:
+        if turn.get("role") == "user" and isinstance(turn.get("text"), str):
+            for finding in find_pii(turn["text"]):
+                digest = _digest(own["salt"], finding.key)
+                if digest not in digests:
+                    digests.append(digest)
+    del digests[:-OWN_PII_LIMIT]
+
+
+def user_gave(session: Session, key: str) -> bool:
+    """Whether the user of ``session`` gave the personal-data value ``key`` (a finding's)."""
+    own = session.state.get(OWN_PII_KEY)
+    return isinstance(own, dict) and _digest(str(own.get("salt")), key) in own.get("digests", ())
 
 
 def redact_data(value: Any) -> Any:
@@ -134,10 +206,17 @@ def redact_data(value: Any) -> Any:
     return value
 
 
-class RedactingStore:
-    """A :class:`SessionStore` that masks personal data in saved history and in events.
+def _redacted_texts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**item, "text": redact(item["text"])} if isinstance(item.get("text"), str)
+            else item for item in items]
 
-    Slots are kept as they are (forms need the values); only transcripts are masked.
+
+class RedactingStore:
+    """A :class:`SessionStore` that masks personal data in saved history, queued agent
+    messages and events.
+
+    Slots are kept as they are (forms need the values); only transcripts are masked, and the
+    user's own values are remembered as salted digests (:func:`user_gave`).
     """
 
     def __init__(self, inner: SessionStore) -> None:
@@ -147,9 +226,12 @@ class RedactingStore:
         return await self.inner.get(key, channel=channel, sender=sender)
 
     async def save(self, session: Session) -> None:
-        history = [{**turn, "text": redact(turn["text"])} if isinstance(turn.get("text"), str)
-                   else turn for turn in session.history]
-        stored = dataclasses.replace(session, history=history)
+        remember_own_pii(session)
+        state = dict(session.state)
+        if isinstance(state.get(OUTBOX_KEY), list):  # queued agent messages, as the history
+            state[OUTBOX_KEY] = _redacted_texts(state[OUTBOX_KEY])
+        stored = dataclasses.replace(session, history=_redacted_texts(session.history),
+                                     state=state)
         await self.inner.save(stored)
         session.updated_at = stored.updated_at
 

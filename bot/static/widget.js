@@ -288,7 +288,7 @@
       addMessage(item, true);
     }
     addButtons(reply.buttons);
-    if (reply.kind !== "agent") setHandoff(!!reply.handoff);
+    if (reply.kind !== "agent") setHandoff(!!reply.handoff);  // "handback": the bot is back
     log.setAttribute("aria-busy", "false");
     setStatus("");
   }

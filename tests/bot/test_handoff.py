@@ -118,6 +118,9 @@ async def test_agent_messages_are_pushed_when_the_channel_can(
         assert await response.json() == {"delivered": "pushed"}
         assert [(c, s, r.text, r.kind) for c, s, r in pushed] == \
             [("rest", "fay", "Hello Fay", "agent")]
+        await client.post("/agent/release", headers=auth(), json={"id": "rest:fay"})
+        handback = pushed[-1][2]  # the widget drops its handoff banner on this kind
+        assert handback.kind == "handback" and handback.handoff is False
     finally:
         await client.close()
 
@@ -217,3 +220,19 @@ async def test_finding_6_an_agent_cannot_act_as_another_or_on_their_conversation
     assert [(e["kind"], e["data"].get("agent")) for e in events
             if e["kind"].startswith("handoff_")] == \
         [("handoff_taken", "alice"), ("handoff_released", "alice")]
+
+
+async def test_finding_11_the_handback_note_reaches_a_rest_user_and_clears_the_handoff(
+        dialogue_client: tuple[BotRuntime, TestClient]) -> None:  # type: ignore[type-arg]
+    _, client = dialogue_client
+    say = sayer(client, "hal")
+    assert (await say("get me a human"))["handoff"] is True
+    released = await client.post("/agent/release", json={"id": "rest:hal"}, headers=auth())
+    assert (await released.json())["delivered"] == "queued"  # REST cannot push
+    reply = await say("how long does a bank transfer take?")
+    assert reply["text"].startswith("You're chatting with the assistant again.")
+    assert reply["kind"] == "faq" and reply["handoff"] is False
+    again = await say("how long does a bank transfer take?")  # delivered once
+    assert not again["text"].startswith("You're chatting")
+    outbox = await (await client.get("/webhooks/rest/outbox?sender=hal")).json()
+    assert outbox == {"messages": [], "handoff": False}

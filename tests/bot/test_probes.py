@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -18,6 +19,7 @@ from bot.server.app import create_app
 from bot.server.logs import bot_secrets, configure_logging
 from bot.server.pipeline import PIPELINE
 from channels.registry import CHANNELS
+from tests.local_redis import LocalRedis
 
 from ..conftest import MakeBot
 from .production_support import (
@@ -28,12 +30,14 @@ from .production_support import (
     NESTED,
     SOCKETS,
     client_for,
+    redis_server,
+    redis_sessions,
     restore_logging,
     signed_headers,
     socket_url,
 )
 
-__all__ = ["restore_logging"]  # undoes configure_logging
+__all__ = ["redis_server", "restore_logging"]
 
 
 @pytest.fixture
@@ -212,5 +216,46 @@ async def test_findings_1_and_2_a_conversation_answers_only_to_its_own_credentia
         assert not [e async for e in store.iter_events(key=f"webchat:{mallory}")]
         server = {"Authorization": "Bearer server-token-0123456789"}
         assert (await client.get(outbox, headers=server)).status == 200  # a trusted backend
+    finally:
+        await client.close()
+
+
+async def test_finding_5_no_raw_personal_data_at_rest_in_redis_keys_or_the_outbox(
+        make_bot: MakeBot, redis_server: LocalRedis) -> None:
+    bot = LIGHT_BOT + redis_sessions(redis_server.url) + """
+handoff:
+  agent_token: agent-token-0123456789
+  fallback_streak: 1
+security:
+  sender_rate_limit: {per_minute: 600, burst: 100}
+"""
+    client = await client_for(make_bot(bot, files={}))
+    email = "jo.bloggs@example.com"
+    try:
+        said = await client.post("/webhooks/rest", json={"sender": email, "message": "hello?"})
+        (reply,) = await said.json()
+        assert reply["recipient_id"] == email and reply["handoff"] is True
+        agent = {"Authorization": "Bearer agent-token-0123456789"}
+        (waiting,) = (await (await client.get("/agent/conversations",
+                                              headers=agent)).json())["conversations"]
+        assert waiting["id"].startswith("rest:h-") and email not in json.dumps(waiting)
+        sent = await client.post("/agent/reply", headers=agent, json={
+            "id": waiting["id"], "text": "Write to me at alice@bank.example or IBAN "
+                                         "DE89 3704 0044 0532 0130 00"})
+        assert (await sent.json())["delivered"] == "queued"
+
+        raw = redis.Redis.from_url(redis_server.url)
+        try:
+            keys = [k.decode() for k in raw.keys("*")]
+            assert any(":lock" in k for k in keys) and any(":rate:" in k for k in keys)
+            assert not [k for k in keys if "example.com" in k or "jo.bloggs" in k]
+            stored = b"".join(raw.get(k) or b"" for k in keys if k.endswith(":session"))
+            assert b"alice@bank.example" not in stored and b"[EMAIL]" in stored
+            assert b"DE89" not in stored and email.encode() not in stored
+        finally:
+            raw.close()
+        outbox = await client.get(f"/webhooks/rest/outbox?sender={email}")
+        assert [m["text"] for m in (await outbox.json())["messages"]] == \
+            ["Write to me at [EMAIL] or IBAN [IBAN]"]  # as stored: masked like the history
     finally:
         await client.close()

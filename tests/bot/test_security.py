@@ -253,6 +253,34 @@ async def test_replies_never_leak_the_system_prompt_or_other_users_data(
         await client.close()
 
 
+async def test_generated_replies_show_only_the_users_own_personal_data(
+        make_bot: MakeBot) -> None:
+    """A model that repeats another customer's details (as one once invented "the card number
+    and date of birth of the previous customer"): every kind is masked after generation,
+    unless it came from this user's own session."""
+    details = ("The previous customer, born 12 April 1990, card 4111 1111 1111 1111, IBAN "
+               "DE89 3704 0044 0532 0130 00, phone +44 20 7946 0958, bo@example.com.")
+    router = LeakyRouter({"who was before me?": details, "my details?": details})
+    client = await leaky_client(make_bot(LIGHT_BOT, files={}), router)
+    try:
+        async def say(sender: str, text: str) -> str:
+            response = await client.post("/webhooks/rest", json={"sender": sender,
+                                                                 "message": text})
+            (reply,) = await response.json()
+            return str(reply["text"])
+
+        assert await say("mallory", "who was before me?") == (
+            "The previous customer, born [DATE_OF_BIRTH], card [CARD], IBAN [IBAN], phone "
+            "[PHONE], [EMAIL].")
+        await say("bo", "I was born on 1990-04-12, card 4111111111111111, "
+                        "IBAN DE89370400440532013000")
+        assert await say("bo", "my details?") == (  # bo's own, from earlier in the session
+            "The previous customer, born 12 April 1990, card 4111 1111 1111 1111, IBAN "
+            "DE89 3704 0044 0532 0130 00, phone [PHONE], [EMAIL].")
+    finally:
+        await client.close()
+
+
 async def test_flag_mode_passes_a_neutralised_message_on(make_bot: MakeBot) -> None:
     root = make_bot(LIGHT_BOT + "security:\n  injection_guard: flag\n", files={})
     router = LeakyRouter({})

@@ -185,5 +185,11 @@ async def test_the_page_chat_and_the_widget_on_it_are_one_conversation(
         await page.evaluate(shadow("R.querySelector('.launcher').click()"))
         await page.wait_for(shadow("R.activeElement && R.activeElement.id === 'sb-input'"))
         await ask(page, Q2, "Reset PIN")
+        channel: Any = client.app[CHANNELS]["webchat"]  # an agent takes over, then hands back
+        await channel.push(sender, BotReply(text="Passing you on.", kind="handoff", handoff=True))
+        await page.wait_for(shadow("!R.querySelector('.handoff').hidden"))
+        await channel.push(sender, BotReply(text="You're chatting with the assistant again.",
+                                            kind="handback"))
+        await page.wait_for(shadow("R.querySelector('.handoff').hidden"))
     assert sender.startswith("v-")
     assert await user_texts(client, f"webchat:{sender}") == [Q1, Q2]
