@@ -9,6 +9,7 @@ data that is not the user's own or the bot's published contact data.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -17,27 +18,70 @@ from bot.definition.config import BotConfig
 from bot.sessions.redaction import find_pii, pii_values, redact
 
 WINDOW = 8
-_V_OVERRIDE = r"(?:ignore|disregard|forget|override|bypass|skip|drop)"
-_PRIOR = r"(?:all\s+|any\s+|the\s+|your\s+|my\s+)*(?:previous|prior|above|earlier|preceding|" \
-         r"original|initial|system|existing)?"
-_RULES = r"(?:instructions?|prompts?|rules|directions|guidelines|messages|context|constraints)"
-_SECRET = r"(?:system|initial|hidden|original|secret|developer|internal)\s+" \
-          r"(?:prompt|instructions?|message|rules|configuration)"
+_V_OVERRIDE = r"(?:ignore|disregard|forget|override|bypass|skip|drop|ignoriere|vergiss|" \
+              r"missachte|ignora|ignorate|olvida|omite|oublie|dimentica|negeer|vergeet|esqueca|" \
+              r"ne\s+tiens\s+pas\s+compte\s+de)"
+_PRIOR = r"(?:(?:all|any|the|your|my|these|alle|todas|las|toutes|les|tes|tus|le|tutte|" \
+         r"deine|je|suas|as|de|vorherigen|previous|prior|above|earlier|preceding|original|" \
+         r"initial|system|existing|anteriores|precedentes|precedenti|vorige|the\s+bank'?s)" \
+         r"\s+)*"
+_RULES = r"(?:instructions?|prompts?|rules|directions|guidelines|messages|context|" \
+         r"constraints|polic(?:y|ies)|anweisungen|regeln|instrucciones|reglas|consignes|" \
+         r"regles|istruzioni|regole|instructies|regels|instrucoes|regras|systemprompt|faq)"
+_SECRET = r"(?:system|initial|hidden|original|secret|developer|internal|real)\s+" \
+          r"(?:prompt|instructions?|message|rules|configuration|settings|text|code|notes)"
+_YOUR = r"(?:your|the\s+assistant'?s|its)\s+(?:own\s+)?" \
+        r"(?:prompt|instructions?|rules|configuration|guidelines|context\s+window|" \
+        r"initiali[sz]ation|hidden\s+\w+)"
+_TELL = r"(?:reveal|show|print|repeat|tell|give|output|display|leak|dump|share|list|" \
+        r"translate|summari[sz]e|paraphrase|spell|encode|write|read|say|affiche|zeig|" \
+        r"muestra|dime|mostre|rivela|laat|respond\s+only\s+with)"
+_OTHERS = r"(?:previous|last|other|earlier)\s+(?:\w+\s+)?(?:customers?|users?|callers?|" \
+          r"clients?)|customer\s+(?:data|details)|customer\s+before\s+me|customers\s+you"
 PATTERNS: dict[str, re.Pattern[str]] = {name: re.compile(rx, re.IGNORECASE) for name, rx in {
-    "override": rf"\b{_V_OVERRIDE}\s+{_PRIOR}\s*{_RULES}",
-    "reveal": rf"\b(?:reveal|show|print|repeat|tell|give|output|display|leak|dump|share|"
-              rf"what\s+(?:is|are|was|were))\b.{{0,30}}\b(?:your|the)\s+{_SECRET}",
+    "override": rf"\b{_V_OVERRIDE}\s+{_PRIOR}{_RULES}\b",
+    "reveal": rf"\b(?:{_TELL}|what\s+(?:is|are|was|were))\b.{{0,40}}\b(?:{_SECRET}|"
+              rf"{_YOUR})",
+    "prompt_words": rf"\b(?:{_SECRET}|prompt\s+syst[eè]me|systemprompt|system\s*prompt|"
+                    rf"first\s+line\s+of\s+your|everything\s+you\s+were\s+told|"
+                    rf"(?:what|the\s+text|words)\s+you\s+were\s+(?:told|given))\b",
     "your_instructions": r"\bwhat\s+(?:were|are)\s+you(?:r)?\s+(?:told|instructions)",
     "repeat_above": r"\b(?:repeat|print|output)\b.{0,20}\b(?:text|words|everything)\s+"
                     r"(?:above|before)",
-    "role_play": r"\b(?:you\s+are\s+now|from\s+now\s+on\s+you\s+are|act\s+as|pretend\s+"
-                 r"(?:to\s+be|you\s+are))\b.{0,40}\b(?:dan|jailbr\w*|unrestricted|unfiltered|"
-                 r"developer\s+mode|no\s+(?:rules|restrictions|filters))",
-    "mode_switch": r"\b(?:developer|god|debug|jailbreak|dan)\s+mode\b",
-    "fake_role": r"(?:^|\n)\s*(?:system|assistant|developer)\s*:|\bnew\s+instructions\s*:",
+    "continuation": r"\b(?:continue|complete|finish)\b.{0,30}\b(?:sentence|text|prompt|"
+                    r"instructions)\b.{0,40}(?:[\"'“]|starts?\s+with)|"
+                    r"\brepeat\s+after\s+me\b",
+    "role_play": r"\b(?:you\s+are\s+(?:now|no\s+longer)|from\s+now\s+on\s+(?:you\s+are|"
+                 r"answer\s+as)|act\s+as|pretend\s+(?:to\s+be|you\s+are)|let'?s\s+play\s+a\s+"
+                 r"game|role-?play)\b.{0,80}\b(?:dan|jailbr\w*|unrestricted|unfiltered|"
+                 r"developer|console|no\s+(?:rules|restrictions|filters)|without\s+(?:any\s+)?"
+                 r"rules|evil\w*|internal|escalation|codes?|an?\s+(?:unrestricted\s+)?ai)\b",
+    "mode_switch": r"\b(?:god|debug|jailbreak|dan)\s+mode\b|\b(?:enable|activate|switch\s+"
+                   r"(?:on|to)|enter)\s+developer\s+mode\b|\bsafety\s+(?:off|rules)\b|"
+                   r"\bno\s+restrictions\b|\bfor\s+debugging\b",
+    "fake_role": r"(?:^|\n)\s*(?:system|assistant|developer|admin(?:istrator)?|agent|support"
+                 r"\s+agent|operator|root)(?:\s+(?:override|note|mode))?\s*:|"
+                 r"\bnew\s+instructions\s*:|\bi\s+am\s+your\s+(?:developer|creator|admin)",
+    "others_data": rf"\b(?:{_OTHERS})\b",
+    "encoded": r"\b(?:base64|rot13|hex)[- ]?(?:decode|encoded?)\b.{0,40}[A-Za-z0-9+/]{12,}={0,2}",
     "template_token": r"<\|[a-z_]+\|>|\[/?INST\]|<</?SYS>>|###\s*(?:instruction|system)",
 }.items()}
 _CONTROL_TOKENS = re.compile(r"<\|[a-z_]+\|>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                       "$": "s"})
+_SPACED = re.compile(r"\b(?:\w\s){3,}\w\b")
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
+
+
+def _variants(text: str) -> list[str]:
+    """``text`` as written, without accents and invisible characters, and with leetspeak
+    and letter-spacing undone (``1gn0r3``, ``i g n o r e``)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", _INVISIBLE.sub("", text))
+                    if not unicodedata.combining(c))
+    unleet = " ".join(w.translate(_LEET) if any(ch.isalpha() for ch in w) else w
+                      for w in plain.split())
+    joined = _SPACED.sub(lambda m: m.group().replace(" ", ""), plain)
+    return list(dict.fromkeys([text, plain, unleet, joined]))
 
 
 @dataclass(frozen=True)
@@ -54,7 +98,9 @@ class InputVerdict:
 
 def inspect_input(text: str) -> InputVerdict:
     """Flag prompt-injection attempts; the text comes back without chat control tokens."""
-    flags = tuple(name for name, pattern in PATTERNS.items() if pattern.search(text))
+    variants = _variants(text)
+    flags = tuple(name for name, pattern in PATTERNS.items()
+                  if any(pattern.search(v) for v in variants))
     cleaned = " ".join(_CONTROL_TOKENS.sub(" ", text).split())
     return InputVerdict(flags, cleaned or text)
 
