@@ -6,9 +6,10 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from bot.definition.config import BUILD_DIR
 from bot.definition.loader import load_bot
 
-DEFAULT_OUT = "training/feedback.jsonl"
+DEFAULT_OUT = f"{BUILD_DIR}/training/feedback.jsonl"  # a build folder, never committed
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

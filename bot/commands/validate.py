@@ -20,6 +20,9 @@ def run(args: argparse.Namespace) -> int:
     config = bot.config
     with library_errors():
         passages = len(load_passages(bot.faq_sources(), config.faq)) if config.faq else 0
+    for name in bot.uncovered_faq_files():
+        print(f"warning: {name} is in an FAQ folder but no faq.sources entry reads it "
+              "(add a pattern for it, or list the folder itself)")
     print(f"{bot.file}: ok — bot {config.name!r}, {len(config.intents)} intents, "
           f"{len(config.responses)} responses, {passages} FAQ passages, "
           f"channels: {', '.join(config.channels) or 'none'}")

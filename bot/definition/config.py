@@ -33,6 +33,7 @@ from bot.definition.schema import (
     positive,
 )
 from bot.errors import ConfigError
+from retrieval.documents import SUFFIXES as SOURCE_SUFFIXES
 from retrieval.knowledge import FaqSource
 from retrieval.settings import EmbedderSettings, FaqSettings
 
@@ -167,15 +168,14 @@ class BotDefinition:
             return str(path)
 
     def faq_sources(self) -> list[FaqSource]:
-        """The FAQ files named in ``faq.sources`` (globs allowed), in a stable order."""
+        """The FAQ files named in ``faq.sources``, in a stable order: files, globs, or
+        folders (every file of a supported format in it, sub-folders included)."""
         faq = self.config.faq
         if faq is None:
             raise ConfigError("this bot has no 'faq' section", file=self.shown(self.file))
         files: list[Path] = []
         for i, pattern in enumerate(faq.sources):
-            matches = sorted(self.root.glob(pattern)) if any(c in pattern for c in "*?[") \
-                else [self.path(pattern)]
-            matches = [m for m in matches if m.is_file()]
+            matches = self._source_files(pattern)
             if not matches:
                 raise ConfigError(f"no FAQ file matches {pattern!r}",
                                   file=self.shown(self.file), path=f"faq.sources[{i}]")
@@ -183,7 +183,42 @@ class BotDefinition:
         return [FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
                           else str(f), self.shown(f)) for f in files]
 
+    def _source_files(self, pattern: str) -> list[Path]:
+        if any(c in pattern for c in "*?["):
+            return [m for m in sorted(self.root.glob(pattern)) if m.is_file()]
+        path = self.path(pattern)
+        if path.is_dir():
+            return [m for m in sorted(path.rglob("*")) if m.is_file()
+                    and m.suffix.lower() in SOURCE_SUFFIXES and not _hidden(m, path)]
+        return [path] if path.is_file() else []
+
+    def uncovered_faq_files(self) -> list[str]:
+        """Files in the folders ``faq.sources`` reads from that no entry takes (a
+        ``faq/*.yaml`` pattern next to ``faq/returns.md``), as :meth:`shown` names them."""
+        if self.config.faq is None:
+            return []
+        taken = {s.path for s in self.faq_sources()}
+        folders = {self._folder_of(pattern) for pattern in self.config.faq.sources}
+        found = {f for folder in folders for f in folder.rglob("*")
+                 if f.is_file() and not _hidden(f, folder) and f not in taken}
+        return sorted(self.shown(f) for f in found)
+
+    def _folder_of(self, pattern: str) -> Path:
+        """The folder a ``faq.sources`` entry reads from."""
+        fixed: list[str] = []
+        for part in Path(pattern).parts:
+            if any(c in part for c in "*?["):
+                return self.path(str(Path(*fixed))) if fixed else self.root
+            fixed.append(part)
+        path = self.path(pattern)
+        return path if path.is_dir() else path.parent
+
     def path(self, relative: str) -> Path:
         """Resolve a path written in the YAML relative to the bot folder."""
         candidate = Path(relative)
         return candidate if candidate.is_absolute() else self.root / candidate
+
+
+def _hidden(path: Path, folder: Path) -> bool:
+    """A dot-file or a file in a dot-folder below ``folder`` (``.DS_Store``, ``.git/``)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)

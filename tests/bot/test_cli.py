@@ -34,6 +34,27 @@ def test_validate_reports_file_key_and_line(tmp_path: Path,
                      capsys.readouterr().err)
 
 
+def test_a_new_bot_reads_every_faq_format_and_validate_names_files_nothing_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "new-bot"
+    assert main(["init", str(target)]) == 0
+    (target / "faq" / "returns.md").write_text(
+        "# Returns\n\nYou can return an item within 30 days of delivery.\n")
+    (target / "faq" / "hours.csv").write_text(
+        "question,answer\nWhen are you open?,Monday to Friday 9-17.\n")
+    (target / "faq" / ".notes.txt").write_text("hidden: never read, never warned about")
+    assert main(["validate", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "4 FAQ passages" in out and "warning" not in out  # the template's 2 + md + csv
+    bot_yaml = target / "bot.yaml"
+    bot_yaml.write_text(bot_yaml.read_text().replace("sources: [faq/]", "sources: [faq/*.yaml]"))
+    (target / "faq" / "notes.txt").write_text("not an FAQ format")
+    assert main(["validate", str(target)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert [w.split(": ")[1].split(" is in")[0] for w in warnings] == [
+        "new-bot/faq/hours.csv", "new-bot/faq/notes.txt", "new-bot/faq/returns.md"]
+
+
 def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     readme = (REPO / "README.md").read_text()

@@ -179,6 +179,9 @@ async def test_feedback_is_stored_and_exported_as_training_data(
     assert await asyncio.to_thread(
         main, ["export", str(root), "--out", str(out), "--rating", "down"]) == 0
     assert out.read_text() == ""
+    assert await asyncio.to_thread(main, ["export", str(root)]) == 0  # the build folder
+    assert len((root / ".bot" / "training" / "feedback.jsonl").read_text().splitlines()) == 2
+    assert not (root / "training").exists()  # nothing written into the bot's sources
 
 
 def test_chat_messages_keep_a_delivered_agent_reply_once() -> None:
