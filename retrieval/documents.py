@@ -51,8 +51,9 @@ class ChunkSettings:
 
 @dataclass
 class _Builder:
-    source: str
+    source: str  # how passages cite the file
     chunking: ChunkSettings
+    display: str  # how errors name it
     passages: list[Passage] = field(default_factory=list)
 
     def qa(self, question: str, answer: str, *, id: str | None = None,
@@ -99,13 +100,15 @@ def chunk_text(text: str, settings: ChunkSettings) -> list[str]:
     return chunks
 
 
-def load_source(path: Path, *, display: str, chunking: ChunkSettings) -> list[Passage]:
-    """Load one FAQ file; errors name the file, the entry and the line where known."""
+def load_source(path: Path, *, display: str, chunking: ChunkSettings,
+                source: str | None = None) -> list[Passage]:
+    """Load one FAQ file; errors name it as ``display`` (with the entry and the line where
+    known), passages cite it as ``source`` (default: ``display``)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise SourceError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
                           file=display)
-    builder = _Builder(display, chunking)
+    builder = _Builder(display if source is None else source, chunking, display)
     if suffix in (".yaml", ".yml"):
         data = load_yaml(path, display=display)
         entries = data.get("faq") if isinstance(data, dict) else data
@@ -151,7 +154,7 @@ def _text(entry: dict[str, Any], key: str, where: str, display: str, line: int |
 
 
 def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> None:
-    display = builder.source
+    display = builder.display
     if not isinstance(entry, dict):
         raise SourceError("must be a mapping with question/answer or title/text", file=display,
                           path=where, line=line)
@@ -182,12 +185,12 @@ def _load_csv(builder: _Builder, text: str) -> None:
     fields = set(reader.fieldnames or [])
     if not {"question", "answer"} <= fields:
         raise SourceError("CSV needs a header with 'question' and 'answer' columns (optional: "
-                          "id, category, alternatives separated by '|')", file=builder.source,
+                          "id, category, alternatives separated by '|')", file=builder.display,
                           line=1)
     for row in reader:
         line = reader.line_num
         if not (row.get("question") or "").strip() or not (row.get("answer") or "").strip():
-            raise SourceError("question and answer must not be empty", file=builder.source,
+            raise SourceError("question and answer must not be empty", file=builder.display,
                               line=line)
         alternatives = tuple(a.strip() for a in (row.get("alternatives") or "").split("|")
                              if a.strip())

@@ -18,19 +18,21 @@ from retrieval.settings import FaqSettings
 
 @dataclass(frozen=True)
 class FaqSource:
-    """One FAQ file: where it is, its stable ``name`` (the index fingerprint's key) and how
-    errors and citations show it."""
+    """One FAQ file: where it is, its stable ``name`` (the index fingerprint's key), how
+    citations show it, and how errors name it (``display``; default: ``shown``)."""
 
     path: Path
     name: str
     shown: str
+    display: str = ""
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
     chunking = ChunkSettings(words=faq.chunk_words, overlap=faq.chunk_overlap)
     passages: list[Passage] = []
     for source in sources:
-        passages.extend(load_source(source.path, display=source.shown, chunking=chunking))
+        passages.extend(load_source(source.path, display=source.display or source.shown,
+                                    chunking=chunking, source=source.shown))
     return passages
 
 

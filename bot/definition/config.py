@@ -181,7 +181,7 @@ class BotDefinition:
                                   file=self.shown(self.file), path=f"faq.sources[{i}]")
             files.extend(m for m in matches if m not in files)
         return [FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
-                          else str(f), self.shown(f)) for f in files]
+                          else str(f), self.shown(f), typed_path(f)) for f in files]
 
     def _source_files(self, pattern: str) -> list[Path]:
         if any(c in pattern for c in "*?["):
@@ -222,3 +222,12 @@ class BotDefinition:
 def _hidden(path: Path, folder: Path) -> bool:
     """A dot-file or a file in a dot-folder below ``folder`` (``.DS_Store``, ``.git/``)."""
     return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
+def typed_path(path: Path) -> str:
+    """``path`` as a user at this working directory would type it (relative when inside it),
+    for error messages."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -11,20 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.definition.checks import check_dialogue
-from bot.definition.config import BotConfig, BotDefinition
+from bot.definition.config import BotConfig, BotDefinition, typed_path
 from bot.definition.schema import Prebuilt, Where, build, convert
 from bot.errors import ConfigError, library_errors
 from channels.registry import validate_channel_settings
 from retrieval.yamlio import LocatedDict, load_yaml
 
 INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions")
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def bot_file(directory: Path) -> Path:
@@ -35,8 +28,8 @@ def bot_file(directory: Path) -> Path:
         if (directory / name).is_file():
             return directory / name
     if not directory.exists():
-        raise ConfigError("bot folder does not exist", file=_display(directory))
-    raise ConfigError("no bot.yaml in this folder", file=_display(directory))
+        raise ConfigError("bot folder does not exist", file=typed_path(directory))
+    raise ConfigError("no bot.yaml in this folder", file=typed_path(directory))
 
 
 def load_bot(directory: str | Path) -> BotDefinition:
@@ -48,7 +41,7 @@ def load_bot(directory: str | Path) -> BotDefinition:
 def _load(directory: Path) -> BotDefinition:
     file = bot_file(directory)
     root = file.parent
-    shown = _display(file)
+    shown = typed_path(file)
     raw = load_yaml(file, display=shown)
     top = Where(shown)
     if not isinstance(raw, dict):
@@ -62,7 +55,7 @@ def _load(directory: Path) -> BotDefinition:
             included = root / value
             if not included.is_file():
                 raise top.key(raw, key).error(f"included file {value!r} not found")
-            included_name = _display(included)
+            included_name = typed_path(included)
             parsed = load_yaml(included, display=included_name)
             where = Where(included_name, key, getattr(parsed, "line", None))
             sections[key] = (where, parsed)

@@ -55,6 +55,19 @@ def test_a_new_bot_reads_every_faq_format_and_validate_names_files_nothing_reads
         "new-bot/faq/hours.csv", "new-bot/faq/notes.txt", "new-bot/faq/returns.md"]
 
 
+def test_faq_errors_name_the_file_as_the_user_would_type_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "bots" / "broken"
+    assert main(["init", str(target)]) == 0
+    (target / "faq" / "policies.yaml").write_text("- question: Q?\n  answer: A\n"
+                                                  "- question: R?\n  answr: B\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "bots/broken"]) == 2
+    assert "bots/broken/faq/policies.yaml:3: [1]: unknown key 'answr'" in \
+        capsys.readouterr().err
+
+
 def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     readme = (REPO / "README.md").read_text()
