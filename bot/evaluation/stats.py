@@ -23,12 +23,13 @@ _DOWN = {"down", "negative", "bad", "-1", "0", "false", "no"}
 
 @dataclass
 class DayStats:
-    """One day's turns, labels and feedback."""
+    """One day's turns, the intents recognised and the kinds of reply, and feedback."""
 
     turns: int = 0
     fallbacks: int = 0
     handoffs: int = 0
-    labels: Counter[str] = field(default_factory=Counter)
+    intents: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
     up: int = 0
     down: int = 0
 
@@ -60,7 +61,8 @@ class Stats:
             total.turns += day.turns
             total.fallbacks += day.fallbacks
             total.handoffs += day.handoffs
-            total.labels.update(day.labels)
+            total.intents.update(day.intents)
+            total.kinds.update(day.kinds)
             total.up += day.up
             total.down += day.down
         return total
@@ -82,7 +84,9 @@ async def collect(store: SessionStore, *, since: float = 0.0) -> Stats:
             day.turns += 1
             day.fallbacks += data.get("kind") == "fallback"
             day.handoffs += bool(data.get("handoff"))
-            day.labels[str(data.get("intent") or data.get("kind") or "unknown")] += 1
+            if data.get("intent"):
+                day.intents[str(data["intent"])] += 1
+            day.kinds[str(data.get("kind") or "unknown")] += 1
             stats.sessions.add(event["key"])
         elif kind == "feedback" and (vote := rating(data)) is not None:
             day = stats.day(event["ts"])
@@ -107,8 +111,10 @@ def summary(stats: Stats, bot: str) -> str:
         f"{bot}: {total.turns} turns in {len(stats.sessions)} sessions, {first} to {last} (UTC)",
         f"fallback rate {_percent(total.fallback_rate)}, handoffs {total.handoffs}, "
         f"satisfaction {_percent(total.satisfaction)} ({total.up} up, {total.down} down)",
-        "top intents / kinds:",
-        *(f"  {label:<32} {count:>7}" for label, count in total.labels.most_common(TOP_LABELS)),
+        "top intents:" if total.intents else "top intents: none recognised",
+        *(f"  {label:<32} {count:>7}" for label, count in total.intents.most_common(TOP_LABELS)),
+        "reply kinds:",
+        *(f"  {label:<32} {count:>7}" for label, count in total.kinds.most_common()),
         "per day: date, turns, fallback rate, satisfaction",
         *(f"  {date}  {d.turns:>7}  {_percent(d.fallback_rate):>8}  {_percent(d.satisfaction):>8}"
           for date, d in sorted(stats.days.items())),
@@ -129,18 +135,18 @@ def plot(stats: Stats, out: Path, bot: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     dates = sorted(stats.days)
     x = np.array(dates, dtype="datetime64[D]")
-    top = [label for label, _ in stats.total().labels.most_common(TOP_LABELS)]
+    top = [label for label, _ in stats.total().intents.most_common(TOP_LABELS)]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label in top:
-        ax.plot(x, [stats.days[d].labels[label] for d in dates], marker="o", label=label)
-    rest = [sum(stats.days[d].labels.values()) - sum(stats.days[d].labels[t] for t in top)
+        ax.plot(x, [stats.days[d].intents[label] for d in dates], marker="o", label=label)
+    rest = [sum(stats.days[d].intents.values()) - sum(stats.days[d].intents[t] for t in top)
             for d in dates]
     if any(rest):
-        ax.plot(x, rest, marker="o", linestyle="--", label="other")
+        ax.plot(x, rest, marker="o", linestyle="--", label="other intents")
     ax.set(title=f"{bot}: turns per day by intent", ylabel="turns")
     if top:
         ax.legend(fontsize="small", ncol=2)
-    fig.autofmt_xdate()
+    _day_axis(ax, x)
     intents = out / "intents_over_time.png"
     fig.savefig(intents, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -156,8 +162,22 @@ def plot(stats: Stats, out: Path, bot: str) -> list[Path]:
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set(title=f"{bot}: {title} per day", ylabel="%", ylim=(0, 100))
-    fig.autofmt_xdate()
+        _day_axis(ax, x)
     rates = out / "fallback_satisfaction.png"
     fig.savefig(rates, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return [intents, rates]
+
+
+def _day_axis(ax: Any, days: np.ndarray) -> None:
+    """An x axis from the day before the first point to the day after the last, ticks on
+    whole days (matplotlib's default spans years around a single day)."""
+    import matplotlib.dates as mdates
+
+    one = np.timedelta64(1, "D")
+    ax.set_xlim(days[0] - one, days[-1] + one)
+    span = int((days[-1] - days[0]) // one) + 2
+    locator: Any = mdates.DayLocator(interval=max(1, span // 8)) if span <= 62 \
+        else mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

@@ -8,13 +8,14 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli import main
 from bot.definition.loader import load_bot
-from bot.evaluation.stats import collect, summary
+from bot.evaluation.stats import Stats, collect, plot, summary
 from bot.server.logs import JsonFormatter
 from bot.sessions.factory import open_session_store
 from tests.local_redis import LocalRedis
@@ -124,10 +125,35 @@ def test_bot_stats_writes_plots_and_summary(make_bot: MakeBot, tmp_path: Path,
     printed = capsys.readouterr().out
     assert "6 turns" in printed and "fallback rate 33.3 %" in printed
     assert "satisfaction 66.7 % (2 up, 1 down)" in printed and "handoffs 1" in printed
-    assert "greet" in printed
+    intents = printed.split("top intents:\n")[1].split("reply kinds:")[0]
+    kinds = printed.split("reply kinds:\n")[1].split("per day")[0]
+    assert intents.split() == ["greet", "2"]  # intents and reply kinds apart
+    assert dict(zip(kinds.split()[::2], map(int, kinds.split()[1::2]), strict=True)) == \
+        {"faq": 2, "fallback": 2, "intent": 2}
     for name in ("intents_over_time.png", "fallback_satisfaction.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "summary.txt").read_text().strip() == printed.split("\nwrote ")[0].strip()
+
+
+def test_stats_plots_span_the_days_of_the_data(tmp_path: Path) -> None:
+    import matplotlib.dates as mdates
+    from matplotlib import pyplot
+
+    stats = Stats()
+    day = stats.day(time.time())
+    day.turns, day.intents["greet"], day.kinds["intent"] = 3, 3, 3
+    shown: list[tuple[float, float]] = []
+    real_savefig = pyplot.Figure.savefig
+
+    def record(fig: Any, *args: Any, **kwargs: Any) -> None:
+        shown.extend(ax.get_xlim() for ax in fig.axes)
+        real_savefig(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pyplot.Figure, "savefig", record)
+        plot(stats, tmp_path, "b")
+    today = mdates.date2num(sorted(stats.days)[0])
+    assert shown and all((low, high) == (today - 1, today + 1) for low, high in shown)
 
 
 async def test_stats_read_the_redis_event_stream(make_bot: MakeBot,
