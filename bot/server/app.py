@@ -20,8 +20,8 @@ from bot.server.feedback import FeedbackRoute
 from bot.server.logs import RedactingFilter, bot_secrets, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
-from bot.server.security import LIMITER, install_security, security_middleware, server_secret
-from bot.sessions.keys import SenderIds
+from bot.server.security import LIMITER, install_security, security_middleware
+from bot.sessions.keys import SenderIds, server_secret
 from channels.cors import cors_middleware
 from channels.http import API_TOKENS, MESSAGE_LIMIT
 from channels.registry import (

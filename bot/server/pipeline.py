@@ -24,7 +24,7 @@ from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
 from bot.sessions.keys import SenderIds
-from bot.sessions.redaction import user_gave
+from bot.sessions.redaction import RedactingStore
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,9 @@ class TurnPipeline:
                                        sender=message.sender)
         own = [message.text, *(str(v) for v in session.slots.values()),
                *(str(t["text"]) for t in session.history if t.get("role") == "user")]
-        checked = self.guard.check(reply.text, own=own,
-                                   gave=lambda key: user_gave(session, key))
+        store = self.store
+        checked = self.guard.check(reply.text, own=own, gave=lambda key: isinstance(
+            store, RedactingStore) and store.user_gave(session, key))
         if not checked.problems:
             return reply
         for problem in checked.problems:

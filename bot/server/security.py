@@ -19,13 +19,10 @@ buckets live in Redis, so limits hold across workers; otherwise they are in memo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import logging
 import math
-import os
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -33,7 +30,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.definition.config import BotConfig, BotDefinition, RateLimit, SecuritySettings
+from bot.definition.config import BotConfig, RateLimit, SecuritySettings
 from bot.errors import ChannelError
 from bot.sessions.factory import redis_prefix
 from channels.http import check_token
@@ -243,22 +240,3 @@ def token_middleware(prefixes: Iterable[str]) -> Callable[..., Awaitable[web.Str
 
     return middleware
 
-
-def server_secret(bot: BotDefinition) -> str:
-    """``security.session_secret``, or a random secret kept in the bot's build folder (every
-    worker on this machine shares it; workers on several machines need ``session_secret``).
-    It signs browser session tokens and keys hashed sender ids."""
-    configured = bot.config.security.session_secret
-    if configured:
-        return configured
-    path = bot.build_dir / "session_secret"
-    if not path.is_file():  # written whole, then linked: workers starting together agree
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".session_secret.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(secrets.token_hex(32))
-        with contextlib.suppress(FileExistsError):
-            os.link(draft, path)
-        draft.unlink()
-    return path.read_text(encoding="utf-8").strip()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bot.definition.config import BotConfig, BotDefinition
+from bot.sessions.keys import server_secret
+from bot.sessions.redaction import RedactingStore
 from bot.sessions.store import SessionStore, SQLiteSessionStore
 
 
@@ -24,7 +26,5 @@ def open_session_store(bot: BotDefinition) -> SessionStore:
     else:
         store = SQLiteSessionStore(bot.path(settings.path), ttl_seconds=ttl).open()
     if bot.config.security.redact_pii:
-        from bot.sessions.redaction import RedactingStore
-
-        store = RedactingStore(store)
+        store = RedactingStore(store, secret=server_secret(bot))
     return store

@@ -1,4 +1,4 @@
-"""Sender ids without personal data: what a session is keyed and stored under.
+"""Sender ids without personal data, and the server secret that keys them.
 
 Callers of the ``rest`` and ``webhook`` channels choose the sender id, and some use the
 customer's e-mail address or phone number. With ``sessions.hash_senders: auto`` (the
@@ -11,9 +11,13 @@ replies are pushed to them by id.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
+import secrets
 
+from bot.definition.config import BotDefinition
 from bot.sessions.redaction import find_pii
 
 CALLER_CHOSEN = frozenset({"rest", "webhook"})  # channels whose callers pick the sender id
@@ -34,3 +38,23 @@ class SenderIds:
             return sender
         digest = hmac.new(self.secret, f"{channel}:{sender}".encode(), hashlib.sha256)
         return PREFIX + digest.hexdigest()[:32]
+
+
+def server_secret(bot: BotDefinition) -> str:
+    """``security.session_secret``, or a random secret kept in the bot's build folder (every
+    worker on this machine shares it; workers on several machines need ``session_secret``).
+    It signs browser session tokens and keys hashed sender ids."""
+    configured = bot.config.security.session_secret
+    if configured:
+        return configured
+    path = bot.build_dir / "session_secret"
+    if not path.is_file():  # written whole, then linked: workers starting together agree
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".session_secret.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text(encoding="utf-8").strip()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -171,28 +172,23 @@ OWN_PII_KEY = "own_pii"  # digests of the personal data the user gave (history i
 OWN_PII_LIMIT = 100
 
 
-def _digest(salt: str, key: str) -> str:
-    return hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:32]
+def _digest(secret: bytes, salt: str, key: str) -> str:
+    return hmac.new(secret, f"{salt}:{key}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def remember_own_pii(session: Session) -> None:
-    """Keep salted digests of the personal data in the user's turns, so a reply may show the
-    user their own details after the transcript is masked."""
+def remember_own_pii(session: Session, secret: bytes) -> None:
+    """Keep keyed digests (HMAC under ``secret``, salted per session) of the personal data
+    in the user's turns, so a reply may show the user their own details after the
+    transcript is masked, and the stored digests reveal nothing without the secret."""
     own = session.state.setdefault(OWN_PII_KEY, {"salt": secrets.token_hex(8), "digests": []})
     digests: list[str] = own["digests"]
     for turn in session.history:
         if turn.get("role") == "user" and isinstance(turn.get("text"), str):
             for finding in find_pii(turn["text"]):
-                digest = _digest(own["salt"], finding.key)
+                digest = _digest(secret, own["salt"], finding.key)
                 if digest not in digests:
                     digests.append(digest)
     del digests[:-OWN_PII_LIMIT]
-
-
-def user_gave(session: Session, key: str) -> bool:
-    """Whether the user of ``session`` gave the personal-data value ``key`` (a finding's)."""
-    own = session.state.get(OWN_PII_KEY)
-    return isinstance(own, dict) and _digest(str(own.get("salt")), key) in own.get("digests", ())
 
 
 def redact_data(value: Any) -> Any:
@@ -216,17 +212,25 @@ class RedactingStore:
     messages and events.
 
     Slots are kept as they are (forms need the values); only transcripts are masked, and the
-    user's own values are remembered as salted digests (:func:`user_gave`).
+    user's own values are remembered as keyed digests (:meth:`user_gave`).
     """
 
-    def __init__(self, inner: SessionStore) -> None:
+    def __init__(self, inner: SessionStore, *, secret: str = "") -> None:
         self.inner = inner
+        self.secret = secret.encode("utf-8")  # keys the user's own-data digests
+
+    def user_gave(self, session: Session, key: str) -> bool:
+        """Whether the user of ``session`` gave the personal-data value ``key`` (a finding's
+        :attr:`Finding.key`) in an earlier turn."""
+        own = session.state.get(OWN_PII_KEY)
+        return isinstance(own, dict) and \
+            _digest(self.secret, str(own.get("salt")), key) in own.get("digests", ())
 
     async def get(self, key: str, *, channel: str, sender: str) -> Session:
         return await self.inner.get(key, channel=channel, sender=sender)
 
     async def save(self, session: Session) -> None:
-        remember_own_pii(session)
+        remember_own_pii(session, self.secret)
         state = dict(session.state)
         if isinstance(state.get(OUTBOX_KEY), list):  # queued agent messages, as the history
             state[OUTBOX_KEY] = _redacted_texts(state[OUTBOX_KEY])
