@@ -13,6 +13,7 @@ from bot.messages import clean_text
 
 MAX_SENDER_CHARS = 200
 MAX_JSON_DEPTH = 32
+_TOO_DEEP = f"request body is nested too deeply (limit {MAX_JSON_DEPTH} levels)"
 DEFAULT_MESSAGE_CHARS = 4000
 MESSAGE_LIMIT: web.AppKey[int] = web.AppKey("max_message_chars", int)  # set by the server
 API_TOKENS: web.AppKey[tuple[str, ...]] = web.AppKey("api_tokens", tuple)  # security.api_tokens
@@ -52,12 +53,11 @@ def parse_json(raw: bytes) -> dict[str, object]:
         raise BadRequest(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") \
             from exc
     except RecursionError as exc:
-        raise BadRequest(f"request body is nested too deeply (limit {MAX_JSON_DEPTH} "
-                         "levels)") from exc
+        raise BadRequest(_TOO_DEEP) from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     if json_depth(data) > MAX_JSON_DEPTH:
-        raise BadRequest(f"request body is nested too deeply (limit {MAX_JSON_DEPTH} levels)")
+        raise BadRequest(_TOO_DEEP)
     return data
 
 
@@ -75,20 +75,28 @@ def request_token(request: web.Request) -> str | None:
     return request.headers.get("X-Api-Token") or None
 
 
+def matching_token(given: str | None, tokens: Iterable[str]) -> str | None:
+    """The one of ``tokens`` that ``given`` equals (compared in constant time), or None."""
+    if given is None:
+        return None
+    return next((t for t in tokens if t and hmac.compare_digest(given.encode(), t.encode())),
+                None)
+
+
 def check_token(request: web.Request, tokens: Iterable[str], *,
-                disabled: str = "no security.api_tokens configured") -> None:
-    """Raise 401/403 unless the request carries one of ``tokens`` (403 saying ``disabled``
-    when there are none)."""
+                disabled: str = "no security.api_tokens configured") -> str:
+    """The one of ``tokens`` the request carries; 401 without it, 403 saying ``disabled``
+    when there are none."""
     allowed = [t for t in tokens if t]
     if not allowed:
         raise web.HTTPForbidden(text=json.dumps({"error": f"this API is disabled: {disabled}"}),
                                 content_type="application/json")
-    given = request_token(request)
-    if given is None or not any(hmac.compare_digest(given.encode(), t.encode())
-                                for t in allowed):
+    matched = matching_token(request_token(request), allowed)
+    if matched is None:
         raise web.HTTPUnauthorized(
             text='{"error": "a valid API token is required"}', content_type="application/json",
             headers={"WWW-Authenticate": 'Bearer realm="supportbot"'})
+    return matched
 
 
 def unauthorized(message: str) -> web.HTTPUnauthorized:

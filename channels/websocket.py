@@ -71,23 +71,22 @@ class SocketHub:
         await ws.prepare(request)
         queue: asyncio.Queue[UserMessage] = asyncio.Queue(self.settings.max_pending)
         worker = asyncio.get_running_loop().create_task(self._answer(ws, queue))
-        bound = [visitor.sender]
         self.clients[visitor.sender].add(ws)  # pushed agent messages reach it at once
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._receive(ws, msg.data, limit, bound, queue)
+                    await self._receive(ws, msg.data, limit, visitor, queue)
                 elif msg.type == WSMsgType.BINARY:
                     await self._error(ws, "binary frames are not supported; send JSON text")
         finally:
             worker.cancel()
-            self.clients[bound[0]].discard(ws)
-            if not self.clients[bound[0]]:
-                del self.clients[bound[0]]
+            self.clients[visitor.sender].discard(ws)
+            if not self.clients[visitor.sender]:
+                del self.clients[visitor.sender]
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse, text: str, limit: int,
-                       bound: list[str], queue: asyncio.Queue[UserMessage]) -> None:
+                       visitor: Visitor, queue: asyncio.Queue[UserMessage]) -> None:
         if len(text.encode("utf-8")) > limit:
             await self._error(ws, f"message too large (limit {limit} bytes)")
             return
@@ -98,7 +97,7 @@ class SocketHub:
                 await self._error(ws, f"unknown frame type {kind!r}; expected 'message' or "
                                       "'hello'")
                 return
-            sender = own_sender(Visitor(self.channel, bound[0], 0), data.get("sender"))
+            sender = own_sender(visitor, data.get("sender"))
             if kind == "hello":
                 await ws.send_str(frame("ready", sender=sender))
                 return

@@ -184,7 +184,7 @@ class BotDefinition:
                           else str(f), self.shown(f), typed_path(f)) for f in files]
 
     def _source_files(self, pattern: str) -> list[Path]:
-        if any(c in pattern for c in "*?["):
+        if _is_glob(pattern):
             return [m for m in sorted(self.root.glob(pattern)) if m.is_file()]
         path = self.path(pattern)
         if path.is_dir():
@@ -207,7 +207,7 @@ class BotDefinition:
         """The folder a ``faq.sources`` entry reads from."""
         fixed: list[str] = []
         for part in Path(pattern).parts:
-            if any(c in part for c in "*?["):
+            if _is_glob(part):
                 return self.path(str(Path(*fixed))) if fixed else self.root
             fixed.append(part)
         path = self.path(pattern)
@@ -231,3 +231,7 @@ def typed_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")

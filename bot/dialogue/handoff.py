@@ -121,3 +121,9 @@ def pop_outbox(session: Session) -> list[dict[str, Any]]:
     """The queued agent messages, removed from the session."""
     messages = session.state.pop(OUTBOX_KEY, [])
     return messages if isinstance(messages, list) else []
+
+
+def pop_outbox_text(session: Session) -> str | None:
+    """The queued agent messages as one text (removed from the session), or None."""
+    queued = pop_outbox(session)
+    return "\n\n".join(str(m.get("text", "")) for m in queued) if queued else None

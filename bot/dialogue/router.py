@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.definition.config import BotConfig
 from bot.dialogue.answerer import FaqAnswerer
-from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox
+from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox_text
 from bot.dialogue.stages.active_form import active_form
 from bot.dialogue.stages.classify import classify
 from bot.dialogue.stages.fallback import fallback
@@ -64,12 +64,11 @@ class Router:
         else:
             raise RuntimeError("no stage answered (the last one must always answer)")
         stream = answer if isinstance(answer, ReplyStream) else ReplyStream.of(answer)
-        queued = pop_outbox(session)  # e.g. "you're chatting with the assistant again"
+        queued = pop_outbox_text(session)  # e.g. "you're chatting with the assistant again"
 
         async def finish(reply: BotReply) -> BotReply:
-            if queued:
-                texts = [str(m.get("text", "")) for m in queued]
-                reply = dataclasses.replace(reply, text="\n\n".join([*texts, reply.text]))
+            if queued is not None:
+                reply = dataclasses.replace(reply, text=f"{queued}\n\n{reply.text}")
             return _finish(turn, reply)
 
         return stream.on_reply(finish)

@@ -24,7 +24,6 @@ Listing needs a store with ``sessions_where`` (SQLite, Redis); others answer 501
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -39,7 +38,7 @@ from bot.errors import BadRequest, BotError, Forbidden
 from bot.messages import BotReply
 from bot.server.callers import conversation_of
 from bot.sessions.store import Session, SessionStore
-from channels.http import check_token, read_json, request_token
+from channels.http import check_token, read_json
 
 log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
@@ -106,12 +105,9 @@ class AgentDesk:
         credentials = dict(handoff.agents) if handoff else {}
         if handoff is not None and handoff.agent_token:
             credentials.setdefault(SHARED_AGENT, handoff.agent_token)
-        check_token(request, credentials.values(),
-                    disabled="the agent API is disabled: set handoff.agents (or "
-                    "handoff.agent_token)")
-        given = (request_token(request) or "").encode()
-        agent = next(name for name, token in credentials.items()
-                     if hmac.compare_digest(given, token.encode()))
+        token = check_token(request, credentials.values(),
+                            disabled="set handoff.agents (or handoff.agent_token)")
+        agent = next(name for name, known in credentials.items() if known == token)
         if claimed not in (None, agent):
             raise Forbidden(f"this token belongs to agent {agent!r}, not {claimed!r}")
         return agent

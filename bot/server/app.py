@@ -44,6 +44,12 @@ STORE_RETRY_S = 5  # Retry-After while the session store is unavailable
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def masked(request: web.Request, text: str) -> str:
+    """``text`` with the bot's secrets masked, for a response."""
+    masker = request.app.get(MASKER)
+    return masker.mask(text) if masker is not None else text
+
+
 def error_response(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -66,8 +72,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                                  headers={"Retry-After": str(STORE_RETRY_S)})
     except BotError as exc:
         log.exception("request failed")
-        masker = request.app.get(MASKER)
-        return error_response(500, masker.mask(str(exc)) if masker else str(exc))
+        return error_response(500, masked(request, str(exc)))
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "request body too large "
                               f"(limit {request.client_max_size} bytes)")
@@ -81,8 +86,7 @@ async def health(request: web.Request) -> web.Response:
     try:
         await runtime.store.ping()
     except SessionError as exc:
-        masker = request.app.get(MASKER)
-        store, status = masker.mask(str(exc)) if masker else str(exc), 503
+        store, status = masked(request, str(exc)), 503
     return web.json_response({
         "status": "ok" if status == 200 else "unavailable",
         "bot": runtime.bot.config.name,

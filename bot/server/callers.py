@@ -8,7 +8,6 @@ development). Everything else is 401, and a token holder naming another conversa
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from aiohttp import web
 
 from bot.errors import BadRequest, Forbidden
 from bot.sessions.keys import SenderIds
-from channels.http import API_TOKENS, MAX_SENDER_CHARS, unauthorized
+from channels.http import API_TOKENS, MAX_SENDER_CHARS, matching_token, unauthorized
 from channels.rest import rest_is_open
 from channels.visitors import presented_token, tokens_of
 
@@ -39,12 +38,10 @@ def conversation_of(request: web.Request, *, sender: object, channel: object,
 
 def _conversation(request: web.Request, *, sender: object, channel: object,
                   channels: Mapping[str, Any]) -> tuple[str, str]:
-    named_channel = _named(channel, "channel") or None
-    named_sender = _named(sender, "sender") or None
+    named_channel, named_sender = _named(channel, "channel"), _named(sender, "sender")
     token = presented_token(request)
     api_tokens: tuple[str, ...] = request.config_dict.get(API_TOKENS) or ()
-    if token is not None and any(hmac.compare_digest(token.encode(), t.encode())
-                                 for t in api_tokens if t):
+    if matching_token(token, api_tokens) is not None:
         return _required(named_channel or "rest", named_sender)
     if token is not None:
         visitor = tokens_of(request).verify(token, None)
@@ -58,12 +55,13 @@ def _conversation(request: web.Request, *, sender: object, channel: object,
                        "API token (security.api_tokens)")
 
 
-def _named(value: object, name: str) -> str:
+def _named(value: object, name: str) -> str | None:
+    """What the request names for ``name`` (None when it names nothing)."""
     if value is None:
-        return ""
+        return None
     if not isinstance(value, str) or len(value) > MAX_SENDER_CHARS:
         raise BadRequest(f"'{name}' must be a string of at most {MAX_SENDER_CHARS} characters")
-    return value.strip()
+    return value.strip() or None
 
 
 def _required(channel: str, sender: str | None) -> tuple[str, str]:

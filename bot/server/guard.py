@@ -139,19 +139,17 @@ class ReplyGuard:
         """Whether ``text`` repeats a run of the system prompt that is not public text."""
         return bool((_windows(_words(text), WINDOW) & self._secret) - self._public)
 
-    def _allowed(self, text: str, own: Iterable[str],
-                 gave: Callable[[str], bool]) -> frozenset[str]:
-        """The personal-data values ``text`` may show: public, in ``own`` texts, or ones
-        ``gave`` says the user gave."""
-        allowed = self._public_pii | pii_values(*own)
-        return allowed | {f.key for f in find_pii(text) if f.key not in allowed and gave(f.key)}
-
     def check(self, text: str, *, own: Iterable[str] = (),
               gave: Callable[[str], bool] = lambda _: False) -> ReplyCheck:
-        """The reply to send: the fallback for a prompt leak, foreign PII masked."""
+        """The reply to send: the fallback for a prompt leak; personal data masked unless it
+        is public, in ``own`` texts, or ``gave`` says the user gave it."""
         if self.leaks_prompt(text):
             return ReplyCheck(self.config.fallback.message, ("system_prompt",))
-        allowed = self._allowed(text, list(own), gave)
-        if any(f.key not in allowed for f in find_pii(text)):
-            return ReplyCheck(redact(text, keep=allowed), ("foreign_pii",))
+        findings = find_pii(text)
+        if not findings:  # the usual reply: nothing to compare, so ``own`` is not scanned
+            return ReplyCheck(text)
+        allowed = self._public_pii | pii_values(*own)
+        keep = allowed | {f.key for f in findings if f.key not in allowed and gave(f.key)}
+        if any(f.key not in keep for f in findings):
+            return ReplyCheck(redact(text, keep=keep), ("foreign_pii",))
         return ReplyCheck(text)

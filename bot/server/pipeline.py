@@ -10,9 +10,10 @@ which ``bot stats`` reads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
 from bot.sessions.keys import SenderIds
 from bot.sessions.redaction import RedactingStore
+from bot.sessions.store import Session
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class TurnPipeline:
         self.senders = senders  # hashes sender ids that are personal data (sessions/keys.py)
         self.metrics = metrics or BotMetrics(config.name)
         self.guard = ReplyGuard(config, _public_texts(runtime))
+        store = runtime.store  # a masked history keeps the user's own data as digests
+        self.user_gave: Callable[[Session, str], bool] = store.user_gave \
+            if isinstance(store, RedactingStore) else lambda _session, _key: False
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message (see :meth:`stream`)."""
@@ -124,9 +129,8 @@ class TurnPipeline:
                                        sender=message.sender)
         own = [message.text, *(str(v) for v in session.slots.values()),
                *(str(t["text"]) for t in session.history if t.get("role") == "user")]
-        store = self.store
-        checked = self.guard.check(reply.text, own=own, gave=lambda key: isinstance(
-            store, RedactingStore) and store.user_gave(session, key))
+        checked = self.guard.check(reply.text, own=own,
+                                   gave=functools.partial(self.user_gave, session))
         if not checked.problems:
             return reply
         for problem in checked.problems:

@@ -3,7 +3,7 @@ messages."""
 
 from __future__ import annotations
 
-from bot.dialogue.handoff import handoff_status, pop_outbox
+from bot.dialogue.handoff import handoff_status, pop_outbox_text
 from bot.dialogue.turn import Parts, Turn
 from bot.messages import BotReply
 
@@ -12,10 +12,9 @@ async def handed_off(turn: Turn, parts: Parts) -> BotReply | None:
     session = turn.session
     if handoff_status(session) is None:
         return None
-    queued = pop_outbox(session)
-    if queued:
-        text = "\n\n".join(str(m.get("text", "")) for m in queued)
-        return BotReply(text=text, kind="agent", handoff=True)
+    queued = pop_outbox_text(session)
+    if queued is not None:
+        return BotReply(text=queued, kind="agent", handoff=True)
     state = session.state["handoff"]
     first = not state.get("notified")
     state["notified"] = True
