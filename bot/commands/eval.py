@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
-from bot.errors import BotError
+from bot.errors import BotError, library_errors
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:
     """Base model vs the bot's LoRA adapter on the held-out paraphrases."""
-    from adapters.generation import DialogueModel
+    from adapters.engines import local_model
     from bot.evaluation.generation import evaluate_generation, format_report
 
-    model = DialogueModel(bot.config.model).load()
-    results = [evaluate_generation(bot, adapter=tuned, limit=limit, model=model, progress=True)
-               for tuned in (False, True)]
+    with library_errors(file=bot.shown(bot.file)):
+        model = local_model(bot.config.model)
+    try:
+        results = [evaluate_generation(bot, adapter=tuned, limit=limit, model=model,
+                                       progress=True) for tuned in (False, True)]
+    finally:
+        model.close()
     print(format_report(results), end="\n\n")
     out.mkdir(parents=True, exist_ok=True)
     target = out / "generation_report.json"

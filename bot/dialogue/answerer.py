@@ -50,6 +50,8 @@ class StreamingModel(Protocol):
 
     def stream(self, request: GenerationRequest) -> AnswerTextStream: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Generator:

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.generation import DialogueModel, GenerationRequest
+from adapters.answers import GenerationRequest
+from adapters.engines import LocalModel
 from adapters.prompting import lcs_length, words
 from bot.build import build_index
 from bot.definition.config import BotDefinition
@@ -90,12 +91,13 @@ def _mean(values: list[float]) -> float:
     return round(statistics.fmean(values), 4) if values else 0.0
 
 
-def evaluate_generation(bot: BotDefinition, *, adapter: bool, limit: int | None = None,
-                        model: DialogueModel | None = None, embedder: Embedder | None = None,
+def evaluate_generation(bot: BotDefinition, *, adapter: bool, model: LocalModel,
+                        limit: int | None = None, embedder: Embedder | None = None,
                         progress: bool = False) -> dict[str, Any]:
     """Score base (``adapter=False``) or LoRA-tuned answers on the held-out questions.
 
-    ``model``/``embedder`` may be passed in to share loaded models between runs.
+    ``model`` is the engine to ask (``adapters.engines.local_model``, closed by the caller);
+    ``embedder`` may be passed in to share a loaded one between runs.
     """
     faq = bot.config.faq
     if faq is None:
@@ -108,7 +110,6 @@ def evaluate_generation(bot: BotDefinition, *, adapter: bool, limit: int | None 
     unknown = sorted({i for i, _ in questions if index.get(i) is None})
     if unknown:
         raise ConfigError(f"unknown FAQ ids: {', '.join(unknown[:5])}", file=str(PARAPHRASES))
-    model = (model or DialogueModel(bot.config.model)).load()
     name = None
     if adapter:
         name = bot.config.name

@@ -11,13 +11,15 @@ import pytest
 from adapters.base_model import (
     BaseModel,
     base_fingerprint,
-    cache_root,
+    cache_dir,
     folder_fingerprint,
     load_base_model,
     resolve_base,
 )
 from adapters.errors import ModelError
 from bot.definition.config import ModelSettings
+
+PACKAGED_CACHE = cache_dir(resolve_base("smollm2-135m"))
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def test_loads_packaged_model_and_caches_it_as_safetensors(base: BaseModel) -> N
     params = sum(p.numel() for p in base.model.parameters())
     assert 130e6 < params < 140e6
     assert base.device == "cpu" and not base.model.training
-    cached = cache_root() / "smollm2-135m"
+    cached = PACKAGED_CACHE
     assert (cached / "model.safetensors").is_file() and (cached / "supportbot.json").is_file()
     assert base.fingerprint.startswith("sha256:")
     assert base.fingerprint == base_fingerprint(ModelSettings())
@@ -44,7 +46,7 @@ def test_loads_packaged_model_and_caches_it_as_safetensors(base: BaseModel) -> N
 
 
 def test_local_model_folder_works_and_has_its_own_fingerprint(base: BaseModel) -> None:
-    folder = cache_root() / "smollm2-135m"
+    folder = PACKAGED_CACHE
     loaded = load_base_model(ModelSettings(base=str(folder), dtype="bfloat16"))
     assert next(loaded.model.parameters()).dtype.is_floating_point
     assert str(next(loaded.model.parameters()).dtype) == "torch.bfloat16"
@@ -52,7 +54,7 @@ def test_local_model_folder_works_and_has_its_own_fingerprint(base: BaseModel) -
 
 
 def test_fingerprint_changes_with_config(tmp_path: Path) -> None:
-    folder = cache_root() / "smollm2-135m"
+    folder = PACKAGED_CACHE
     copy = tmp_path / "copy"
     copy.mkdir()
     shutil.copy(folder / "config.json", copy / "config.json")
@@ -82,7 +84,7 @@ def test_corrupt_model_files_name_the_path(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ModelError, match=r"no config\.json"):
         load_base_model(ModelSettings(base=str(folder)))
-    shutil.copy(cache_root() / "smollm2-135m" / "config.json", folder / "config.json")
+    shutil.copy(PACKAGED_CACHE / "config.json", folder / "config.json")
     (folder / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelError, match=str(folder)):
         load_base_model(ModelSettings(base=str(folder)))

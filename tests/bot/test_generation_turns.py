@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.generation import AnswerStream, DialogueModel, GenerationRequest
+from adapters.answers import GenerationRequest
+from adapters.llama_model import LlamaCppDialogueModel
+from adapters.remote_model import RemoteAnswerStream
 from bot.build import build_index, train
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError, NotTrainedError
@@ -39,15 +41,15 @@ def trained_bot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[An
 
 @pytest.fixture
 def requests_seen(monkeypatch: pytest.MonkeyPatch) -> list[GenerationRequest]:
-    """Records every request that reaches the real model."""
+    """Records every request that reaches the real model (llama.cpp, the default engine)."""
     seen: list[GenerationRequest] = []
-    real = DialogueModel.stream
+    real = LlamaCppDialogueModel.stream
 
-    def spy(self: DialogueModel, request: GenerationRequest) -> AnswerStream:
+    def spy(self: LlamaCppDialogueModel, request: GenerationRequest) -> RemoteAnswerStream:
         seen.append(request)
         return real(self, request)
 
-    monkeypatch.setattr(DialogueModel, "stream", spy)
+    monkeypatch.setattr(LlamaCppDialogueModel, "stream", spy)
     return seen
 
 
@@ -62,8 +64,10 @@ def test_train_builds_the_adapter_once(trained_bot: tuple[Path, list[Any]]) -> N
     steps = {r.step: r for r in first}
     assert steps["dialogue adapter"].rebuilt
     assert "2 steps" in steps["dialogue adapter"].detail
+    assert steps["llama.cpp files"].rebuilt
+    assert (root / ".bot" / "adapter" / "adapter.gguf").is_file()
     again = {r.step: r for r in train(load_bot(root), progress=False)}
-    assert not again["dialogue adapter"].rebuilt
+    assert not again["dialogue adapter"].rebuilt and not again["llama.cpp files"].rebuilt
 
 
 async def _say(client: TestClient, sender: str, text: str) -> dict[str, Any]:  # type: ignore[type-arg]
