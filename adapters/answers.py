@@ -10,7 +10,9 @@ rule answer (:func:`rule_answer`) and no model runs.
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +27,9 @@ from adapters.prompting import (
 )
 from adapters.settings import Persona
 from retrieval.documents import Passage
+
+_WORD = re.compile(r"[\w']+")
+REPEAT_MAX_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class GeneratedAnswer:
     first_token_seconds: float | None = None
     marked_ids: tuple[str, ...] = ()  # the model's own markers (in the prompt), before checks
     batch_size: int = 0  # how many requests ran in the model call with this one (0: none)
+    degenerate: bool = False  # the text loops (is_degenerate): not fit to be shown
 
 
 class AnswerCollector:
@@ -68,6 +74,10 @@ class AnswerCollector:
         shown = self.cleaner.feed(delta)
         if shown:
             self.on_delta(shown)
+
+    def looping(self) -> bool:
+        """Whether the text so far loops (generation can stop: it will not be shown)."""
+        return is_degenerate("".join(self.raw))
 
     def finish(self) -> str:
         """Flush the held-back text; returns the full raw text."""
@@ -89,7 +99,21 @@ def finish_answer(request: GenerationRequest, full: str, *, tokens: int, started
     first = (first_token_at - started) if first_token_at else None
     return GeneratedAnswer(text, cited, not cited and is_decline(text), tokens,
                            time.perf_counter() - started, request.adapter, first,
-                           marked, batch_size)
+                           marked, batch_size, is_degenerate(text))
+
+
+def is_degenerate(text: str) -> bool:
+    """Whether generated text loops: a phrase of 1-8 words said three times in a row
+    ("I'm sorry, I'm sorry, I'm sorry"), or a phrase of 3+ words three times anywhere."""
+    words = _WORD.findall(text.lower())
+    for size in range(1, REPEAT_MAX_WORDS + 1):
+        grams = [tuple(words[i:i + size]) for i in range(len(words) - size + 1)]
+        for i in range(len(grams) - 2 * size):
+            if grams[i] == grams[i + size] == grams[i + 2 * size]:
+                return True
+        if size >= 3 and grams and max(Counter(grams).values()) >= 3:
+            return True
+    return False
 
 
 def rule_answer(request: GenerationRequest) -> GeneratedAnswer:

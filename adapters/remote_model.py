@@ -240,6 +240,8 @@ class RemoteAnswerStream:
                         first = first or time.perf_counter()
                         pieces += 1  # one chunk per token on vLLM and llama.cpp
                         collector.take(text)
+                        if collector.looping():  # closing the request stops the server
+                            break
                     while shown:
                         yield shown.pop(0)
         except GeneratorExit:  # aclose(): the request is cancelled; keep what came

@@ -57,9 +57,10 @@ def questions(bot: Path) -> list[str]:
 
 
 def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
-            max_batch: int | None = None) -> Path:
-    """A copy of the trained bot with the store, path, batch size and limits of this run."""
-    target = work / f"{bot.name}-{store}-{max_batch or 'default'}"
+            max_batch: int | None = None, engine: str | None = None) -> Path:
+    """A copy of the trained bot with the store, path, batch size, engine and limits of
+    this run."""
+    target = work / f"{bot.name}-{store}-{max_batch or 'default'}-{engine or 'default'}"
     shutil.copytree(bot, target, ignore=shutil.ignore_patterns("sessions.sqlite3*", "stats"))
     config_file = target / "bot.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
@@ -75,6 +76,8 @@ def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
             config.pop(section, None)
     if max_batch is not None:
         config["model"]["max_batch"] = max_batch
+    if engine is not None:
+        config["model"]["engine"] = engine
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return target
 
@@ -243,6 +246,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             batched = prepare(bot, work, store=store, path=args.path, max_batch=size,
                               redis_url=redis.url if redis else "")
             series[f"{store}-b{size}"] = [Served(batched, store)]
+        for engine in args.engines:  # the same store, other dialogue engines
+            store = args.stores[0]
+            other = prepare(bot, work, store=store, path=args.path, engine=engine,
+                            max_batch=args.max_batch[-1] if args.max_batch else None,
+                            redis_url=redis.url if redis else "")
+            series[f"{store}-{engine}"] = [Served(other, store)]
         if args.baseline is not None:  # the same prepared bot, served by the other code
             store = args.stores[0]
             series[f"{store}-baseline"] = [Served(prepared[store], store,
@@ -289,6 +298,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=lambda s: [int(x) for x in s.split(",")],
                         default=[], help="also serve the first store with these "
                         "model.max_batch values (series <store>-b<N>), e.g. 1,8")
+    parser.add_argument("--engines", type=lambda s: s.split(","), default=[],
+                        help="also serve the first store with these model.engine values "
+                        "(series <store>-<engine>), e.g. transformers,llama.cpp")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
     parser.add_argument("--baseline", type=Path, help="also serve the first store with the "
                         "code of this checkout (series <store>-baseline), e.g. a git "

@@ -11,6 +11,7 @@ cites the ones it used. No relevant passage, or a model that declines, is a fall
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +24,8 @@ from bot.messages import BotReply, Citation, ReplyStream
 from bot.sessions.store import Session
 from retrieval.index import Hit, relevant_hits
 from retrieval.knowledge import KnowledgeBase
+
+log = logging.getLogger(__name__)
 
 
 def citation(hit: Hit) -> Citation:
@@ -130,6 +133,9 @@ class FaqAnswerer:
         def finish() -> BotReply:
             answer = stream.answer
             assert answer is not None
+            if answer.degenerate:  # a looping answer is never shown: the FAQ's own, or none
+                log.warning("the dialogue model's answer loops; replaced: %r", answer.text[:120])
+                return self.exact_answer(hits) or self.fallback()
             by_id = {h.passage.id: h for h in hits}
             cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
             return BotReply(text=answer.text, citations=cited,

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.answers import GeneratedAnswer, GenerationRequest, rule_answer
+from adapters.answers import GeneratedAnswer, GenerationRequest, is_degenerate, rule_answer
 from adapters.errors import ModelError
 from adapters.generation import DialogueModel
 from adapters.prompting import Turn, build_messages
@@ -267,3 +267,50 @@ async def test_a_bot_answers_through_the_model_server(
     assert seen["body"]["model"] == "test_bot"
     assert seen["headers"]["Authorization"] == f"Bearer {API_KEY}"
     assert question in seen["body"]["messages"][-1]["content"]
+
+
+async def test_a_looping_answer_is_stopped_and_replaced_by_the_faq_answer(
+        make_bot: MakeBot, embedder: SentenceEmbedder, stand_in: StandIn,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release case: the model said "I'm sorry, " 24 times; the customer never sees it."""
+    stand_in.pieces, stand_in.mode = [" I'm", " sorry,"] * 24, "slow"
+    monkeypatch.setenv("TEST_MODEL_SERVER_KEY", API_KEY)
+    bot = load_bot(make_bot(SERVER_BOT.format(url=stand_in.url)))
+    build_index(bot, embedder, progress=False)
+    runtime = await BotRuntime.aload(bot)
+    try:
+        reply = await runtime.dialogue.handle(
+            UserMessage("u1", "my new card still has not been delivered to me"))
+    finally:
+        await runtime.close()
+    assert reply.kind == "faq" and "sorry" not in reply.text
+    assert reply.text.startswith("Cards arrive within 5-7 working days.")
+    assert [c.passage_id for c in reply.citations] == ["card-not-arrived"]
+    await asyncio.wait_for(stand_in.disconnected.wait(), 3)
+    assert stand_in.sent < len(stand_in.pieces)  # generation stopped at the third "sorry"
+
+
+def test_loops_are_told_from_answers() -> None:
+    for looping in ("I'm sorry, I'm sorry, I'm sorry, I'm sorry", "no no no no",
+                    "The answer is: 2 EUR. The answer is: 2 EUR. The answer is: 2",
+                    "change the default behavior of the default behavior of the default behavior"):
+        assert is_degenerate(looping), looping
+    for fine in ("Cards arrive within 5-7 working days. After 10 days we send a new one.",
+                 "Yes, yes. We can help.", "Fees: 1 EUR, 1 EUR for ATM withdrawals abroad."):
+        assert not is_degenerate(fine), fine
+
+
+async def test_adapter_selection_on_vllm_and_on_a_shared_llama_server(stand_in: StandIn) -> None:
+    """vLLM serves each bot's adapter as a model name (``--lora-modules bot=PATH``); a shared
+    llama.cpp server (``--lora`` files) takes the adapter's id in the ``lora`` field."""
+    await collect(remote(stand_in.url, adapter="acme_bank"), REQUEST)
+    shared = ModelServerSettings(url=stand_in.url, model="base", lora_id=2)
+    await collect(RemoteDialogueModel(ModelSettings(server=shared)), REQUEST)
+    local = RemoteDialogueModel(ModelSettings(), server=ModelServerSettings(
+        url=stand_in.url, model="base"), lora_ids={"a": 0, "acme_bank": 1})
+    await collect(local, REQUEST)
+    vllm, llama_shared, llama_local = (r["body"] for r in stand_in.requests)
+    assert vllm["model"] == "acme_bank" and "lora" not in vllm
+    assert llama_shared["model"] == "base"
+    assert llama_shared["lora"] == [{"id": 2, "scale": 1.0}]
+    assert llama_local["lora"] == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]
