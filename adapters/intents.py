@@ -53,6 +53,7 @@ class IntentPrediction:
     ranking: list[tuple[str, float]] = field(default_factory=list)
     out_of_scope: bool = False
     ambiguous: bool = False
+    out_of_scope_probability: float = 0.0  # of the background class (0 without one)
 
 
 class Classifier(Protocol):
@@ -204,8 +205,9 @@ class IntentClassifier:
         ambiguous = (not top_is_background and confidence - runner_up < margin
                      and confidence + runner_up >= threshold)
         out_of_scope = top_is_background or (confidence < threshold and not ambiguous)
+        background = [float(row[i]) for i, c in enumerate(classes) if c == OUT_OF_SCOPE]
         return IntentPrediction(None if out_of_scope else ranking[0][0], confidence, ranking,
-                                out_of_scope, ambiguous)
+                                out_of_scope, ambiguous, background[0] if background else 0.0)
 
     # -- persistence -----------------------------------------------------------------------
 

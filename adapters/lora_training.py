@@ -1,9 +1,15 @@
 """Fine-tune a LoRA adapter of the dialogue model on the bot's FAQ (see ``training_data``).
 
-Loss is on the assistant tokens only. Training is deterministic for a seed, checkpoints
-every ``lora.checkpoint_every`` steps under the build folder and resumes from there, and is
-skipped when data, settings and base model are unchanged. Only the adapter is saved, with a
-manifest naming the base model's fingerprint.
+Loss is on the assistant tokens only. Lean by measurement (benchmarks/README.md, "LoRA
+training"): batches are drawn from length-sorted pools so rows of a batch pad little, each
+batch runs as micro-batches of at most ``lora.micro_batch_tokens`` tokens (gradients
+accumulated: the same update, a quarter of the activation memory), and only the top
+``lora.top_layers`` blocks get adapters, so backward stops below them. Before it starts it
+says how long and how much memory it expects, and refuses when the machine lacks the memory.
+Training is deterministic for a seed, checkpoints after its first minute and then every
+``lora.checkpoint_minutes`` (or every ``lora.checkpoint_every`` steps) under the build folder
+and resumes from there, and is skipped when data, settings and base model are unchanged.
+Only the adapter is saved, with a manifest naming the base model's fingerprint.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,14 @@ from retrieval.index import FaqIndex
 
 log = logging.getLogger(__name__)
 StepCallback = Callable[[int, float], None]
+
+BUCKET_POOL = 16  # batches per length-sorted pool
+FIRST_CHECKPOINT_S = 60.0
+# Measured on 2 cores (benchmarks/README.md): seconds per token per block run forward or
+# backward, and resident memory: the base + per micro-batch token per adapted block.
+SECONDS_PER_TOKEN_BLOCK = 8e-5
+BASE_GB, GB_PER_TOKEN_BLOCK = 1.3, 55e-6
+NOT_LEARNED = ("checkpoint_every", "checkpoint_minutes", "micro_batch_tokens")
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ def _plan(job: AdapterJob, index: FaqIndex, embedder: Embedder,
     lora = settings.lora
     examples = build_examples(index, embedder, top_k=job.top_k, threshold=job.threshold,
                               no_answer_ratio=lora.no_answer_ratio, seed=lora.seed)
-    config = {k: v for k, v in dataclasses.asdict(lora).items() if k != "checkpoint_every"}
+    config = {k: v for k, v in dataclasses.asdict(lora).items() if k not in NOT_LEARNED}
     config["max_steps"] = max_steps if max_steps is not None else lora.max_steps
     config["target_modules"] = list(lora.target_modules)
     fingerprint = {
@@ -116,13 +130,78 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
 
 
-def _batch_rows(step: int, size: int, batch_size: int, seed: int) -> list[int]:
-    """Row numbers of ``step``'s batch: a fresh seeded shuffle each epoch."""
-    per_epoch = math.ceil(size / batch_size)
-    epoch, offset = divmod(step, per_epoch)
-    order = list(range(size))
-    random.Random(seed * 1000 + epoch).shuffle(order)
-    return order[offset * batch_size: (offset + 1) * batch_size]
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int,
+                  epoch: int) -> list[list[int]]:
+    """One epoch's batches (row numbers): a seeded shuffle cut into pools of
+    ``BUCKET_POOL`` batches, each pool sorted by length and cut into batches, so a batch's
+    rows have similar lengths; the batches then in a seeded random order."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * BUCKET_POOL
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _batch_rows(step: int, lengths: Sequence[int], batch_size: int, seed: int) -> list[int]:
+    """Row numbers of ``step``'s batch."""
+    epoch, offset = divmod(step, math.ceil(len(lengths) / batch_size))
+    return epoch_batches(lengths, batch_size, seed, epoch)[offset]
+
+
+def micro_batches(rows: Sequence[tuple[list[int], list[int]]],
+                  budget: int) -> list[list[tuple[list[int], list[int]]]]:
+    """``rows`` in order, grouped so a group's padded size (rows x longest) stays within
+    ``budget`` tokens (a longer row is a group of its own)."""
+    groups: list[list[tuple[list[int], list[int]]]] = []
+    for row in rows:
+        group = groups[-1] if groups else None
+        if group and (len(group) + 1) * max(len(r[0]) for r in [*group, row]) <= budget:
+            group.append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
+def _step(model: Any, rows: Sequence[tuple[list[int], list[int]]], lora: LoraSettings,
+          pad_id: int, device: str) -> float:
+    """Forward and backward of one batch in micro-batches; returns the batch's loss (the
+    mean over its answer tokens, as one pass over the whole batch would give)."""
+    answer_tokens = sum(sum(1 for label in labels[1:] if label != -100) for _, labels in rows)
+    total = 0.0
+    for group in micro_batches(rows, lora.micro_batch_tokens):
+        batch = {k: v.to(device) for k, v in _batch(group, pad_id).items()}
+        share = int((batch["labels"][:, 1:] != -100).sum()) / max(1, answer_tokens)
+        loss = answer_loss(model, batch) * share
+        loss.backward()
+        total += float(loss.item())
+    return total
+
+
+def expected_cost(rows: Sequence[tuple[list[int], list[int]]], steps: int, lora: LoraSettings,
+                  blocks: int) -> tuple[float, float]:
+    """Expected seconds and peak resident GB of training (estimates from measurements)."""
+    adapted = min(blocks, lora.top_layers or blocks)
+    tokens = sum(len(ids) for ids, _ in rows) * steps * lora.batch_size / max(1, len(rows))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+    seconds = tokens * (blocks + adapted) * SECONDS_PER_TOKEN_BLOCK * 2 / max(1, cores)
+    memory = BASE_GB + lora.micro_batch_tokens * adapted * GB_PER_TOKEN_BLOCK
+    return seconds, memory
+
+
+def available_gb() -> float | None:
+    """Memory the system can still give (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
@@ -204,8 +283,22 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
         raise ModelError(f"no training example fits model.lora.max_length="
                          f"{lora.max_length}; raise it")
     _seed_everything(lora.seed)
+    blocks = int(getattr(base.model.config, "num_hidden_layers", 0)) or 1
+    total = _total_steps(lora, len(data), max_steps)
+    seconds, memory = expected_cost(data, total, lora, blocks)
+    free = available_gb()
+    if free is not None and memory > free:
+        raise ModelError(f"LoRA training needs about {memory:.1f} GB of memory and "
+                         f"{free:.1f} GB is available; close other programs or lower "
+                         "model.lora.micro_batch_tokens")
+    if progress:
+        tqdm.write(f"LoRA adapter: {total} steps on {len(data)} examples, expect about "
+                   f"{seconds / 60:.0f} min and {memory:.1f} GB")
+    top = lora.top_layers
+    layers = list(range(blocks - top, blocks)) if top is not None and top < blocks else None
     peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+                             target_modules=list(lora.target_modules),
+                             layers_to_transform=layers, task_type="CAUSAL_LM")
     try:
         model = get_peft_model(base.model, peft_config)
     except ValueError as exc:
@@ -213,7 +306,6 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
             from exc
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lora.learning_rate, weight_decay=0.0)
-    total = _total_steps(lora, len(data), max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     start, losses = 0, []
     state = _load_checkpoint(checkpoints, fingerprint)
@@ -225,23 +317,25 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
         start, losses = int(state["step"]), list(state["losses"])
         log.info("resuming LoRA training at step %d of %d", start, total)
     pad_id = tokenizer.pad_token_id
+    lengths = [len(ids) for ids, _ in data]
     started = time.perf_counter()
+    next_checkpoint = started + FIRST_CHECKPOINT_S
     model.train()
     bar = tqdm(total=total, initial=start, desc="LoRA adapter", unit="step", disable=not progress)
     for step in range(start, total):
-        batch = {k: v.to(base.device) for k, v in _batch(
-            [data[i] for i in _batch_rows(step, len(data), lora.batch_size, lora.seed)],
-            pad_id).items()}
-        loss = answer_loss(model, batch)
-        loss.backward()
+        batch = [data[i] for i in _batch_rows(step, lengths, lora.batch_size, lora.seed)]
+        losses.append(_step(model, batch, lora, pad_id, base.device))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.item()))
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if (step + 1) % lora.checkpoint_every == 0 and step + 1 < total:
+        now = time.perf_counter()
+        due = (step + 1) % lora.checkpoint_every == 0 if lora.checkpoint_every \
+            else now >= next_checkpoint
+        if due and step + 1 < total:
+            next_checkpoint = now + 60 * lora.checkpoint_minutes
             _save_checkpoint(checkpoints, {
                 "fingerprint": fingerprint, "step": step + 1, "losses": losses,
                 "adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),

@@ -29,8 +29,13 @@ class LoraSettings:
     max_length: int = check(positive, default=512)
     max_steps: int | None = None
     seed: int = 13
-    checkpoint_every: int = check(positive, default=10)
+    checkpoint_every: int | None = check(positive, default=None)  # steps (else by time)
+    checkpoint_minutes: float = check(positive, default=3.0)  # the first after one minute
     no_answer_ratio: float = check(between(0.0, 1.0), default=0.15)
+    # memory: each step runs in micro-batches of at most this many (padded) tokens
+    micro_batch_tokens: int = check(positive, default=1024)
+    # adapt only the top N transformer blocks (None: all); backward stops below them
+    top_layers: int | None = check(positive, default=15)
 
 
 @dataclass(frozen=True)
@@ -130,3 +135,16 @@ class ClassifierFolders:
 
     intents: Path
     sentiment: Path
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """The answer decision (``adapters/answer_policy.py``): at most ``max_wrong_rate`` of
+    the answers given may be wrong, measured on held-out folds of the bot's own data;
+    ``policy: threshold`` answers from the FAQ by ``faq.answer_threshold`` alone."""
+
+    max_wrong_rate: float = check(between(0.0, 1.0), default=0.05)
+    policy: Literal["learned", "threshold"] = "learned"
+    multi_part: bool = True  # answer "A and B?" part by part
+    unknown_part: str = ("I don't have an answer about \"{part}\"; you can ask to talk to "
+                         "a person about it.")

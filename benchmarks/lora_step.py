@@ -60,8 +60,8 @@ def run_variant(bot_dir: str, variant: str, steps: int) -> dict[str, Any]:
     model.train()
     seconds, losses, tokens = [], [], []
     for step in range(steps + 1):
-        batch = _batch([data[i] for i in _batch_rows(step, len(data), lora.batch_size,
-                                                     lora.seed)], base.tokenizer.pad_token_id)
+        rows = _batch_rows(step, [len(r[0]) for r in data], lora.batch_size, lora.seed)
+        batch = _batch([data[i] for i in rows], base.tokenizer.pad_token_id)
         started = time.perf_counter()
         loss = model(**batch).loss if variant == "model_loss" else answer_loss(model, batch)
         loss.backward()

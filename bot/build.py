@@ -11,10 +11,13 @@ from typing import Any
 from adapters import intents as intent_models
 from adapters import lora_training
 from adapters.adapter_store import read_manifest
+from adapters.answer_policy import AnswerPolicy
 from adapters.classifiers import train_classifiers as _train_classifiers
 from adapters.intents import IntentClassifier
 from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file
 from adapters.lora_training import AdapterJob
+from adapters.policy_data import IntentUse
+from adapters.policy_data import train_policy as _train_policy
 from bot.definition.config import BotDefinition
 from bot.errors import library_errors
 from retrieval import knowledge
@@ -49,6 +52,24 @@ def train_classifiers(bot: BotDefinition, embedder: Embedder, *, force: bool = F
         return _train_classifiers(bot.classifier_dirs, bot.config.intents,
                                   bot.config.classifier, embedder, force=force,
                                   progress=progress)
+
+
+def intent_uses(bot: BotDefinition) -> list[IntentUse]:
+    """The bot's intents as the answer policy sees them."""
+    return [IntentUse(i.name, i.examples, response=bool(i.response),
+                      acts=bool(i.form or i.action or i.handoff), faq=i.faq)
+            for i in bot.config.intents]
+
+
+def train_policy(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
+                 force: bool = False) -> tuple[AnswerPolicy, bool]:
+    """Learn (or reuse) the bot's answer policy from its FAQ and intents."""
+    config = bot.config
+    with library_errors(file=bot.shown(bot.file)):
+        classifier = train_intents(bot, embedder)[0] if config.intents else None
+        return _train_policy(bot.policy_dir, index, embedder, intent_uses(bot), classifier,
+                             config.classifier, config.answers,
+                             k=config.faq.top_k if config.faq else 3, force=force)
 
 
 def example_options(bot: BotDefinition) -> dict[str, Any]:
@@ -106,6 +127,15 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
             result = StepResult(step, info["rebuilt"], info["seconds"], info["detail"])
             results.append(result)
             report(result)
+    if index is not None and config.answers.policy == "learned":
+        started = time.perf_counter()
+        policy, rebuilt = train_policy(bot, index, embedder, force=force)
+        result = StepResult("answer policy", rebuilt, time.perf_counter() - started,
+                            f"{policy.manifest.get('examples')} questions, answers from "
+                            f"p >= {policy.threshold:.2f} (at most "
+                            f"{config.answers.max_wrong_rate:.0%} wrong)")
+        results.append(result)
+        report(result)
     if config.model.generation and index is not None:
         result = _train_adapter(bot, index, embedder, force=force, progress=progress)
         results.append(result)

@@ -68,6 +68,7 @@ class BotReply:
     handoff: bool = False
     buttons: tuple[dict[str, str], ...] = ()
     kind: str = "faq"
+    decision: dict[str, Any] | None = None  # the answer decision and its evidence
 
     def to_dict(self, recipient_id: str | None = None) -> dict[str, Any]:
         data = asdict(self)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from adapters.answer_policy import AnswerPolicy
 from adapters.classifiers import Analyzer
 from adapters.engines import local_model
 from adapters.intents import IntentClassifier
+from adapters.policy_data import policy_fingerprint
 from adapters.remote_model import RemoteDialogueModel
+from bot.build import intent_uses
 from bot.definition.config import BotDefinition
 from bot.dialogue.answerer import FaqAnswerer, Generator
 from bot.dialogue.manager import DialogueManager
@@ -44,6 +47,20 @@ def load_analyzer(bot: BotDefinition, embedder: Embedder | None) -> Analyzer | N
     with library_errors(file=bot.shown(bot.file)):
         return Analyzer.load(bot.classifier_dirs, config.intents, config.classifier,
                              config.entities, embedder)
+
+
+def load_policy(bot: BotDefinition, knowledge: KnowledgeBase | None,
+                analyzer: Analyzer | None) -> AnswerPolicy | None:
+    """The bot's learned answer policy (None: ``answers.policy: threshold`` or no FAQ);
+    refuses one learned from other FAQ, intents or settings."""
+    config = bot.config
+    if knowledge is None or config.answers.policy != "learned":
+        return None
+    classifier = analyzer.intents if analyzer is not None else None
+    wanted = policy_fingerprint(knowledge.index, intent_uses(bot), classifier, config.answers,
+                                config.faq.top_k if config.faq else 3)
+    with library_errors(file=bot.shown(bot.file)):
+        return AnswerPolicy.load(bot.policy_dir, wanted)
 
 
 def load_generator(bot: BotDefinition) -> Generator | None:
@@ -90,7 +107,8 @@ class BotRuntime:
         analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
         store = open_session_store(bot)
         generator = load_generator(bot)
-        answerer = FaqAnswerer(config, knowledge, generator)
+        policy = load_policy(bot, knowledge, analyzer)
+        answerer = FaqAnswerer(config, knowledge, generator, policy)
         router = Router(config, answerer, analyzer=analyzer)
         return cls(bot, DialogueManager(config, router=router, store=store), store, knowledge,
                    generator)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adapters.settings import (
+    AnswerSettings,
     ClassifierFolders,
     ClassifierSettings,
     EntityDefinition,
@@ -69,6 +70,7 @@ class Intent:
     action: str | None = None  # run this HTTP action (bot/dialogue/actions.py)
     handoff: bool = False  # pass the conversation to a person
     title: str = ""  # how "Did you mean ...?" names it (default: the name, spaced)
+    faq: str | None = None  # the FAQ entry its response states (cited with it)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class BotConfig:
     actions: dict[str, ActionDefinition] = field(default_factory=dict)
     handoff: HandoffSettings | None = None  # no section: the bot never hands off
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
+    answers: AnswerSettings = field(default_factory=AnswerSettings)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ class BotDefinition:
     @property
     def adapter_dir(self) -> Path:
         return self.build_dir / "adapter"
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.build_dir / "answer_policy"
 
     @property
     def adapter_checkpoints(self) -> Path:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.answer_policy import AnswerPolicy
 from adapters.answers import GeneratedAnswer, GenerationRequest
 from adapters.classifiers import Analysis
 from adapters.prompting import Turn
@@ -80,6 +81,7 @@ class FaqAnswerer:
     config: BotConfig
     knowledge: KnowledgeBase | None = None
     generator: Generator | None = None
+    policy: AnswerPolicy | None = None  # None: answer by ``faq.answer_threshold`` alone
 
     async def retrieve(self, query: str, analysis: Analysis | None = None) -> list[Hit]:
         """Top-k FAQ passages for ``query`` (the embedding runs off the event loop); the
@@ -99,9 +101,10 @@ class FaqAnswerer:
             return []
         return relevant_hits(hits, threshold=faq.answer_threshold, margin=margin)
 
-    def exact_answer(self, hits: list[Hit]) -> BotReply | None:
-        """The best passage's answer with its citation, if it clears the threshold."""
-        relevant = self.relevant(hits[:1])
+    def exact_answer(self, hits: list[Hit], *, decided: bool = False) -> BotReply | None:
+        """The best passage's answer with its citation, if it clears the threshold (or
+        the answer policy ``decided`` on it)."""
+        relevant = hits[:1] if decided else self.relevant(hits[:1])
         if not relevant:
             return None
         best = relevant[0]
@@ -111,13 +114,17 @@ class FaqAnswerer:
     def fallback(self) -> BotReply:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
-    def answer(self, session: Session, text: str, hits: list[Hit]) -> ReplyStream | None:
+    def answer(self, session: Session, text: str, hits: list[Hit], *,
+               decided: bool = False) -> ReplyStream | None:
         """The answer to ``text`` from the passages ``hits`` (searched for it, or for it
-        with its context), or None when none is relevant."""
+        with its context), or None when none is relevant. ``decided``: the answer policy
+        chose ``hits[0]``; it is answered, with the others that are relevant."""
         confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
         relevant = self.relevant(hits, margin=self.config.model.passage_margin)
+        if decided and hits:
+            relevant = [hits[0], *(h for h in relevant if h.passage.id != hits[0].passage.id)]
         if self.generator is None or confident or not relevant:
-            reply = self.exact_answer(hits)
+            reply = self.exact_answer(hits, decided=decided)
             return None if reply is None else ReplyStream.of(reply)
         return self._generate(self.generator, session, text, relevant)
 

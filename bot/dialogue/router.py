@@ -38,6 +38,9 @@ from bot.dialogue.turn import MessageAnalyzer, Parts, Stage, Turn
 from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.sessions.store import Session
 
+NOT_BY_INTENT = frozenset({"faq", "generated", "fallback", "clarify"})  # replies the intent
+# did not decide: they carry no ``intent``
+
 STAGES: tuple[Stage, ...] = (handed_off, classify, active_form, triggers, intent, faq, fallback)
 
 
@@ -83,7 +86,8 @@ def _finish(turn: Turn, reply: BotReply) -> BotReply:
     note_turn(session, intent=chosen.name if not chosen.ambiguous else None,
               topics=[c.title or c.passage_id for c in reply.citations])
     updates: dict[str, Any] = {}
-    if reply.intent is None and chosen.name is not None and not chosen.ambiguous:
+    if reply.intent is None and chosen.name is not None and not chosen.ambiguous \
+            and reply.kind not in NOT_BY_INTENT:
         updates["intent"] = chosen.name
     if reply.confidence is None and chosen.confidence is not None:
         updates["confidence"] = round(chosen.confidence, 4)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.answer_policy import Decision
 from adapters.classifiers import Analysis
 from adapters.entities import Entity, EntityExtractor
 from bot.definition.config import BotConfig, Intent
@@ -57,6 +58,7 @@ class Parts:
     forms: FormRunner = field(init=False)
     extractor: EntityExtractor = field(init=False)
     intents: dict[str, Intent] = field(init=False)
+    answerable: frozenset[str] = field(init=False)  # intents that answer with a response
 
     def __post_init__(self) -> None:
         config = self.config
@@ -67,6 +69,8 @@ class Parts:
         self.extractor = EntityExtractor(config.entities)
         self.forms = FormRunner(config.forms, self.templates, self.actions)
         self.intents = {i.name: i for i in config.intents}
+        self.answerable = frozenset(i.name for i in config.intents if i.response and not (
+            i.form or i.action or i.handoff))
 
     def response(self, name: str, session: Session) -> Rendered:
         """Response ``name`` rendered for ``session``."""
@@ -83,6 +87,7 @@ class Turn:
     analysis: Analysis | None = None
     chosen: ChosenIntent = ChosenIntent()
     entities: list[Entity] = field(default_factory=list)
+    decision: Decision | None = None  # the answer decision, when it abstained
     _hits: dict[str, list[Hit]] = field(default_factory=dict)
 
     @property

@@ -14,6 +14,7 @@
           slots: {card_last4: "4821"}       # session slots after the turn (null: unset)
           handoff: false
           sentiment: negative
+          abstains: true                    # says it doesn't know (fallback, handoff)
 
 Each conversation talks to the real bot (its trained models, the full turn pipeline) as a new
 user, against a fresh session store; variations are seeded so runs repeat.
@@ -53,6 +54,15 @@ class Step:
     slots: dict[str, Any] = field(default_factory=dict)
     handoff: bool | None = None
     sentiment: str | None = None
+    abstains: bool | None = None  # the bot says it doesn't know (no answer, no citation)
+
+
+ABSTAINING = frozenset({"fallback", "handoff"})
+
+
+def abstained(reply: BotReply) -> bool:
+    """The reply answers nothing: a fallback or a handoff, without citations."""
+    return reply.kind in ABSTAINING and not reply.citations
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +175,8 @@ def check_step(step: Step, reply: BotReply, slots: dict[str, Any]) -> list[str]:
         differ("kind", step.kind, reply.kind)
     if step.handoff is not None and reply.handoff != step.handoff:
         differ("handoff", step.handoff, reply.handoff)
+    if step.abstains is not None and abstained(reply) != step.abstains:
+        differ("abstains", step.abstains, f"{reply.kind}: {reply.text[:80]!r}")
     if step.sentiment is not None and reply.sentiment != step.sentiment:
         differ("sentiment", step.sentiment, reply.sentiment)
     text = reply.text.lower()

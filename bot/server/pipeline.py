@@ -149,7 +149,7 @@ class TurnPipeline:
             await self.store.log_event(message.session_key, "turn", {
                 "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
                 "confidence": reply.confidence, "handoff": reply.handoff,
-                "ms": round(seconds * 1000, 1)})
+                "decision": reply.decision, "ms": round(seconds * 1000, 1)})
         except StoreUnavailable as exc:
             log.warning("turn event not recorded: %s", exc)
         return reply

@@ -16,8 +16,17 @@ from safetensors.torch import load_file
 from adapters.base_model import base_fingerprint, load_base_model
 from adapters.errors import ModelError
 from adapters.generation import DialogueModel, GenerationRequest
-from adapters.lora_training import _batch, answer_loss, needs_training
+from adapters.lora_training import (
+    _batch,
+    _step,
+    answer_loss,
+    epoch_batches,
+    expected_cost,
+    micro_batches,
+    needs_training,
+)
 from adapters.prompting import NO_ANSWER
+from adapters.settings import LoraSettings
 from adapters.training_data import build_examples, encode, with_history
 from bot.build import adapter_job, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition, ModelSettings
@@ -139,6 +148,67 @@ def test_answer_loss_equals_the_models_own_loss(
     with torch.no_grad():
         expected = base.model(**batch).loss
         assert float(answer_loss(base.model, batch)) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_micro_batches_give_the_whole_batchs_loss_and_gradients(
+        trained: tuple[BotDefinition, FaqIndex, Path], embedder: SentenceEmbedder) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    bot, index, _path = trained
+    base = load_base_model(ModelSettings())
+    rows = [r for r in (encode(e, base.tokenizer, bot.config.persona, max_length=320,
+                               max_words=80)
+                        for e in build_examples(index, embedder, **example_options(bot),
+                                                seed=13)[:4]) if r is not None]
+    torch.manual_seed(0)
+    model = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"],
+                                                  init_lora_weights=False))
+    lora = LoraSettings(micro_batch_tokens=max(len(ids) for ids, _ in rows))
+    assert len(micro_batches(rows, lora.micro_batch_tokens)) == len(rows)  # one row each
+
+    def grads(run: Any) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        loss = run()
+        return loss, [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    whole_loss, whole = grads(lambda: _whole(model, rows, base.tokenizer.pad_token_id))
+    split_loss, split = grads(lambda: _step(model, rows, lora, base.tokenizer.pad_token_id,
+                                            "cpu"))
+    assert split_loss == pytest.approx(whole_loss, rel=1e-4)
+    for a, b in zip(whole, split, strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
+def _whole(model: Any, rows: list[Any], pad_id: int) -> float:
+    loss = answer_loss(model, _batch(rows, pad_id))
+    loss.backward()
+    return float(loss)
+
+
+def test_length_pools_cover_every_row_once_and_pad_less() -> None:
+    rng = random.Random(3)
+    lengths = [rng.randrange(50, 500) for _ in range(300)]
+    batches = epoch_batches(lengths, 8, seed=13, epoch=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(300))
+    assert batches != epoch_batches(lengths, 8, seed=13, epoch=1)
+
+    def padding(groups: list[list[int]]) -> int:
+        return sum(len(g) * max(lengths[i] for i in g) - sum(lengths[i] for i in g)
+                   for g in groups)
+
+    shuffled = list(range(300))
+    rng.shuffle(shuffled)
+    plain = [shuffled[i:i + 8] for i in range(0, 300, 8)]
+    assert padding(batches) < 0.5 * padding(plain)
+
+
+def test_expected_cost_grows_with_depth_and_micro_batch() -> None:
+    rows = [([1] * 400, [-100] * 400)] * 16
+    shallow = expected_cost(rows, 10, LoraSettings(top_layers=10), blocks=30)
+    deep = expected_cost(rows, 10, LoraSettings(top_layers=None), blocks=30)
+    wide = expected_cost(rows, 10, LoraSettings(top_layers=10, micro_batch_tokens=4096),
+                         blocks=30)
+    assert shallow[0] < deep[0] and shallow[1] < deep[1] and shallow[1] < wide[1]
 
 
 def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:

@@ -11,7 +11,10 @@ from bot.messages import BotReply
 
 
 async def fallback(turn: Turn, parts: Parts) -> BotReply:
-    return escalate(turn, parts, parts.answerer.fallback())
+    reply = escalate(turn, parts, parts.answerer.fallback())
+    if turn.decision is not None:  # the answer policy abstained: say on what evidence
+        reply = dataclasses.replace(reply, decision=turn.decision.evidence())
+    return reply
 
 
 def escalate(turn: Turn, parts: Parts, reply: BotReply) -> BotReply:

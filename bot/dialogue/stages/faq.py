@@ -1,19 +1,33 @@
-"""FAQ: the :class:`~bot.dialogue.answerer.FaqAnswerer` answers from the passages found.
+"""FAQ: the answer decision (``adapters/answer_policy.py``) over the retrieved passages and
+the intents with a canned response, then the answer, "Do you mean A or B?", or nothing.
 
 Follow-ups ("and how long does that take?") are searched together with the previous
-question (``bot/dialogue/follow_up.py``). A generated answer that declines becomes a
-fallback turn (``stages/fallback.py``); no relevant passage passes the turn on.
+question (``bot/dialogue/follow_up.py``); a question that asks several things is answered
+part by part (``bot/dialogue/multi_part.py``). The chosen passage is answered by the
+:class:`~bot.dialogue.answerer.FaqAnswerer` (its own text, or generated from the passages);
+a chosen intent with its response and the passage it states as citation. An abstention, or
+a generated answer that declines, passes to the fallback stage (clarify, offer a person).
+Without a learned policy (``answers.policy: threshold``) the best passage above
+``faq.answer_threshold`` is answered.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from adapters.answer_policy import AnswerPolicy, Decision
+from adapters.evidence import Candidate, content_words
 from bot.dialogue.follow_up import contextual_query
+from bot.dialogue.multi_part import question_parts
 from bot.dialogue.stages.fallback import escalate
-from bot.dialogue.turn import Parts, Turn
-from bot.messages import BotReply, ReplyStream
+from bot.dialogue.turn import Parts, Turn, rendered_reply
+from bot.messages import BotReply, Citation, ReplyHook, ReplyStream
+from retrieval.index import Hit
+
+MIN_PART_WORDS = 2  # content words for a part the bot cannot answer to be named
 
 
-async def faq(turn: Turn, parts: Parts) -> ReplyStream | None:
+async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     faq_settings, dialogue = parts.config.faq, parts.config.dialogue
     if faq_settings is None:
         return None
@@ -22,7 +36,43 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | None:
         query = await contextual_query(turn.session, turn.text, retrieve=turn.hits,
                                        threshold=faq_settings.answer_threshold,
                                        max_words=dialogue.follow_up_max_words)
-    stream = parts.answerer.answer(turn.session, turn.text, await turn.hits(query))
+    hits = await turn.hits(query)
+    policy = parts.answerer.policy
+    if policy is None:
+        return _declining(turn, parts, parts.answerer.answer(turn.session, turn.text, hits))
+    decision = _decide(policy, turn, parts, query, hits)
+    if parts.config.answers.multi_part and query == turn.text:
+        split = await _multi_part(policy, turn, parts, decision)
+        if split is not None:
+            return split
+    if decision.action == "clarify":
+        return _with(clarify(parts, decision.options), decision)
+    if decision.action != "answer" or decision.best is None:
+        turn.decision = decision
+        return None
+    best = decision.best
+    if best.kind == "intent":
+        return _with(intent_answer(parts, turn, best, hits), decision)
+    stream = parts.answerer.answer(turn.session, turn.text, _first(hits, best.target),
+                                   decided=True)
+    if stream is None:
+        return None
+    return _declining(turn, parts, stream.on_reply(_tagger(decision)))
+
+
+def _first(hits: list[Hit], passage_id: str) -> list[Hit]:
+    """``hits`` with the chosen passage first."""
+    return sorted(hits, key=lambda h: h.passage.id != passage_id)
+
+
+def _decide(policy: AnswerPolicy, turn: Turn, parts: Parts, query: str,
+            hits: list[Hit]) -> Decision:
+    analysis = turn.analysis
+    intent = analysis.intent if analysis is not None and query == turn.text else None
+    return policy.decide(query, hits, intent, parts.answerable)
+
+
+def _declining(turn: Turn, parts: Parts, stream: ReplyStream | None) -> ReplyStream | None:
     if stream is None:
         return None
 
@@ -30,3 +80,107 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | None:
         return escalate(turn, parts, reply) if reply.kind == "fallback" else reply
 
     return stream.on_reply(declined)
+
+
+def _tagger(decision: Decision) -> ReplyHook:
+    async def tag(reply: BotReply) -> BotReply:
+        return _with(reply, decision)
+    return tag
+
+
+def _with(reply: BotReply, decision: Decision) -> BotReply:
+    best = decision.best
+    confidence = round(best.probability, 4) if best is not None else reply.confidence
+    return dataclasses.replace(reply, decision=decision.evidence(), confidence=confidence)
+
+
+def intent_answer(parts: Parts, turn: Turn, chosen: Candidate, hits: list[Hit]) -> BotReply:
+    """An intent's canned response, citing the passage it states (if it is linked to one)."""
+    reply = rendered_reply(parts.response(parts.intents[chosen.target].response or "",
+                                          turn.session), "intent")
+    cited = _linked_citation(parts, chosen.target, hits)
+    return dataclasses.replace(reply, intent=chosen.target,
+                               citations=(cited,) if cited is not None else ())
+
+
+def _linked_citation(parts: Parts, intent: str, hits: list[Hit]) -> Citation | None:
+    policy, knowledge = parts.answerer.policy, parts.answerer.knowledge
+    passage_id = policy.evidence.links.get(intent) if policy is not None else None
+    if passage_id is None or knowledge is None:
+        return None
+    passage = knowledge.index.get(passage_id)
+    if passage is None:
+        return None
+    score = next((h.score for h in hits if h.passage.id == passage_id), 0.0)
+    return Citation(passage_id=passage.id, source=passage.source,
+                    title=passage.title or passage.question or "", score=round(score, 4))
+
+
+def clarify(parts: Parts, options: tuple[Candidate, ...]) -> BotReply:
+    """ "Do you mean A or B?" with a button for each (a button sends its question again)."""
+    titles = [_title(parts, c) for c in options[:2]]
+    text = parts.templates.render(parts.config.dialogue.clarify,
+                                  {"first": titles[0], "second": titles[1]})
+    buttons = tuple({"title": title, "payload": _payload(parts, c, title)}
+                    for c, title in zip(options, titles, strict=False))
+    return BotReply(text=text, buttons=buttons, kind="clarify")
+
+
+def _title(parts: Parts, candidate: Candidate) -> str:
+    if candidate.kind == "intent":
+        found = parts.intents.get(candidate.target)
+        return found.title if found is not None and found.title else \
+            candidate.target.replace("_", " ")
+    knowledge = parts.answerer.knowledge
+    passage = knowledge.index.get(candidate.target) if knowledge is not None else None
+    if passage is None:
+        return candidate.target
+    return (passage.question or passage.title or passage.id).rstrip("?")
+
+
+def _payload(parts: Parts, candidate: Candidate, title: str) -> str:
+    return candidate.target if candidate.kind == "intent" else f"{title}?"
+
+
+async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
+                      whole: Decision) -> BotReply | None:
+    """Each part of a several-question message answered on its own, when the parts ask
+    for different answers (or one part cannot be answered); else None."""
+    questions = question_parts(turn.text)
+    if len(questions) < 2:
+        return None
+    decided = []
+    for question in questions:
+        hits = await turn.hits(question)
+        decided.append((question, policy.decide(question, hits, None, parts.answerable), hits))
+    answered = [(q, d, h) for q, d, h in decided if d.action == "answer" and d.best]
+    targets = {d.best.target for _, d, _ in answered if d.best is not None}
+    missing = [q for q, d, _ in decided if d.action != "answer"
+               and len(content_words(q)) >= MIN_PART_WORDS]
+    if not answered or (len(targets) < 2 and not missing):
+        return None
+    if len(targets) == 1 and whole.action == "answer" and whole.best is not None \
+            and whole.best.target in targets and not missing:
+        return None
+    texts: list[str] = []
+    citations: list[Citation] = []
+    seen: set[str] = set()
+    for _question, decision, hits in answered:
+        best = decision.best
+        assert best is not None
+        if best.target in seen:
+            continue
+        seen.add(best.target)
+        reply = intent_answer(parts, turn, best, hits) if best.kind == "intent" else \
+            parts.answerer.exact_answer(_first(hits, best.target), decided=True)
+        if reply is None:
+            continue
+        texts.append(reply.text)
+        citations.extend(reply.citations)
+    for question in missing:
+        texts.append(parts.config.answers.unknown_part.format(part=question.rstrip("?. ")))
+    evidence = {"action": "answer_parts", "parts": [
+        {"question": q, **d.evidence()} for q, d, _ in decided]}
+    probability = min(d.best.probability for _, d, _ in answered if d.best is not None)
+    return BotReply(text="\n\n".join(texts), citations=tuple(citations), kind="faq",
+                    confidence=round(probability, 4), decision=evidence)

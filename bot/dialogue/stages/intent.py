@@ -18,6 +18,8 @@ async def intent(turn: Turn, parts: Parts) -> BotReply | None:
         return clarify(parts, *chosen.ambiguous[:2])
     if chosen.intent is None or await faq_is_better(turn, parts):
         return None
+    if chosen.name in parts.answerable and parts.answerer.policy is not None:
+        return None  # a canned response is one candidate answer: the FAQ stage decides
     return await intent_reply(turn, parts, chosen.intent)
 
 
