@@ -5,7 +5,7 @@ Every candidate answer of a turn (the retrieved FAQ passages, intents with a can
 model per kind, learned per bot at ``bot train`` from the bot's own data
 (``adapters/policy_data.py``). The best candidate is answered when its probability reaches
 the policy's ``threshold``: the lowest probability at which, on held-out folds of that data,
-at most ``max_wrong_rate`` of the answers given were wrong. Below it, two different
+at most ``max_wrong_rate`` of all the questions were answered wrongly. Below it, two different
 candidates that together reach it are offered as "Do you mean A or B?"; otherwise the bot
 abstains. Saved as JSON (coefficients, scaling, vocabulary, links) with a manifest.
 """
@@ -146,7 +146,8 @@ class AnswerPolicy:
     def fit(cls, examples: Sequence[Example], evidence: EvidenceBuilder, *,
             max_wrong_rate: float, seed: int = 0) -> AnswerPolicy:
         """Fit the scorers on ``examples`` and set the threshold from out-of-fold
-        probabilities so that at most ``max_wrong_rate`` of the answers given are wrong."""
+        probabilities so that at most ``max_wrong_rate`` of the questions are answered
+        wrongly."""
         if not examples:
             raise ModelError("no examples to learn the answer policy from")
         groups = np.arange(len(examples))
@@ -231,16 +232,16 @@ def choose(ranked: Sequence[Candidate], threshold: float) -> str:
 
 def choose_threshold(outcomes: Sequence[tuple[float, bool, float]],
                      max_wrong_rate: float) -> float:
-    """The lowest probability from which the answers given (``outcomes``: probability,
-    right, weight) are wrong at most ``max_wrong_rate`` of the time (weighted)."""
-    ordered = sorted(outcomes, key=lambda o: -o[0])
-    answered = wrong = 0.0
+    """The lowest probability from which answering (``outcomes``: probability, right,
+    weight) answers at most ``max_wrong_rate`` of all the questions wrongly (weighted)."""
+    total = sum(weight for _, _, weight in outcomes)
+    wrong = 0.0
     threshold = 1.0
-    for probability, right, weight in ordered:
-        answered += weight
+    for probability, right, weight in sorted(outcomes, key=lambda o: -o[0]):
         wrong += 0.0 if right else weight
-        if wrong <= max_wrong_rate * answered:
-            threshold = probability
+        if wrong > max_wrong_rate * total:
+            break
+        threshold = probability
     return float(min(max(threshold, 0.05), 0.99))
 
 

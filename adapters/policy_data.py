@@ -87,7 +87,8 @@ def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
             pass  # damaged: learn again below
     links = intent_links(uses, index, embedder, k)
     evidence = evidence_for(uses, index, links)
-    examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k)
+    examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
+                               unanswerable_share=answers.unanswerable_share)
     if not examples:
         raise ModelError("the answer policy needs FAQ entries with 'alternatives' or intents "
                          "to learn from; add some, or set answers.policy: threshold")
@@ -126,6 +127,9 @@ def intent_links(uses: Sequence[IntentUse], index: FaqIndex, embedder: Embedder,
                  k: int) -> dict[str, str]:
     """Each intent's passage: explicit, or the one most of its examples retrieve first."""
     links = {u.name: u.faq for u in uses if u.faq}
+    for name, passage in links.items():
+        if index.get(passage) is None:
+            raise ModelError(f"intents: {name}: faq: {passage!r} is no FAQ entry's id")
     search = MaskedSearch(index)
     for use in uses:
         if use.name in links or use.acts or not use.examples:
@@ -153,7 +157,8 @@ def evidence_for(uses: Sequence[IntentUse], index: FaqIndex,
 
 def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
                     classifier: IntentClassifier | None, settings: ClassifierSettings,
-                    evidence: EvidenceBuilder, *, k: int, seed: int = 0) -> list[Example]:
+                    evidence: EvidenceBuilder, *, k: int, unanswerable_share: float = 0.2,
+                    seed: int = 0) -> list[Example]:
     """Every training question with its candidates and what is right for it."""
     answerable = {u.name for u in uses if u.answers}
     by_passage: dict[str, set[str]] = {}
@@ -164,7 +169,18 @@ def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUs
     if classifier is not None:
         examples += _intent_examples(index, embedder, uses, classifier, settings, evidence,
                                      answerable, k, seed)
-    return examples
+    return reweighed(examples, unanswerable_share)
+
+
+def reweighed(examples: list[Example], share: float) -> list[Example]:
+    """``examples`` with the unanswerable ones weighed to ``share`` of the total weight."""
+    negative = sum(e.weight for e in examples if not e.right)
+    positive = sum(e.weight for e in examples if e.right)
+    if not negative or not positive:
+        return examples
+    scale = share * positive / ((1 - share) * negative)
+    return [e if e.right else dataclasses.replace(e, weight=e.weight * scale)
+            for e in examples]
 
 
 def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,

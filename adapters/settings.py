@@ -140,10 +140,12 @@ class ClassifierFolders:
 @dataclass(frozen=True)
 class AnswerSettings:
     """The answer decision (``adapters/answer_policy.py``): at most ``max_wrong_rate`` of
-    the answers given may be wrong, measured on held-out folds of the bot's own data;
+    the questions may be answered wrongly, measured on held-out folds of the bot's own data;
     ``policy: threshold`` answers from the FAQ by ``faq.answer_threshold`` alone."""
 
     max_wrong_rate: float = check(between(0.0, 1.0), default=0.05)
+    # the share of questions the bot cannot answer that the policy is learned for
+    unanswerable_share: float = check(between(0.01, 0.99), default=0.2)
     policy: Literal["learned", "threshold"] = "learned"
     multi_part: bool = True  # answer "A and B?" part by part
     unknown_part: str = ("I don't have an answer about \"{part}\"; you can ask to talk to "

@@ -21,7 +21,9 @@ Run: .venv/bin/python -m benchmarks.answers     (writes benchmarks/results/answe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import random
 import shutil
 import statistics
@@ -30,26 +32,56 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.faq_retrieval import DATA as STACKFAQ
 from benchmarks.faq_retrieval import load_threads
-from bot.build import train
+from bot.build import build_index, train
 from bot.definition.loader import load_bot
-from bot.evaluation.answers import AnswerCase, load_answer_cases, score_cases
+from bot.evaluation.answers import NONE, AnswerCase, load_answer_cases, score_cases
+from bot.messages import UserMessage
 from bot.runtime import BotRuntime
+from bot.server.pipeline import TurnPipeline
+from retrieval.embedder import SentenceEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "answers.json"
+DETAILS = Path(__file__).parent / "results" / "answers_details.json"
 ACME = ROOT / "example_bots" / "acme_bank"
 STACKFAQ_COVERED, STACKFAQ_ALTERNATIVES = 100, 3
 
 
-def copy_bot(source: Path, target: Path, *, overrides: str = "") -> Path:
-    """A copy of a bot folder (without its build) with extra YAML appended to bot.yaml."""
+def copy_bot(source: Path, target: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+    """A copy of a bot folder (without its build) with some bot.yaml sections updated."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".bot"))
-    if overrides:
-        with (target / "bot.yaml").open("a", encoding="utf-8") as out:
-            out.write("\n" + overrides + "\n")
+    config = yaml.safe_load((target / "bot.yaml").read_text(encoding="utf-8"))
+    for section, values in overrides.items():
+        config[section] = {**(config.get(section) or {}), **values}
+    (target / "bot.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+def acme_cases() -> list[AnswerCase]:
+    """acme_bank's held-out paraphrases and its blind customer questions."""
+    return [*load_answer_cases(ACME / "eval" / "faq_paraphrases.yaml"),
+            *load_answer_cases(ACME / "eval" / "customer_questions_blind.yaml")]
+
+
+def faq_turn_p50(runtimes: dict[str, BotRuntime], questions: list[str],
+                 repeat: int) -> dict[str, float]:
+    """p50 ms of a FAQ turn for each runtime, the runtimes alternating question by question."""
+    async def run() -> dict[str, float]:
+        pipelines = {k: TurnPipeline(r) for k, r in runtimes.items()}
+        seconds: dict[str, list[float]] = {k: [] for k in runtimes}
+        for round_ in range(repeat):
+            for n, question in enumerate(questions):
+                for name, pipeline in pipelines.items():
+                    started = time.perf_counter()
+                    await pipeline.handle(UserMessage(sender=f"p50-{round_}-{n}",
+                                                      text=question, channel="rest"))
+                    seconds[name].append(time.perf_counter() - started)
+        return {k: round(statistics.median(v) * 1000, 2) for k, v in seconds.items()}
+    return asyncio.run(run())
 
 
 def stackfaq_bot(folder: Path, seed: int = 0) -> list[AnswerCase]:
@@ -77,40 +109,83 @@ def stackfaq_bot(folder: Path, seed: int = 0) -> list[AnswerCase]:
     return cases
 
 
-def ask(bot_dir: Path, cases: list[AnswerCase]) -> dict[str, Any]:
-    """Train the bot and score its replies to ``cases``."""
+def trained(bot_dir: Path) -> BotRuntime:
     bot = load_bot(bot_dir)
     train(bot, progress=False)
-    runtime = BotRuntime.load(bot)
-    try:
-        return score_cases(runtime, cases)
-    finally:
-        import asyncio
-        asyncio.run(runtime.close())
+    return BotRuntime.load(bot)
+
+
+def brief(scored: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scored.items() if not isinstance(v, dict | list)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("acme_bank", "stackfaq"))
+    parser.add_argument("--repeat", type=int, default=3, help="latency rounds")
     args = parser.parse_args()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
+                                           "load_average": os.getloadavg()}}
+    details: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.only in (None, "acme_bank"):
+            cases = acme_cases()
+            runtimes = {}
+            for policy in ("threshold", "learned"):
+                folder = copy_bot(ACME, work / f"acme-{policy}", {
+                    "answers": {"policy": policy}, "model": {"generation": False}})
+                runtimes[policy] = trained(folder)
+                scored = score_cases(runtimes[policy], cases)
+                details[f"acme_bank_{policy}"] = scored
+                print("acme_bank", policy, brief(scored))
+            results["acme_bank"] = _keys(details["acme_bank_learned"])
+            results["acme_bank_before"] = _keys(details["acme_bank_threshold"])
+            questions = [c.turns[-1] for c in cases if c.note == "paraphrase"][:60]
+            p50 = faq_turn_p50(runtimes, questions, args.repeat)
+            results["faq_turn_p50_ms"] = {"before": p50["threshold"], "after": p50["learned"]}
+            for runtime in runtimes.values():
+                asyncio.run(runtime.close())
         if args.only in (None, "stackfaq"):
             for policy in ("threshold", "learned"):
                 folder = work / f"stackfaq-{policy}"
                 cases = stackfaq_bot(folder)
                 with (folder / "bot.yaml").open("a") as out:
                     out.write(f"answers: {{policy: {policy}}}\n")
-                started = time.perf_counter()
-                scored = ask(folder, cases)
-                scored["seconds"] = round(time.perf_counter() - started, 1)
-                results.setdefault("stackfaq_policies", {})[policy] = scored
-                print("stackfaq", policy, {k: v for k, v in scored.items()
-                                           if not isinstance(v, dict | list)})
-    del statistics
+                runtime = trained(folder)
+                scored = score_cases(runtime, cases)
+                asyncio.run(runtime.close())
+                recall = _recall_at_1(folder, cases)
+                details[f"stackfaq_{policy}"] = scored
+                print("stackfaq", policy, brief(scored))
+            results["stackfaq"] = {"recall_at_1": recall, **_keys(details["stackfaq_learned"])}
+            results["stackfaq_before"] = _keys(details["stackfaq_threshold"])
+    results["machine"]["load_average_end"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(results, indent=2)[:3000])
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    DETAILS.write_text(json.dumps(details, indent=1) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+def _keys(scored: dict[str, Any]) -> dict[str, Any]:
+    """The issue's keys (shares; clarified counts as abstained, partial answers apart)."""
+    return {"right": scored["right"], "wrong": scored["wrong"],
+            "abstained": round(scored["abstained"] + scored["clarified"], 4),
+            "n": scored["n"], "partial": scored["partial"], "clarified": scored["clarified"],
+            "by_note": scored["by_note"]}
+
+
+def _recall_at_1(folder: Path, cases: list[AnswerCase]) -> float:
+    """Share of the covered questions whose right thread is the index's first hit."""
+    bot = load_bot(folder)
+    embedder = SentenceEmbedder(bot.config.embedder.model)
+    index, _ = build_index(bot, embedder)
+    covered = [c for c in cases if c.expect[0][0] != NONE]
+    vectors = embedder.embed([c.turns[-1] for c in covered])
+    hits = [index.search_vector(v, 1) for v in vectors]
+    right = sum(bool(h) and h[0].passage.id == c.expect[0][0]
+                for h, c in zip(hits, covered, strict=True))
+    return round(right / len(covered), 4)
 
 
 if __name__ == "__main__":

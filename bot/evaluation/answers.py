@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,26 +76,28 @@ def load_answer_cases(path: Path) -> list[AnswerCase]:
     return cases
 
 
-def answered_with(reply: BotReply) -> set[str]:
-    """What a reply answered with: its cited passages, or the intent that answered."""
-    found = {c.passage_id for c in reply.citations}
+def answered_with(reply: BotReply, links: Mapping[str, str] | None = None) -> list[set[str]]:
+    """What a reply answered with, one set per answer given: each cited passage, or the
+    intent that answered together with its citation (and its ``faq:`` link in ``links``)."""
+    cited = {c.passage_id for c in reply.citations}
     if reply.kind == "intent" and reply.intent:
-        found.add(f"intent:{reply.intent}")
-    return found
+        link = (links or {}).get(reply.intent)
+        return [{f"intent:{reply.intent}", *cited, *([link] if link else [])}]
+    return [{c} for c in sorted(cited)]
 
 
-def outcome(case: AnswerCase, reply: BotReply) -> str:
+def outcome(case: AnswerCase, reply: BotReply, links: Mapping[str, str] | None = None) -> str:
     """One of :data:`OUTCOMES` for the reply to the case's last turn."""
     if reply.kind == "clarify":
         return "clarified"
-    given = answered_with(reply)
+    given = answered_with(reply, links)
     if abstained(reply) or not given:
         return "abstained"
     acceptable = {e for part in case.expect for e in part if e != NONE}
-    if not given <= acceptable:
+    if any(not (answer & acceptable) for answer in given):
         return "wrong"
-    covered = [part for part in case.expect if NONE not in part and given & set(part)]
-    answerable = [part for part in case.expect if NONE not in part]
+    answerable = [set(part) for part in case.expect if NONE not in part]
+    covered = [part for part in answerable if any(answer & part for answer in given)]
     return "right" if len(covered) == len(answerable) else "partial"
 
 
@@ -114,10 +116,11 @@ async def ask_all(runtime: BotRuntime, cases: Sequence[AnswerCase]) -> list[BotR
     return replies
 
 
-def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply]) -> dict[str, Any]:
+def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply],
+              links: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Shares of each outcome, per note kind, the errors by expected entry, and the
     risk-coverage points (from the replies' decision probabilities)."""
-    results = [outcome(c, r) for c, r in zip(cases, replies, strict=True)]
+    results = [outcome(c, r, links) for c, r in zip(cases, replies, strict=True)]
     n = len(results)
     counts = Counter(results)
     summary: dict[str, Any] = {k: round(counts[k] / n, 4) if n else 0.0 for k in OUTCOMES}
@@ -128,7 +131,7 @@ def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply]) -> dict[
     summary["by_note"] = {k: dict(v) for k, v in sorted(by_note.items())}
     summary["errors"] = [
         {"id": c.id, "question": c.turns[-1], "expect": [list(p) for p in c.expect],
-         "got": sorted(answered_with(r)), "kind": r.kind, "outcome": o}
+         "got": [sorted(a) for a in answered_with(r, links)], "kind": r.kind, "outcome": o}
         for c, r, o in zip(cases, replies, results, strict=True) if o in ("wrong", "partial")]
     summary["risk_coverage"] = risk_coverage(results, replies)
     return summary
@@ -150,7 +153,8 @@ def risk_coverage(results: Sequence[str], replies: Sequence[BotReply]) -> list[l
 def score_cases(runtime: BotRuntime, cases: Sequence[AnswerCase]) -> dict[str, Any]:
     """Ask every case and summarise (runs its own event loop)."""
     replies = asyncio.run(ask_all(runtime, cases))
-    return summarise(cases, replies)
+    links = {i.name: i.faq for i in runtime.bot.config.intents if i.faq}
+    return summarise(cases, replies, links)
 
 
 def plot_risk_coverage(points: Sequence[Sequence[float]], path: Path) -> None:
