@@ -129,7 +129,9 @@ class LlamaServer:
                    "--ctx-size", str(SLOT_TOKENS * options.parallel), "--no-kv-unified",
                    "--no-webui", "--jinja", "--n-gpu-layers", "0"]
         if self.loras:
-            command.append("--lora-init-without-apply")
+            # On CPUs with AMX, weights repacked for it and a LoRA crash the server
+            # (segmentation fault at start-up, llama.cpp of llama-cpp-python 0.3.36): no repack.
+            command += ["--lora-init-without-apply", "--no-repack"]
             for _name, path in self.loras:
                 command += ["--lora", str(path)]
         return command

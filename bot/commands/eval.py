@@ -1,5 +1,5 @@
-"""`bot eval DIR [--intents FILE.csv] [--cv K] [--generation [--limit N]] [--out DIR]`:
-measure the intent classifier and the dialogue model's answers."""
+"""`bot eval DIR [--answers FILE] [--intents FILE.csv] [--cv K] [--generation [--limit N]]
+[--out DIR]`: measure the bot's answers, the intent classifier and the dialogue model."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             "compare the base and LoRA-tuned dialogue model on held-out "
                             "questions (eval/faq_paraphrases.yaml).")
     parser.add_argument("directory", help="the bot folder")
+    parser.add_argument("--answers", metavar="FILE", type=Path,
+                        help="questions the bot has not seen with the entry that answers each "
+                        "(or none): answered right / wrong / clarified / abstained")
     parser.add_argument("--intents", metavar="FILE.csv", type=Path,
                         help="labelled messages: columns text and intent (or label/category)")
     parser.add_argument("--cv", metavar="K", type=int,
@@ -45,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from bot.runtime import load_intents
     from retrieval.embedder import SentenceEmbedder
 
-    if args.intents is None and args.cv is None and not args.generation:
-        raise BotError("nothing to evaluate: give --intents FILE.csv, --cv K and/or --generation")
+    if args.intents is None and args.cv is None and not args.generation and args.answers is None:
+        raise BotError("nothing to evaluate: give --answers FILE, --intents FILE.csv, --cv K "
+                       "and/or --generation")
     bot = load_bot(args.directory)
     out: Path = args.out or bot.build_dir / "eval"
+    if args.answers is not None:
+        _answers(bot, args.answers, out=out)
     if args.generation:
         _generation(bot, limit=args.limit, out=out)
     if args.intents is None and args.cv is None:
@@ -73,6 +79,31 @@ def run(args: argparse.Namespace) -> int:
         picture = plot_confusion(report, out / f"{name}_confusion.png", title=title)
         print(f"wrote {out / f'{name}_report.json'} and {picture}\n")
     return 0
+
+
+def _answers(bot: BotDefinition, path: Path, *, out: Path) -> None:
+    """Right / wrong / clarified / abstained on held-out questions, errors, risk-coverage."""
+    import asyncio
+
+    from bot.evaluation.answers import (
+        format_summary,
+        load_answer_cases,
+        plot_risk_coverage,
+        score_cases,
+    )
+    from bot.runtime import BotRuntime
+
+    cases = load_answer_cases(path)
+    runtime = BotRuntime.load(bot)
+    try:
+        summary = score_cases(runtime, cases)
+    finally:
+        asyncio.run(runtime.close())
+    print(format_summary(summary, title=f"Answers to {path}"), end="\n\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "answers.json").write_text(json.dumps(summary, indent=2))
+    plot_risk_coverage(summary["risk_coverage"], out / "risk_coverage.png")
+    print(f"wrote {out / 'answers.json'} and {out / 'risk_coverage.png'}\n")
 
 
 def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:

@@ -173,3 +173,22 @@ def plot_risk_coverage(points: Sequence[Sequence[float]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def format_summary(summary: dict[str, Any], *, title: str) -> str:
+    """The summary as a support team reads it: outcomes, by kind of question, errors."""
+    n = summary["n"]
+    lines = [title, ""]
+    lines += [f"  {name:<10} {summary[name]:6.1%}  ({round(summary[name] * n)} of {n})"
+              for name in OUTCOMES]
+    lines += ["", "  by kind of question:"]
+    for note, counts in summary["by_note"].items():
+        lines.append(f"    {note:<12} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if summary["errors"]:
+        lines += ["", "  answered wrongly or in part:"]
+        for error in summary["errors"]:
+            expected = " + ".join("/".join(part) for part in error["expect"])
+            got = " + ".join("/".join(answer) for answer in error["got"])
+            lines.append(f"    [{error['outcome']}] {error['question']!r}: expected {expected}, "
+                         f"got {got}")
+    return "\n".join(lines)

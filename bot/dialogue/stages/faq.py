@@ -13,11 +13,12 @@ Without a learned policy (``answers.policy: threshold``) the best passage above
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from adapters.answer_policy import AnswerPolicy, Decision
 from adapters.evidence import Candidate, content_words
-from bot.dialogue.follow_up import contextual_query
+from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question
 from bot.dialogue.multi_part import question_parts
 from bot.dialogue.stages.fallback import escalate
 from bot.dialogue.turn import Parts, Turn, rendered_reply
@@ -41,6 +42,13 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     if policy is None:
         return _declining(turn, parts, parts.answerer.answer(turn.session, turn.text, hits))
     decision = _decide(policy, turn, parts, query, hits)
+    previous = previous_question(turn.session) if dialogue.follow_up else None
+    if previous and query == turn.text and decision.action != "answer" and \
+            is_follow_up(turn.text, max_words=dialogue.follow_up_max_words):
+        combined = f"{previous} {turn.text}"  # "what about the fees?" after a question
+        with_context = _decide(policy, turn, parts, combined, await turn.hits(combined))
+        if _best_probability(with_context) > _best_probability(decision):
+            query, hits, decision = combined, await turn.hits(combined), with_context
     if parts.config.answers.multi_part and query == turn.text:
         split = await _multi_part(policy, turn, parts, decision)
         if split is not None:
@@ -58,6 +66,10 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     if stream is None:
         return None
     return _declining(turn, parts, stream.on_reply(_tagger(decision)))
+
+
+def _best_probability(decision: Decision) -> float:
+    return decision.best.probability if decision.best is not None else 0.0
 
 
 def _first(hits: list[Hit], passage_id: str) -> list[Hit]:
@@ -150,9 +162,15 @@ async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
     if len(questions) < 2:
         return None
     decided = []
-    for question in questions:
-        hits = await turn.hits(question)
-        decided.append((question, policy.decide(question, hits, None, parts.answerable), hits))
+    for n, question in enumerate(questions):
+        query = question  # "... and how much does it cost?" asks about the part before
+        if n and is_follow_up(question, max_words=parts.config.dialogue.follow_up_max_words):
+            query = f"{questions[n - 1]} {question}"
+        hits = await turn.hits(query)
+        verdict = None
+        if parts.analyzer is not None:  # each part's own intent
+            verdict = (await asyncio.to_thread(parts.analyzer.analyze, query)).intent
+        decided.append((question, policy.decide(query, hits, verdict, parts.answerable), hits))
     answered = [(q, d, h) for q, d, h in decided if d.action == "answer" and d.best]
     targets = {d.best.target for _, d, _ in answered if d.best is not None}
     missing = [q for q, d, _ in decided if d.action != "answer"

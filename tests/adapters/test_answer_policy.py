@@ -1,0 +1,172 @@
+"""The answer policy: features, the threshold rule, learning from a bot's own data, files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from adapters.answer_policy import AnswerPolicy, Example, choose, choose_threshold
+from adapters.errors import ModelError, NotTrainedError
+from adapters.evidence import Candidate, EvidenceBuilder, content_words
+from adapters.intents import IntentPrediction
+from adapters.policy_data import IntentUse, MaskedSearch, intent_links, train_policy
+from adapters.settings import AnswerSettings, ClassifierSettings
+from retrieval.documents import Passage
+from retrieval.embedder import SentenceEmbedder
+from retrieval.index import FaqIndex, Hit
+
+PASSAGES = [
+    Passage("card-late", "Cards arrive within 5-7 working days; after 10 we send a new one.",
+            "faq.yaml", question="My card has not arrived",
+            alternatives=("where is my card", "card still not delivered",
+                          "I never got the debit card")),
+    Passage("pin-reset", "Open the app, go to Card settings and choose Reset PIN.", "faq.yaml",
+            question="How do I reset my PIN?",
+            alternatives=("forgot my pin", "change my pin number", "new PIN please")),
+    Passage("transfer-time", "Domestic transfers arrive the same day; abroad 1-3 days.",
+            "faq.yaml", question="How long does a bank transfer take?",
+            alternatives=("when will my transfer arrive", "transfer duration",
+                          "how many days for a payment abroad")),
+    Passage("opening-hours", "Support is open Monday to Friday, 9:00 to 17:00.", "faq.yaml",
+            question="When are you open?",
+            alternatives=("opening hours", "what time can I call you", "are you open on sunday")),
+]
+
+
+def candidate(p: float, target: str = "a", kind: str = "faq") -> Candidate:
+    return Candidate(kind, target, (0.0,) * 8, probability=p)
+
+
+def test_content_words_drop_stop_words_and_plurals() -> None:
+    assert content_words("How do I reset my PINs?") == {"reset", "pin"}
+    assert content_words("the the and") == set()
+
+
+def test_unknown_words_and_coverage_are_measured_against_the_bots_texts() -> None:
+    evidence = EvidenceBuilder(Counter({"card": 2, "arrive": 1, "pin": 1}), {}, {})
+    hit = Hit(PASSAGES[0], 0.7)
+    known, = evidence.candidates("my card did not arrive", [hit], None, ())
+    strange, = evidence.candidates("mortgage rate for my card", [hit], None, ())
+    named = known.named(), strange.named()
+    assert named[0]["unknown"] == 0.0 and named[1]["unknown"] == pytest.approx(2 / 3)
+    assert named[0]["coverage"] > named[1]["coverage"]
+    # a text of the bot's own does not count its own words as known
+    own, = evidence.candidates("arrive", [hit], None, (), own=True)
+    assert own.named()["unknown"] == 1.0
+
+
+def test_intent_candidates_only_for_answering_intents() -> None:
+    evidence = EvidenceBuilder(Counter(), {"thanks": Counter({"thank": 3})}, {})
+    verdict = IntentPrediction("thanks", 0.9, [("thanks", 0.9), ("order", 0.05)])
+    kinds = [c.kind for c in evidence.candidates("thanks a lot", [], verdict, {"thanks"})]
+    assert kinds == ["intent"]
+    assert evidence.candidates("thanks a lot", [], verdict, set()) == []
+
+
+def test_choose_answers_clarifies_or_abstains() -> None:
+    assert choose([candidate(0.8)], 0.7) == "answer"
+    assert choose([candidate(0.45, "a"), candidate(0.4, "b")], 0.7) == "clarify"
+    assert choose([candidate(0.45, "a"), candidate(0.1, "b")], 0.7) == "abstain"
+    assert choose([candidate(0.45, "a"), candidate(0.4, "a")], 0.7) == "abstain"
+    assert choose([], 0.7) == "abstain"
+
+
+def test_threshold_keeps_wrong_answers_within_the_share() -> None:
+    outcomes = [(0.9, True, 1.0)] * 8 + [(0.6, False, 1.0)] + [(0.5, True, 1.0)] + \
+        [(0.4, False, 1.0)] * 10
+    # 20 questions: answering from 0.6 makes 1 wrong (5 %), from 0.5 still 1, from 0.4: 11
+    assert choose_threshold(outcomes, 0.05) == 0.5
+    assert choose_threshold(outcomes, 0.0) == 0.9
+    assert choose_threshold(outcomes, 0.6) == 0.4
+
+
+def index_of(embedder: SentenceEmbedder) -> FaqIndex:
+    return FaqIndex.build(list(PASSAGES), embedder)
+
+
+def test_masked_search_leaves_rows_out(embedder: SentenceEmbedder) -> None:
+    search = MaskedSearch(index_of(embedder))
+    row = search.texts.index("forgot my pin")
+    assert search.search(search.vectors[row], 1)[0].score == pytest.approx(1.0, abs=1e-4)
+    without = search.owners == search.owners[row]
+    assert all(h.passage.id != "pin-reset" for h in
+               search.search(search.vectors[row], 3, without=without))
+
+
+def test_links_explicit_or_learned_and_unknown_ids_refused(embedder: SentenceEmbedder) -> None:
+    index = index_of(embedder)
+    uses = [IntentUse("pin", ("I forgot my PIN", "reset my card PIN", "new pin"), response=True),
+            IntentUse("hours", ("when do you open",), response=True, faq="opening-hours"),
+            IntentUse("form", ("check my order",), acts=True)]
+    links = intent_links(uses, index, embedder, 3)
+    assert links == {"pin": "pin-reset", "hours": "opening-hours"}
+    with pytest.raises(ModelError, match="'nope' is no FAQ entry"):
+        intent_links([IntentUse("x", ("a",), faq="nope")], index, embedder, 3)
+
+
+def test_policy_learns_from_faq_answers_known_and_abstains_on_strangers(
+        embedder: SentenceEmbedder, tmp_path: Path) -> None:
+    index = index_of(embedder)
+    policy, learned = train_policy(tmp_path / "policy", index, embedder, [], None,
+                                   ClassifierSettings(), AnswerSettings(), k=3)
+    assert learned and 0.05 <= policy.threshold <= 0.99
+    assert policy.manifest["examples"] > 0
+
+    def decide(text: str) -> str:
+        vector = embedder.embed([text])[0]
+        return policy.decide(text, index.search_vector(vector, 3), None).action
+
+    assert decide("How do I reset my PIN?") == "answer"
+    assert decide("can I get a mortgage and what is the interest rate on it?") != "answer"
+    decision = policy.decide("How do I reset my PIN?",
+                             index.search_vector(embedder.embed(["How do I reset my PIN?"])[0],
+                                                 3), None)
+    evidence = decision.evidence()
+    assert evidence["action"] == "answer" and evidence["candidates"][0]["target"] == "pin-reset"
+    assert set(evidence["candidates"][0]["features"]) >= {"score", "lead", "unknown"}
+    # unchanged inputs: reused; the saved policy decides the same
+    again, relearned = train_policy(tmp_path / "policy", index, embedder, [], None,
+                                    ClassifierSettings(), AnswerSettings(), k=3)
+    assert not relearned and again.threshold == pytest.approx(policy.threshold)
+
+
+def test_a_stricter_target_answers_less(embedder: SentenceEmbedder, tmp_path: Path) -> None:
+    index = index_of(embedder)
+    loose, _ = train_policy(tmp_path / "a", index, embedder, [], None, ClassifierSettings(),
+                            AnswerSettings(max_wrong_rate=0.5), k=3)
+    strict, _ = train_policy(tmp_path / "b", index, embedder, [], None, ClassifierSettings(),
+                             AnswerSettings(max_wrong_rate=0.0), k=3)
+    assert strict.threshold >= loose.threshold
+
+
+def test_missing_stale_or_damaged_policy_files_are_named(
+        embedder: SentenceEmbedder, tmp_path: Path) -> None:
+    folder = tmp_path / "policy"
+    with pytest.raises(NotTrainedError, match="run `bot train`"):
+        AnswerPolicy.load(folder)
+    train_policy(folder, index_of(embedder), embedder, [], None, ClassifierSettings(),
+                 AnswerSettings(), k=3)
+    with pytest.raises(NotTrainedError, match="out of date"):
+        AnswerPolicy.load(folder, {"policy_sha256": "something else"})
+    body = json.loads((folder / "policy.json").read_text())
+    body["scorers"]["faq"]["coef"] = [1.0]
+    (folder / "policy.json").write_text(json.dumps(body))
+    with pytest.raises(ModelError, match=r"policy\.json: answer policy is damaged"):
+        AnswerPolicy.load(folder)
+    (folder / "policy.json").write_text("{not json")
+    with pytest.raises(ModelError, match="damaged"):
+        AnswerPolicy.load(folder)
+
+
+def test_no_data_to_learn_from_is_a_clear_error(embedder: SentenceEmbedder,
+                                                tmp_path: Path) -> None:
+    bare = FaqIndex.build([Passage("a", "text", "x.yaml", question="q?")], embedder)
+    with pytest.raises(ModelError, match=r"answers\.policy: threshold"):
+        train_policy(tmp_path / "p", bare, embedder, [], None, ClassifierSettings(),
+                     AnswerSettings(), k=3)
+    with pytest.raises(ModelError, match="no examples"):
+        AnswerPolicy.fit([], EvidenceBuilder(Counter(), {}, {}), max_wrong_rate=0.05)
+    assert Example((), frozenset()).weight == 1.0

@@ -1,0 +1,174 @@
+"""Answer trust end to end: the learned decision in a real bot's turns, multi-part questions,
+and the evaluation a support team reads (`bot eval --answers`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.build import train
+from bot.definition.loader import load_bot
+from bot.dialogue.multi_part import question_parts
+from bot.errors import ConfigError
+from bot.evaluation.answers import AnswerCase, load_answer_cases, outcome
+from bot.messages import BotReply, Citation, UserMessage
+from bot.runtime import BotRuntime
+
+from ..conftest import REPO, MakeBot
+
+FAQ = """
+- id: card-late
+  question: My card has not arrived
+  answer: Cards arrive within 5-7 working days; after 10 days we send a new one.
+  alternatives: ["where is my card", "card still not delivered", "I never got the debit card"]
+- id: pin-reset
+  question: How do I reset my PIN?
+  answer: Open the app, go to Card settings and choose Reset PIN.
+  alternatives: ["forgot my pin", "change my pin number", "I need a new PIN"]
+- id: transfer-time
+  question: How long does a bank transfer take?
+  answer: Domestic transfers arrive the same day; transfers abroad take 1-3 working days.
+  alternatives: ["when will my transfer arrive", "transfer duration",
+                 "how many days for a payment abroad"]
+- id: opening-hours
+  question: When is customer support open?
+  answer: Support is open Monday to Friday, 9:00 to 17:00.
+  alternatives: ["opening hours", "what time can I call you", "are you open on sunday"]
+"""
+
+BOT = """
+name: trust_bot
+faq:
+  sources: [faq/main.yaml]
+  top_k: 3
+fallback:
+  message: Sorry, I do not know that one.
+channels:
+  rest: {auth: none}
+"""
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("How long does a transfer take and what does it cost?",
+     ["How long does a transfer take", "what does it cost?"]),
+    ("I want to change my PIN and also update my phone number",
+     ["I want to change my PIN", "update my phone number"]),
+    ("My card and PIN letter have not arrived", ["My card and PIN letter have not arrived"]),
+    ("I lost my card. Can you help?", ["I lost my card. Can you help?"]),
+    ("Where is my card? How do I reset my PIN?", ["Where is my card?", "How do I reset my PIN?"]),
+])
+def test_question_parts(text: str, parts: list[str]) -> None:
+    assert question_parts(text) == parts
+
+
+def reply(kind: str, *cited: str, intent: str | None = None) -> BotReply:
+    return BotReply("text", citations=tuple(Citation(c, "faq.yaml", c, 0.9) for c in cited),
+                    kind=kind, intent=intent)
+
+
+def test_outcomes_of_replies() -> None:
+    case = AnswerCase("1", ("q",), (("a", "a2"),))
+    assert outcome(case, reply("faq", "a")) == "right"
+    assert outcome(case, reply("faq", "a2")) == "right"
+    assert outcome(case, reply("faq", "b")) == "wrong"
+    assert outcome(case, reply("faq", "a", "b")) == "wrong"
+    assert outcome(case, reply("fallback")) == "abstained"
+    assert outcome(case, reply("clarify")) == "clarified"
+    assert outcome(case, reply("intent", intent="x")) == "wrong"
+    assert outcome(case, reply("intent", intent="x"), {"x": "a"}) == "right"
+    none = AnswerCase("2", ("q",), (("none",),))
+    assert outcome(none, reply("faq", "a")) == "wrong"
+    assert outcome(none, reply("fallback")) == "abstained"
+    two = AnswerCase("3", ("q",), (("a",), ("b",)))
+    assert outcome(two, reply("faq", "a")) == "partial"
+    assert outcome(two, reply("faq", "a", "b")) == "right"
+
+
+def test_answer_files_load_both_formats_and_bad_ones_are_named(tmp_path: Path) -> None:
+    cases = load_answer_cases(REPO / "example_bots" / "acme_bank" / "eval" /
+                              "customer_questions_blind.yaml")
+    assert len(cases) >= 100 and all(c.expect for c in cases)
+    assert any(len(c.turns) == 2 for c in cases) and any(len(c.expect) > 1 for c in cases)
+    paraphrases = load_answer_cases(REPO / "example_bots" / "acme_bank" / "eval" /
+                                    "faq_paraphrases.yaml")
+    assert paraphrases[0].expect == ((paraphrases[0].id.rsplit("-", 1)[0],),)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- turns: [hello]\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*\[0\].*'expect'"):
+        load_answer_cases(bad)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> BotRuntime:
+    root = tmp_path_factory.mktemp("trust") / "trust_bot"
+    (root / "faq").mkdir(parents=True)
+    (root / "bot.yaml").write_text(BOT)
+    (root / "faq" / "main.yaml").write_text(FAQ)
+    bot = load_bot(root)
+    steps = {r.step for r in train(bot, progress=False)}
+    assert "answer policy" in steps
+    return BotRuntime.load(bot)
+
+
+async def ask(runtime: BotRuntime, *texts: str) -> BotReply:
+    answer = None
+    for text in texts:
+        answer = await runtime.dialogue.handle(UserMessage(sender=f"u-{texts[0]}", text=text,
+                                                           channel="rest"))
+    assert answer is not None
+    return answer
+
+
+async def test_a_known_question_is_answered_with_its_decision(runtime: BotRuntime) -> None:
+    answer = await ask(runtime, "How do I reset my PIN?")
+    assert answer.kind == "faq" and [c.passage_id for c in answer.citations] == ["pin-reset"]
+    assert answer.decision is not None and answer.decision["action"] == "answer"
+    assert answer.confidence == answer.decision["candidates"][0]["probability"]
+    assert answer.intent is None  # no intent decided this reply
+
+
+async def test_a_question_the_faq_does_not_cover_is_declined(runtime: BotRuntime) -> None:
+    answer = await ask(runtime, "can I get a mortgage, and what is your interest rate?")
+    assert answer.kind in ("fallback", "clarify") and not answer.citations
+    assert answer.decision is not None and answer.decision["action"] in ("abstain", "clarify")
+
+
+async def test_both_parts_of_a_two_part_question_are_answered(runtime: BotRuntime) -> None:
+    answer = await ask(runtime, "When is customer support open? And how do I reset my PIN?")
+    assert {c.passage_id for c in answer.citations} == {"opening-hours", "pin-reset"}
+    assert "Monday to Friday" in answer.text and "Reset PIN" in answer.text
+    assert answer.decision is not None and answer.decision["action"] == "answer_parts"
+
+
+async def test_threshold_policy_still_works(make_bot: MakeBot) -> None:
+    root = make_bot(BOT + "answers: {policy: threshold}\n", files={"faq/main.yaml": FAQ})
+    bot = load_bot(root)
+    train(bot, progress=False)
+    assert not bot.policy_dir.exists()
+    loaded = BotRuntime.load(bot)
+    try:
+        answer = await ask(loaded, "How do I reset my PIN?")
+        assert answer.citations[0].passage_id == "pin-reset" and answer.decision is None
+    finally:
+        await loaded.close()
+
+
+def test_bot_eval_answers_prints_and_writes_the_report(make_bot: MakeBot,
+                                                       tmp_path: Path) -> None:
+    root = make_bot(BOT, files={"faq/main.yaml": FAQ})
+    questions = tmp_path / "questions.yaml"
+    questions.write_text("- turns: ['I forgot the PIN of my card']\n  expect: [pin-reset]\n"
+                         "- turns: ['do you sell travel insurance?']\n  expect: [none]\n")
+    bot = [sys.executable, "-m", "bot"]
+    subprocess.run([*bot, "train", str(root)], check=True, capture_output=True, timeout=600)
+    done = subprocess.run([*bot, "eval", str(root), "--answers", str(questions), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "right" in done.stdout and "abstained" in done.stdout
+    report = json.loads((tmp_path / "out" / "answers.json").read_text())
+    assert report["n"] == 2 and report["wrong"] == 0.0
+    assert (tmp_path / "out" / "risk_coverage.png").stat().st_size > 1000
