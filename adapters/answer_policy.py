@@ -121,6 +121,12 @@ class AnswerPolicy:
     evidence: EvidenceBuilder
     manifest: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def learned(self) -> bool:
+        """False when the bot's data was too little to learn from (the bot then answers by
+        ``faq.answer_threshold``)."""
+        return bool(self.scorers)
+
     # -- deciding --------------------------------------------------------------------------
 
     def weigh(self, candidates: Iterable[Candidate]) -> list[Candidate]:

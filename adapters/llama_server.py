@@ -127,11 +127,12 @@ class LlamaServer:
                    "--threads-batch", str(options.threads), "--poll", str(options.poll),
                    "--parallel", str(options.parallel),
                    "--ctx-size", str(SLOT_TOKENS * options.parallel), "--no-kv-unified",
-                   "--no-webui", "--jinja", "--n-gpu-layers", "0"]
+                   "--no-webui", "--jinja", "--n-gpu-layers", "0",
+                   # On CPUs with AMX, weights repacked for it crash the server at start-up
+                   # (segmentation fault; llama.cpp of llama-cpp-python 0.3.36): no repacking.
+                   "--no-repack"]
         if self.loras:
-            # On CPUs with AMX, weights repacked for it and a LoRA crash the server
-            # (segmentation fault at start-up, llama.cpp of llama-cpp-python 0.3.36): no repack.
-            command += ["--lora-init-without-apply", "--no-repack"]
+            command.append("--lora-init-without-apply")
             for _name, path in self.loras:
                 command += ["--lora", str(path)]
         return command

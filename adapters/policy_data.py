@@ -40,6 +40,7 @@ from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex, Hit
 
 FOLDS = 5
+MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
 UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
@@ -89,10 +90,10 @@ def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
     evidence = evidence_for(uses, index, links)
     examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
                                unanswerable_share=answers.unanswerable_share)
-    if not examples:
-        raise ModelError("the answer policy needs FAQ entries with 'alternatives' or intents "
-                         "to learn from; add some, or set answers.policy: threshold")
-    policy = AnswerPolicy.fit(examples, evidence, max_wrong_rate=answers.max_wrong_rate)
+    if len(examples) < MIN_QUESTIONS:  # too little to learn from: the cosine threshold
+        policy = AnswerPolicy({}, 1.0, evidence, {"examples": len(examples)})
+    else:
+        policy = AnswerPolicy.fit(examples, evidence, max_wrong_rate=answers.max_wrong_rate)
     policy.manifest.update(links=len(links))
     policy.save(directory, wanted)
     return policy, True

@@ -131,9 +131,7 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
         started = time.perf_counter()
         policy, rebuilt = train_policy(bot, index, embedder, force=force)
         result = StepResult("answer policy", rebuilt, time.perf_counter() - started,
-                            f"{policy.manifest.get('examples')} questions, answers from "
-                            f"p >= {policy.threshold:.2f} (at most "
-                            f"{config.answers.max_wrong_rate:.0%} wrong)")
+                            policy_detail(policy, config.answers.max_wrong_rate))
         results.append(result)
         report(result)
     if config.model.generation and index is not None:
@@ -145,6 +143,18 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
             results.append(result)
             report(result)
     return results
+
+
+def policy_detail(policy: AnswerPolicy, max_wrong_rate: float) -> str:
+    """What ``bot train`` says of the answer policy it learned."""
+    questions = policy.manifest.get("examples", 0)
+    if not policy.learned:
+        return (f"only {questions} questions to learn from: answering by faq.answer_threshold "
+                "(add 'alternatives' to FAQ entries, or intents)")
+    held_out = policy.manifest.get("held_out", {})
+    return (f"{questions} questions; answers from p >= {policy.threshold:.2f}: on held-out "
+            f"folds {held_out.get('answered', 0):.0%} answered, {held_out.get('wrong', 0):.1%} "
+            f"wrongly (target at most {max_wrong_rate:.0%})")
 
 
 def _engine_files(bot: BotDefinition) -> StepResult:

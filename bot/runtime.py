@@ -60,7 +60,8 @@ def load_policy(bot: BotDefinition, knowledge: KnowledgeBase | None,
     wanted = policy_fingerprint(knowledge.index, intent_uses(bot), classifier, config.answers,
                                 config.faq.top_k if config.faq else 3)
     with library_errors(file=bot.shown(bot.file)):
-        return AnswerPolicy.load(bot.policy_dir, wanted)
+        policy = AnswerPolicy.load(bot.policy_dir, wanted)
+    return policy if policy.learned else None
 
 
 def load_generator(bot: BotDefinition) -> Generator | None:

@@ -51,7 +51,7 @@ def test_unknown_words_and_coverage_are_measured_against_the_bots_texts() -> Non
     known, = evidence.candidates("my card did not arrive", [hit], None, ())
     strange, = evidence.candidates("mortgage rate for my card", [hit], None, ())
     named = known.named(), strange.named()
-    assert named[0]["unknown"] == 0.0 and named[1]["unknown"] == pytest.approx(2 / 3)
+    assert named[0]["unknown"] == 0.0 and named[1]["unknown"] == pytest.approx(2 / 3, abs=1e-3)
     assert named[0]["coverage"] > named[1]["coverage"]
     # a text of the bot's own does not count its own words as known
     own, = evidence.candidates("arrive", [hit], None, (), own=True)
@@ -161,12 +161,14 @@ def test_missing_stale_or_damaged_policy_files_are_named(
         AnswerPolicy.load(folder)
 
 
-def test_no_data_to_learn_from_is_a_clear_error(embedder: SentenceEmbedder,
-                                                tmp_path: Path) -> None:
-    bare = FaqIndex.build([Passage("a", "text", "x.yaml", question="q?")], embedder)
-    with pytest.raises(ModelError, match=r"answers\.policy: threshold"):
-        train_policy(tmp_path / "p", bare, embedder, [], None, ClassifierSettings(),
-                     AnswerSettings(), k=3)
+def test_too_little_data_leaves_the_threshold_rule(embedder: SentenceEmbedder,
+                                                   tmp_path: Path) -> None:
+    bare = FaqIndex.build([Passage("a", "text", "x.yaml", question="q?",
+                                   alternatives=("other q",))], embedder)
+    policy, _ = train_policy(tmp_path / "p", bare, embedder, [], None, ClassifierSettings(),
+                             AnswerSettings(), k=3)
+    assert not policy.learned
+    assert not AnswerPolicy.load(tmp_path / "p").learned
     with pytest.raises(ModelError, match="no examples"):
         AnswerPolicy.fit([], EvidenceBuilder(Counter(), {}, {}), max_wrong_rate=0.05)
     assert Example((), frozenset()).weight == 1.0

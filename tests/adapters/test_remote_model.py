@@ -21,7 +21,7 @@ from adapters.generation import DialogueModel
 from adapters.prompting import Turn, build_messages
 from adapters.remote_model import RemoteDialogueModel
 from adapters.settings import ModelServerSettings, ModelSettings, Persona
-from bot.build import build_index
+from bot.build import build_index, train_policy
 from bot.definition.loader import load_bot
 from bot.messages import UserMessage
 from bot.runtime import BotRuntime
@@ -253,7 +253,8 @@ async def test_a_bot_answers_through_the_model_server(
     monkeypatch.setenv("TEST_MODEL_SERVER_KEY", API_KEY)
     bot = load_bot(make_bot(SERVER_BOT.format(url=stand_in.url)))
     assert API_KEY not in repr(bot.config)
-    build_index(bot, embedder, progress=False)  # no `bot train`: there is no local adapter
+    index, _ = build_index(bot, embedder, progress=False)  # no `bot train`: no local adapter
+    train_policy(bot, index, embedder)
     runtime = await BotRuntime.aload(bot)
     try:
         question = "my new card still has not been delivered to me"
@@ -276,7 +277,7 @@ async def test_a_looping_answer_is_stopped_and_replaced_by_the_faq_answer(
     stand_in.pieces, stand_in.mode = [" I'm", " sorry,"] * 24, "slow"
     monkeypatch.setenv("TEST_MODEL_SERVER_KEY", API_KEY)
     bot = load_bot(make_bot(SERVER_BOT.format(url=stand_in.url)))
-    build_index(bot, embedder, progress=False)
+    train_policy(bot, build_index(bot, embedder, progress=False)[0], embedder)
     runtime = await BotRuntime.aload(bot)
     try:
         reply = await runtime.dialogue.handle(

@@ -58,7 +58,7 @@ channels:
     ("I want to change my PIN and also update my phone number",
      ["I want to change my PIN", "update my phone number"]),
     ("My card and PIN letter have not arrived", ["My card and PIN letter have not arrived"]),
-    ("I lost my card. Can you help?", ["I lost my card. Can you help?"]),
+    ("Where is my card? Thanks", ["Where is my card? Thanks"]),
     ("Where is my card? How do I reset my PIN?", ["Where is my card?", "How do I reset my PIN?"]),
 ])
 def test_question_parts(text: str, parts: list[str]) -> None:
