@@ -18,8 +18,12 @@ async def intent(turn: Turn, parts: Parts) -> BotReply | None:
         return clarify(parts, *chosen.ambiguous[:2])
     if chosen.intent is None or await faq_is_better(turn, parts):
         return None
-    if chosen.name in parts.answerable and parts.answerer.policy is not None:
-        return None  # a canned response is one candidate answer: the FAQ stage decides
+    policy = parts.answerer.policy
+    if policy is not None and chosen.name in policy.evidence.links \
+            and chosen.name in parts.answerable and turn.analysis is not None:
+        # a canned response that states an FAQ entry's facts is one candidate answer among
+        # the FAQ's: the FAQ stage decides (a button payload names its intent: no doubt)
+        return None
     return await intent_reply(turn, parts, chosen.intent)
 
 
