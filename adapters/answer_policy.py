@@ -131,14 +131,7 @@ class AnswerPolicy:
 
     def weigh(self, candidates: Iterable[Candidate]) -> list[Candidate]:
         """The candidates with their probabilities, best first."""
-        weighed = []
-        for candidate in candidates:
-            scorer = self.scorers.get(candidate.kind)
-            if scorer is None:
-                continue
-            p = float(scorer.probabilities(np.asarray([candidate.features]))[0])
-            weighed.append(replace(candidate, probability=p))
-        return sorted(weighed, key=lambda c: -c.probability)
+        return _weigh(self.scorers, candidates)
 
     def decide(self, text: str, hits: Sequence[Hit], intent: IntentPrediction | None,
                answerable: Iterable[str] = ()) -> Decision:
@@ -268,7 +261,8 @@ def _fit_scorers(examples: Sequence[Example]) -> dict[str, LogisticScorer]:
 
 
 def _weigh(scorers: Mapping[str, LogisticScorer],
-           candidates: Sequence[Candidate]) -> list[Candidate]:
+           candidates: Iterable[Candidate]) -> list[Candidate]:
+    """``candidates`` of the kinds ``scorers`` know, with their probabilities, best first."""
     weighed = [replace(c, probability=float(scorers[c.kind].probabilities(
         np.asarray([c.features]))[0])) for c in candidates if c.kind in scorers]
     return sorted(weighed, key=lambda c: -c.probability)

@@ -205,9 +205,9 @@ class IntentClassifier:
         ambiguous = (not top_is_background and confidence - runner_up < margin
                      and confidence + runner_up >= threshold)
         out_of_scope = top_is_background or (confidence < threshold and not ambiguous)
-        background = [float(row[i]) for i, c in enumerate(classes) if c == OUT_OF_SCOPE]
+        background = float(row[classes.index(OUT_OF_SCOPE)]) if OUT_OF_SCOPE in classes else 0.0
         return IntentPrediction(None if out_of_scope else ranking[0][0], confidence, ranking,
-                                out_of_scope, ambiguous, background[0] if background else 0.0)
+                                out_of_scope, ambiguous, background)
 
     # -- persistence -----------------------------------------------------------------------
 

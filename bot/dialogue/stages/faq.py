@@ -18,9 +18,11 @@ import dataclasses
 
 from adapters.answer_policy import AnswerPolicy, Decision
 from adapters.evidence import Candidate, content_words
+from bot.dialogue.answerer import citation
 from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question
 from bot.dialogue.multi_part import question_parts
 from bot.dialogue.stages.fallback import escalate
+from bot.dialogue.stages.intent import clarify_options, intent_title
 from bot.dialogue.turn import Parts, Turn, rendered_reply
 from bot.messages import BotReply, Citation, ReplyHook, ReplyStream
 from retrieval.index import Hit
@@ -46,9 +48,10 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     if previous and query == turn.text and decision.action != "answer" and \
             is_follow_up(turn.text, max_words=dialogue.follow_up_max_words):
         combined = f"{previous} {turn.text}"  # "what about the fees?" after a question
-        with_context = _decide(policy, turn, parts, combined, await turn.hits(combined))
+        combined_hits = await turn.hits(combined)
+        with_context = _decide(policy, turn, parts, combined, combined_hits)
         if _best_probability(with_context) > _best_probability(decision):
-            query, hits, decision = combined, await turn.hits(combined), with_context
+            query, hits, decision = combined, combined_hits, with_context
     if parts.config.answers.multi_part and query == turn.text:
         split = await _multi_part(policy, turn, parts, decision)
         if split is not None:
@@ -123,35 +126,25 @@ def _linked_citation(parts: Parts, intent: str, hits: list[Hit]) -> Citation | N
     passage = knowledge.index.get(passage_id)
     if passage is None:
         return None
-    score = next((h.score for h in hits if h.passage.id == passage_id), 0.0)
-    return Citation(passage_id=passage.id, source=passage.source,
-                    title=passage.title or passage.question or "", score=round(score, 4))
+    return citation(Hit(passage, next((h.score for h in hits if h.passage.id == passage_id),
+                                      0.0)))
 
 
 def clarify(parts: Parts, options: tuple[Candidate, ...]) -> BotReply:
-    """ "Do you mean A or B?" with a button for each (a button sends its question again)."""
-    titles = [_title(parts, c) for c in options[:2]]
-    text = parts.templates.render(parts.config.dialogue.clarify,
-                                  {"first": titles[0], "second": titles[1]})
-    buttons = tuple({"title": title, "payload": _payload(parts, c, title)}
-                    for c, title in zip(options, titles, strict=False))
-    return BotReply(text=text, buttons=buttons, kind="clarify")
+    """ "Did you mean A or B?" between two candidates: an intent's button selects it, a
+    passage's button sends its question again."""
+    return clarify_options(parts, [_option(parts, c) for c in options[:2]])
 
 
-def _title(parts: Parts, candidate: Candidate) -> str:
+def _option(parts: Parts, candidate: Candidate) -> tuple[str, str]:
+    """A candidate's title and button payload."""
     if candidate.kind == "intent":
-        found = parts.intents.get(candidate.target)
-        return found.title if found is not None and found.title else \
-            candidate.target.replace("_", " ")
+        return intent_title(parts, candidate.target), candidate.target
     knowledge = parts.answerer.knowledge
     passage = knowledge.index.get(candidate.target) if knowledge is not None else None
-    if passage is None:
-        return candidate.target
-    return (passage.question or passage.title or passage.id).rstrip("?")
-
-
-def _payload(parts: Parts, candidate: Candidate, title: str) -> str:
-    return candidate.target if candidate.kind == "intent" else f"{title}?"
+    title = candidate.target if passage is None else \
+        (passage.question or passage.title or passage.id).rstrip("?")
+    return title, f"{title}?"
 
 
 async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,

@@ -56,14 +56,19 @@ async def intent_reply(turn: Turn, parts: Parts, chosen: Intent) -> BotReply | N
 
 
 def clarify(parts: Parts, first: str, second: str) -> BotReply:
-    titles = [_title(parts, first), _title(parts, second)]
+    """ "Did you mean A or B?" between two intents."""
+    return clarify_options(parts, [(intent_title(parts, n), n) for n in (first, second)])
+
+
+def clarify_options(parts: Parts, options: list[tuple[str, str]]) -> BotReply:
+    """ "Did you mean A or B?" with a button for each option (title, payload)."""
     text = parts.templates.render(parts.config.dialogue.clarify,
-                                  {"first": titles[0], "second": titles[1]})
-    buttons = tuple({"title": t, "payload": n}
-                    for t, n in zip(titles, (first, second), strict=True))
+                                  {"first": options[0][0], "second": options[1][0]})
+    buttons = tuple({"title": title, "payload": payload} for title, payload in options)
     return BotReply(text=text, buttons=buttons, kind="clarify")
 
 
-def _title(parts: Parts, name: str) -> str:
+def intent_title(parts: Parts, name: str) -> str:
+    """How "Did you mean ...?" names an intent: its ``title``, or its name spaced."""
     found = parts.intents.get(name)
     return found.title if found is not None and found.title else name.replace("_", " ")
