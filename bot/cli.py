@@ -15,7 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from bot.errors import BotError, library_errors
 
 COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export",
-            "engine")
+            "engine", "import")
+MODULES = {"import": "import_conversations"}  # commands whose name is a Python keyword
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"bot.commands.{name}").register(sub)
+        importlib.import_module(f"bot.commands.{MODULES.get(name, name)}").register(sub)
     return parser
 
 

@@ -24,6 +24,11 @@ class ConfigError(Located, BotError):
     """A bot definition is invalid: the message names the file, key path and line."""
 
 
+class TranscriptError(Located, BotError):
+    """A conversation file (given to `bot import`, or stored by it) is unreadable or invalid:
+    the message names the file, line and field."""
+
+
 class NotTrainedError(BotError):
     """An artefact that `bot train` builds (index, adapter, classifier) is missing or stale."""
 
