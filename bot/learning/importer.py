@@ -113,8 +113,9 @@ def import_files(bot_root: Path, files: Sequence[Path], *,
 
 def _clean(parsed: Parsed, seen: set[str],
            taken: set[str]) -> tuple[list[Conversation], ImportCounts]:
-    """The conversations worth keeping, redacted, each with an id no other stored one has
-    (``seen``: the keys of kept conversations, ``taken``: their ids; both updated)."""
+    """The conversations worth keeping, redacted (ids too: some exports key conversations by
+    e-mail or phone), each with an id no other stored one has (``seen``: the keys of kept
+    conversations, ``taken``: their ids; both updated)."""
     tally = Counter(non_chat=parsed.non_chat, private=parsed.private)
     kept: list[Conversation] = []
     for conversation in parsed.conversations:
@@ -123,8 +124,8 @@ def _clean(parsed: Parsed, seen: set[str],
         if "customer" not in speakers:
             tally["no_customer"] += 1
             continue
-        cleaned = Conversation(id=_unique(conversation.id, taken), source=conversation.source,
-                               messages=tuple(messages))
+        cleaned = Conversation(id=_unique(redact(conversation.id), taken),
+                               source=conversation.source, messages=tuple(messages))
         if cleaned.key() in seen:
             tally["duplicates"] += 1
             continue

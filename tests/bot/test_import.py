@@ -83,14 +83,14 @@ def test_openai_chats_map_roles_redact_and_round_trip(tmp_path: Path) -> None:
 def test_a_message_a_line_groups_spread_conversations_in_line_order(tmp_path: Path) -> None:
     past = write(tmp_path, "messages.jsonl", jsonl(
         {"conversation_id": 7, "role": "user", "content": "hello", "timestamp": 1714557600},
-        {"conversation_id": "x", "role": "user", "content": "is the app down?"},
+        {"conversation_id": "ann@example.com", "role": "user", "content": "is the app down?"},
         {"conversation_id": 7, "role": "agent", "content": "hi, how can I help?"},
         {"conversation_id": 7, "role": "user", "content": [{"type": "text", "text": "PIN"}]}))
 
     import_files(tmp_path / "bot", [past])
 
     seven, x = load_conversations(tmp_path / "bot")
-    assert (seven.id, seven.source, x.id) == ("7", "messages.jsonl:1", "x")
+    assert (seven.id, seven.source, x.id) == ("7", "messages.jsonl:1", "[EMAIL]")
     assert said(seven) == [("customer", "hello"), ("agent", "hi, how can I help?"),
                            ("customer", "PIN")]
     assert seven.messages[0].at == "2024-05-01T10:00:00+00:00"
