@@ -122,19 +122,23 @@ def _text_kind(path: Path, text: str) -> str:
 
 
 def _json_format(records: list[Record], source: Source) -> str:
-    """The JSON format the first record has the shape of."""
-    line, _, first = records[0]
-    messages = first.get("messages")
-    inner = messages[0] if isinstance(messages, list) and messages else {}
-    if "message_type" in first or (isinstance(inner, dict) and "message_type" in inner):
-        return "chatwoot"
-    if "comments" in first:
-        return "zendesk"
-    if "messages" in first or "role" in first:
-        return "jsonl"
-    raise source.error("cannot tell the format: expected chat messages ('messages' or 'role'),"
-                       " a Chatwoot conversation ('message_type') or a Zendesk ticket "
-                       f"('comments'); name it with --format ({', '.join(FORMATS)})", line)
+    """The JSON format of the first record that shows one (a conversation without messages
+    does not)."""
+    for line, _, record in records:
+        messages = record.get("messages")
+        inner = messages[0] if isinstance(messages, list) and messages else {}
+        if "message_type" in record or (isinstance(inner, dict) and "message_type" in inner):
+            return "chatwoot"
+        if "comments" in record:
+            return "zendesk"
+        if "role" in record or inner:
+            return "jsonl"
+        if "messages" not in record:
+            raise source.error(
+                "cannot tell the format: expected chat messages ('messages' or 'role'), a "
+                "Chatwoot conversation ('message_type') or a Zendesk ticket ('comments'); "
+                f"name it with --format ({', '.join(FORMATS)})", line)
+    return "jsonl"  # conversations, all without messages
 
 
 def _read_openai(records: list[Record], threads: Threads) -> None:

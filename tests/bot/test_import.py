@@ -140,6 +140,7 @@ def test_chatwoot_messages_drop_activity_and_private_notes(
 
 def test_chatwoot_conversations_with_string_types_and_automations(tmp_path: Path) -> None:
     export = write(tmp_path, "conversations.json", json.dumps({"data": {"payload": [
+        {"id": 0, "messages": []},  # shows no format: the next one does
         {"id": 1, "messages": [
             {"message_type": "incoming", "content": "refund please", "created_at": 1714557600,
              "sender": {"type": "contact"}},
@@ -149,7 +150,8 @@ def test_chatwoot_conversations_with_string_types_and_automations(tmp_path: Path
 
     report = import_files(tmp_path / "bot", [export])
 
-    assert report.files[0].format == "chatwoot" and report.files[0].counts.non_chat == 1
+    counts = report.files[0].counts
+    assert (report.files[0].format, counts.non_chat, counts.no_customer) == ("chatwoot", 1, 1)
     (conversation,) = load_conversations(tmp_path / "bot")
     assert said(conversation) == [("customer", "refund please"),
                                   ("bot", "We are away until Monday."), ("agent", "Refunded.")]
