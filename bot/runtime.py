@@ -91,12 +91,13 @@ class BotRuntime:
     generator: Generator | None = None
 
     @classmethod
-    def load(cls, bot: BotDefinition) -> BotRuntime:
+    def load(cls, bot: BotDefinition, *, store: SessionStore | None = None) -> BotRuntime:
+        """Load ``bot``; with ``store``, share that session store (a reload of the models)."""
         with library_errors(file=bot.shown(bot.file)):
-            return cls._load(bot)
+            return cls._load(bot, store)
 
     @classmethod
-    def _load(cls, bot: BotDefinition) -> BotRuntime:
+    def _load(cls, bot: BotDefinition, shared: SessionStore | None = None) -> BotRuntime:
         config = bot.config
         knowledge, embedder = None, None
         if config.faq is not None or config.intents:
@@ -106,7 +107,7 @@ class BotRuntime:
         if config.faq is not None and embedder is not None:
             knowledge = load_knowledge(bot, embedder)
         analyzer = load_analyzer(bot, embedder)  # intent + sentiment (None without intents)
-        store = open_session_store(bot)
+        store = shared or open_session_store(bot)
         generator = load_generator(bot)
         policy = load_policy(bot, knowledge, analyzer)
         answerer = FaqAnswerer(config, knowledge, generator, policy)
@@ -120,5 +121,9 @@ class BotRuntime:
 
     async def close(self) -> None:
         await self.store.close()
+        await self.close_models()
+
+    async def close_models(self) -> None:
+        """Stop the dialogue model (e.g. its llama.cpp server); the store stays open."""
         if self.generator is not None:
             await asyncio.to_thread(self.generator.model.close)

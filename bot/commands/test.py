@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.build import train
     from bot.evaluation.conversations import isolated, load_conversations, run_conversations
     from bot.runtime import BotRuntime
+    from bot.versions import trained_copy
 
     bot = load_bot(args.directory)
     conversations = load_conversations(args.tests or bot.root / "tests")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         conversations = [c for c in conversations
                          if wanted in c.name.lower() or wanted in c.file.lower()]
     if not args.no_train:
-        train(bot, progress=False)
+        bot = trained_copy(bot)  # a promoted version is never retrained in place
     with tempfile.TemporaryDirectory(prefix="bot-test-") as tmp:
         runtime = BotRuntime.load(isolated(bot, Path(tmp)))
 

@@ -1,17 +1,24 @@
-"""`bot train DIR`: build the FAQ index and models, skipping what is up to date."""
+"""`bot train DIR`: train what changed as a candidate version, measure it against the served
+version and promote it when it is not worse (bot/versions.py)."""
 
 from __future__ import annotations
 
 import argparse
 
-from bot.build import StepResult, train
+from bot.build import StepResult
 from bot.definition.loader import load_bot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("train", help="build the index and models the bot needs")
+    parser = sub.add_parser("train", help="build the index and models the bot needs",
+                            description="Train what changed into a candidate version; promote "
+                            "it if it is not worse than the served version on the held-out "
+                            "questions and conversation tests (versions.gate in bot.yaml). "
+                            "Exit 1 when the candidate is refused.")
     parser.add_argument("directory", help="the bot folder")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="promote the candidate even if it measures worse")
     parser.set_defaults(func=run)
 
 
@@ -21,7 +28,23 @@ def _print(result: StepResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.versions import train_version
+
     bot = load_bot(args.directory)
     print(f"training {bot.config.name!r} into {bot.build_dir}", flush=True)
-    train(bot, force=args.force, progress=True, report=_print)
+    outcome = train_version(bot, force=args.force, gate=not args.no_gate, progress=True,
+                            report=_print)
+    if outcome.served is not None and outcome.candidate is not None:
+        print(f"served version {'before' if outcome.state == 'promoted' else 'now'}: "
+              f"{outcome.served.line()}")
+        print(f"candidate: {outcome.candidate.line()}")
+    if outcome.state == "refused":
+        print(f"candidate refused: {outcome.reason}; still serving version {outcome.version} "
+              f"(the candidate is in {bot.shown(bot.build_dir / 'candidate')}; "
+              "`bot train --no-gate` promotes it anyway)")
+        return 1
+    if outcome.state == "up to date":
+        print(f"version {outcome.version} is up to date")
+    else:
+        print(f"version {outcome.version} promoted: {outcome.reason}")
     return 0

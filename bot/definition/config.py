@@ -28,6 +28,7 @@ from bot.definition.dialogue import (
     Response,
 )
 from bot.definition.schema import (
+    between,
     check,
     identifier,
     non_empty,
@@ -39,6 +40,17 @@ from retrieval.knowledge import FaqSource
 from retrieval.settings import EmbedderSettings, FaqSettings
 
 BUILD_DIR = ".bot"
+VERSIONS_DIR = "versions"  # under BUILD_DIR: one folder per trained version (bot/versions.py)
+CURRENT_FILE = "current"  # in VERSIONS_DIR: the number of the version being served
+
+
+def served_folder(build_dir: Path) -> Path:
+    """The served artefacts: the promoted version, or the build folder before any."""
+    try:
+        number = int((build_dir / VERSIONS_DIR / CURRENT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return build_dir
+    return build_dir / VERSIONS_DIR / str(number)
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,26 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """What a newly trained version is measured on against the served one before it is
+    promoted (bot/versions.py): held-out questions in ``bot eval --answers`` form, and the
+    conversation tests. It may be at most ``margin`` worse on answered-right and on
+    answered-wrong, and may not fail a conversation test the served version passes."""
+
+    answers: str | None = None  # default: eval/answers.yaml when the bot has one
+    tests: str = "tests"  # run when the folder holds tests
+    margin: float = check(between(0.0, 1.0), default=0.02)
+
+
+@dataclass(frozen=True)
+class VersionSettings:
+    """``bot train`` keeps the last ``keep`` versions of the trained artefacts."""
+
+    keep: int = check(positive, default=5)
+    gate: GateSettings = field(default_factory=GateSettings)
+
+
+@dataclass(frozen=True)
 class BotConfig:
     name: str = check(identifier)
     description: str = ""
@@ -132,6 +164,7 @@ class BotConfig:
     handoff: HandoffSettings | None = None  # no section: the bot never hands off
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     answers: AnswerSettings = field(default_factory=AnswerSettings)
+    versions: VersionSettings = field(default_factory=VersionSettings)
 
 
 @dataclass(frozen=True)
@@ -141,27 +174,40 @@ class BotDefinition:
     root: Path
     config: BotConfig
     file: Path
+    artefacts: Path | None = None  # the trained artefacts' folder; None: the build folder
 
     @property
     def build_dir(self) -> Path:
         return self.root / BUILD_DIR
 
-    # where `bot train` keeps each artefact
+    @property
+    def artefacts_dir(self) -> Path:
+        return self.artefacts or self.build_dir
+
+    @property
+    def version(self) -> int | None:
+        """The trained version the artefacts are (bot/versions.py); None before any."""
+        folder = self.artefacts_dir
+        return int(folder.name) if folder.parent.name == VERSIONS_DIR \
+            and folder.name.isdigit() else None
+
+    # where `bot train` keeps each artefact (the served version's folder: bot/versions.py)
     @property
     def index_dir(self) -> Path:
-        return self.build_dir / "faq_index"
+        return self.artefacts_dir / "faq_index"
 
     @property
     def classifier_dirs(self) -> ClassifierFolders:
-        return ClassifierFolders(self.build_dir / "classifier", self.build_dir / "sentiment")
+        return ClassifierFolders(self.artefacts_dir / "classifier",
+                                 self.artefacts_dir / "sentiment")
 
     @property
     def adapter_dir(self) -> Path:
-        return self.build_dir / "adapter"
+        return self.artefacts_dir / "adapter"
 
     @property
     def policy_dir(self) -> Path:
-        return self.build_dir / "answer_policy"
+        return self.artefacts_dir / "answer_policy"
 
     @property
     def adapter_checkpoints(self) -> Path:

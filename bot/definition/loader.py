@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.definition.checks import check_dialogue
-from bot.definition.config import BotConfig, BotDefinition, typed_path
+from bot.definition.config import BUILD_DIR, BotConfig, BotDefinition, served_folder, typed_path
 from bot.definition.schema import Prebuilt, Where, build, convert
 from bot.errors import ConfigError, library_errors
 from channels.registry import validate_channel_settings
@@ -71,7 +71,8 @@ def _load(directory: Path) -> BotDefinition:
             "grounded generation answers from the FAQ: add a 'faq' section or set it to false")
     check_dialogue(config, {**sections, ".": (top, raw)})
     validate_channel_settings(config.channels, sections.get("channels", (top, None))[0])
-    return BotDefinition(root=root, config=config, file=file)
+    return BotDefinition(root=root, config=config, file=file,
+                         artefacts=served_folder(root / BUILD_DIR))
 
 
 def _cross_check(config: BotConfig, intents_section: tuple[Where, Any]) -> None:

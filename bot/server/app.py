@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from bot.server.feedback import FeedbackRoute
 from bot.server.logs import RedactingFilter, bot_secrets, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
+from bot.server.reload import VersionFollower
 from bot.server.security import LIMITER, install_security, security_middleware
 from bot.sessions.keys import SenderIds, server_secret
 from channels.cors import cors_middleware
@@ -80,7 +82,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 async def health(request: web.Request) -> web.Response:
     """200 with the bot's state; 503 while the session store cannot be reached."""
-    runtime = request.app[RUNTIME]
+    runtime = request.app[PIPELINE].runtime  # the served version's
     knowledge = runtime.knowledge
     store, status = "ok", 200
     try:
@@ -92,6 +94,7 @@ async def health(request: web.Request) -> web.Response:
         "bot": runtime.bot.config.name,
         "store": store,
         "faq_passages": len(knowledge.index) if knowledge else 0,
+        "version": runtime.bot.version,
     }, status=status, headers={"Retry-After": str(STORE_RETRY_S)} if status != 200 else None)
 
 
@@ -147,8 +150,12 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
         app[RUNTIME] = runtime or await BotRuntime.aload(bot)
         app[PIPELINE] = TurnPipeline(app[RUNTIME], limiter=app[LIMITER], metrics=metrics,
                                      senders=app[SENDER_IDS])
+        follower = VersionFollower(bot, app[PIPELINE])  # `bot train` / `bot rollback`
+        following = asyncio.create_task(follower.run())
         yield
-        await app[RUNTIME].close()
+        following.cancel()
+        await follower.close()
+        await app[RUNTIME].store.close()
 
     app.cleanup_ctx.append(lifecycle)
 

@@ -44,6 +44,7 @@ class TurnPipeline:
     def __init__(self, runtime: BotRuntime, *, limiter: RateLimiter | None = None,
                  metrics: BotMetrics | None = None, senders: SenderIds | None = None) -> None:
         config = runtime.bot.config
+        self.runtime = runtime
         self.dialogue = runtime.dialogue
         self.store = runtime.store
         self.security = config.security
@@ -55,6 +56,15 @@ class TurnPipeline:
         store = runtime.store  # a masked history keeps the user's own data as digests
         self.user_gave: Callable[[Session, str], bool] = store.user_gave \
             if isinstance(store, RedactingStore) else lambda _session, _key: False
+
+    def swap(self, runtime: BotRuntime) -> BotRuntime:
+        """Answer new turns with ``runtime``'s models (same store; turns in flight finish on
+        the old ones); returns the runtime replaced. Channel, security and server settings
+        stay as they were at start."""
+        old, self.runtime = self.runtime, runtime
+        self.dialogue = runtime.dialogue
+        self.guard = ReplyGuard(runtime.bot.config, _public_texts(runtime))
+        return old
 
     async def handle(self, message: UserMessage) -> BotReply:
         """Answer one message (see :meth:`stream`)."""

@@ -17,6 +17,7 @@ from adapters.base_model import base_fingerprint, load_base_model
 from adapters.errors import ModelError
 from adapters.generation import DialogueModel, GenerationRequest
 from adapters.lora_training import (
+    ModelShape,
     _batch,
     _step,
     answer_loss,
@@ -202,13 +203,16 @@ def test_length_pools_cover_every_row_once_and_pad_less() -> None:
     assert padding(batches) < 0.5 * padding(plain)
 
 
-def test_expected_cost_grows_with_depth_and_micro_batch() -> None:
+def test_expected_cost_grows_with_depth_micro_batch_and_vocabulary() -> None:
     rows = [([1] * 400, [-100] * 400)] * 16
-    shallow = expected_cost(rows, 10, LoraSettings(top_layers=10), blocks=30)
-    deep = expected_cost(rows, 10, LoraSettings(top_layers=None), blocks=30)
-    wide = expected_cost(rows, 10, LoraSettings(top_layers=10, micro_batch_tokens=4096),
-                         blocks=30)
+    smollm = ModelShape(blocks=30, hidden=576, vocab=49152, parameters=134_515_008)
+    gemma = ModelShape(blocks=18, hidden=640, vocab=262144, parameters=268_098_176)
+    shallow = expected_cost(rows, 10, LoraSettings(top_layers=10), smollm)
+    deep = expected_cost(rows, 10, LoraSettings(top_layers=None), smollm)
+    wide = expected_cost(rows, 10, LoraSettings(top_layers=10, micro_batch_tokens=4096), smollm)
+    larger = expected_cost(rows, 10, LoraSettings(top_layers=10), gemma)
     assert shallow[0] < deep[0] and shallow[1] < deep[1] and shallow[1] < wide[1]
+    assert larger[0] > shallow[0] and larger[1] > shallow[1] + 1.0  # 262k-entry logits
 
 
 def test_adapter_and_manifest_are_saved(trained: tuple[BotDefinition, FaqIndex, Path]) -> None:

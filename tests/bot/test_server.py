@@ -29,7 +29,8 @@ async def test_rest_endpoint_answers_with_citation(make_bot: MakeBot) -> None:
         assert reply["recipient_id"] == "u1" and reply["kind"] == "faq"
         assert reply["citations"][0]["passage_id"] == "card-not-arrived"
         health = await (await client.get("/health")).json()
-        assert health == {"status": "ok", "bot": "test_bot", "store": "ok", "faq_passages": 3}
+        assert health == {"status": "ok", "bot": "test_bot", "store": "ok", "faq_passages": 3,
+                          "version": None}
         page = await (await client.get("/")).text()
         assert "webhooks/webchat" in page and "Hello from Ava" in page
         assert "widget.js" not in page  # no webchat channel, no widget

@@ -1,0 +1,33 @@
+"""`bot versions DIR`: the trained versions of a bot, their scores, and which is served."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.definition.loader import load_bot
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("versions", help="list the trained versions and their scores")
+    parser.add_argument("directory", help="the bot folder")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.versions import list_versions
+
+    bot = load_bot(args.directory)
+    versions = list_versions(bot)
+    if not versions:
+        print("no versions yet: `bot train` makes the first")
+        return 0
+    for version in versions:
+        info = version.info
+        mark = "*" if version.current else " "
+        scores = version.scores
+        measured = scores.line() if scores else "not measured"
+        changed = ", ".join(info.get("changed") or []) or "nothing"
+        print(f"{mark} {version.number:>3}  {info.get('created', '?')}  {measured}")
+        print(f"        trained: {changed}; {info.get('reason', '')}")
+    print("* = served")
+    return 0
