@@ -5,7 +5,9 @@ cache keeps the download). Only the ``llama-server`` target is built, statically
 with this CPU's native instruction set (``GGML_NATIVE``), no web UI, no TLS, no downloads.
 The binary is kept in ``~/.cache/supportbot/engine/<version>-<cpu key>/`` and copied into
 this Python environment's ``bin/``, where adapters/llama_server.py looks first; a second
-install on the same machine copies it from there in a second.
+install on the same machine copies it from there in a second. A ``portable`` build (for
+container images that run on other machines) uses a common x86-64 instruction set (AVX2,
+FMA, F16C) or the platform's baseline instead of this CPU's.
 """
 
 from __future__ import annotations
@@ -24,32 +26,48 @@ from pathlib import Path
 
 from adapters.base_model import cache_root
 from adapters.errors import ModelError
-from adapters.llama_server import BINARY
+from adapters.llama_server import BINARY, BINARY_ENV
 
 LLAMA_CPP_PYTHON = "0.3.36"  # its sdist vendors the llama.cpp we build and test against
+NATIVE = "-DGGML_NATIVE=ON"
 CMAKE_OPTIONS = (
-    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=ON",
+    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", NATIVE,
     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON",
     "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF",
     "-DLLAMA_OPENSSL=OFF",
 )
 PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
+TOOLS = ("cmake", "c++")
 Progress = Callable[[int, str], None]
 
 
-def cpu_key() -> str:
-    """What a native build depends on: machine, CPU flags, build options."""
+def cmake_options(*, portable: bool = False) -> tuple[str, ...]:
+    """The build's options: this CPU's instruction set, or a portable one."""
+    if not portable:
+        return CMAKE_OPTIONS
+    return tuple("-DGGML_NATIVE=OFF" if option == NATIVE else option for option in CMAKE_OPTIONS)
+
+
+def cpu_key(*, portable: bool = False) -> str:
+    """What a build depends on: machine, CPU flags (unless portable), build options."""
     flags = ""
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
+    if cpuinfo.is_file() and not portable:
         flags = next((line for line in cpuinfo.read_text().splitlines()
                       if line.startswith(("flags", "Features"))), "")
-    text = "|".join([platform.machine(), platform.system(), flags, *CMAKE_OPTIONS])
+    text = "|".join([platform.machine(), platform.system(), flags,
+                     *cmake_options(portable=portable)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def cached_binary() -> Path:
-    return cache_root().parent / "engine" / f"{LLAMA_CPP_PYTHON}-{cpu_key()}" / BINARY
+def cached_binary(*, portable: bool = False) -> Path:
+    key = cpu_key(portable=portable)
+    return cache_root().parent / "engine" / f"{LLAMA_CPP_PYTHON}-{key}" / BINARY
+
+
+def missing_tools() -> list[str]:
+    """The build tools that are not on PATH."""
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
 def installed_binary() -> Path:
@@ -85,19 +103,22 @@ def _source(folder: Path, on_line: Callable[[str], None]) -> Path:
     return folder / prefix
 
 
-def build_llama_server(*, jobs: int | None = None, force: bool = False,
+def build_llama_server(*, jobs: int | None = None, force: bool = False, portable: bool = False,
                        progress: Progress = lambda _percent, _line: None) -> Path:
     """Make ``llama-server`` available in this environment; returns its path.
 
     ``progress(percent, line)`` follows the compilation. A cached build for this CPU is
-    reused unless ``force``; a failed build leaves nothing behind.
+    reused unless ``force`` (no compiler needed then); a failed build leaves nothing behind.
     """
-    for tool in ("cmake", "c++"):
-        if shutil.which(tool) is None:
-            raise ModelError(f"building llama-server needs {tool}; install it (e.g. "
-                             "apt-get install cmake g++) or set SUPPORTBOT_LLAMA_SERVER")
-    cached = cached_binary()
+    cached = cached_binary(portable=portable)
     if force or not cached.is_file():
+        missing = missing_tools()
+        if missing:
+            raise ModelError(
+                f"building llama-server needs {' and '.join(missing)}: install them (e.g. "
+                "apt-get install cmake g++, or on macOS xcode-select --install and brew "
+                f"install cmake), set {BINARY_ENV} to a llama-server binary, or set "
+                "model.engine: transformers in bot.yaml")
         jobs = jobs or os.cpu_count() or 1
         with tempfile.TemporaryDirectory(prefix="llama-build-") as temp:
             work = Path(temp)
@@ -111,7 +132,8 @@ def build_llama_server(*, jobs: int | None = None, force: bool = False,
 
             source = _source(work, on_line)
             build = work / "build"
-            _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_OPTIONS], work,
+            _run(["cmake", "-S", str(source), "-B", str(build),
+                  *cmake_options(portable=portable)], work,
                  "cmake configure", on_line)
             _run(["cmake", "--build", str(build), "--target", BINARY, "-j", str(jobs)],
                  work, "compilation", on_line)

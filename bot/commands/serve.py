@@ -8,6 +8,7 @@ import os
 
 from aiohttp import web
 
+from bot.commands.engine import ensure_engine
 from bot.definition.loader import load_bot
 from bot.runtime import BotRuntime
 from bot.server.app import create_app
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     configure_logging(fmt=args.log_format, level=level, secrets=bot_secrets(bot.config),
                       pii=bot.config.security.redact_pii)
+    ensure_engine(bot.config.model)  # after a plain `pip install`: built once, here
     runtime = BotRuntime.load(bot)  # fail fast, before binding the port
     print(f"{bot.config.name}: web chat on http://{args.host}:{args.port}/ , "
           f"REST on http://{args.host}:{args.port}/webhooks/rest", flush=True)

@@ -1,0 +1,38 @@
+"""Link the files a model server serves for a trained bot to fixed paths.
+
+`python deploy/model_files.py BOT_DIR FOLDER` makes ``FOLDER/base.gguf`` (the base model as
+llama.cpp runs it, ``model.gguf_type``) and ``FOLDER/adapter.gguf`` (the bot's trained LoRA
+adapter) point at the files `bot train` wrote, wherever their cache keys put them. The
+Dockerfile runs it after `bot train`; deploy/compose.yaml and deploy/k8s/model.yaml start
+llama-server with these two paths.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from adapters.llama_model import ADAPTER_GGUF, engine_base_file
+from bot.definition.loader import load_bot
+
+
+def link_model_files(bot_dir: str, folder: Path) -> dict[str, Path]:
+    """Link ``base.gguf`` and ``adapter.gguf`` in ``folder``; returns link -> file."""
+    bot = load_bot(bot_dir)
+    files = {"base.gguf": engine_base_file(bot.config.model),
+             "adapter.gguf": bot.adapter_dir / ADAPTER_GGUF}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in files.items():
+        if not path.is_file():
+            raise SystemExit(f"error: {path}: not found; run `bot train {bot_dir}` first")
+        link = folder / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+    return {folder / name: path.resolve() for name, path in files.items()}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python deploy/model_files.py BOT_DIR FOLDER")
+    for link, target in link_model_files(sys.argv[1], Path(sys.argv[2])).items():
+        print(f"{link} -> {target}")
