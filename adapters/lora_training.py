@@ -43,7 +43,7 @@ FIRST_CHECKPOINT_S = 60.0
 # "Base models"): seconds per multiply-accumulate of a training token; resident memory of
 # the process without the model, float32 bytes of logits per micro-batch token and
 # vocabulary entry, and bytes of activations per micro-batch token, width and adapted block.
-SECONDS_PER_MAC = 1.0e-9
+SECONDS_PER_MAC = 8e-12
 PROCESS_GB, LOGIT_BYTES, ACTIVATION_BYTES = 1.0, 12.0, 88.0
 NOT_LEARNED = ("checkpoint_every", "checkpoint_minutes", "micro_batch_tokens")
 

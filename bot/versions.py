@@ -27,10 +27,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.build import StepResult, train
 from bot.definition.config import (
@@ -43,6 +44,10 @@ from bot.definition.config import (
 from bot.definition.loader import load_bot
 from bot.errors import BotError
 from retrieval.artifacts import digest
+
+if TYPE_CHECKING:
+    from bot.evaluation.answers import AnswerCase
+    from bot.messages import BotReply
 
 log = logging.getLogger(__name__)
 
@@ -191,33 +196,62 @@ def yardstick_digest(answers: Path | None, tests: Path | None) -> str:
     return digest([[f.name, f.read_text(encoding="utf-8")] for f in files])
 
 
-def measure(bot: BotDefinition, answers: Path | None, tests: Path | None) -> Scores:
+def entry_ids(artefacts: Path) -> set[str]:
+    """The FAQ entries in the trained index in ``artefacts``."""
+    manifest = artefacts / "faq_index" / "passages.jsonl"
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return set()
+    return {json.loads(line)["id"] for line in lines if line.strip()}
+
+
+def _shares(outcomes: list[str]) -> tuple[float, float, float]:
+    n = max(1, len(outcomes))
+    count = Counter(outcomes)
+    return (round(count["right"] / n, 4), round(count["wrong"] / n, 4),
+            round((count["abstained"] + count["clarified"]) / n, 4))
+
+
+def measure(bot: BotDefinition, answers: Path | None, tests: Path | None, *,
+            known: set[str] | None = None) -> Scores:
     """Ask the held-out questions and run the conversation tests against ``bot`` (its
-    artefacts as they are), with a throw-away session store."""
-    from bot.evaluation.answers import ask_all, load_answer_cases, summarise
+    artefacts as they are), with a throw-away session store.
+
+    ``known``: the entries the served version has. A question the yardstick says nothing
+    answers, answered with entries that are new in ``bot``, counts as abstained: the
+    yardstick was written before that knowledge existed."""
+    from bot.evaluation.answers import NONE, answered_with, ask_all, load_answer_cases, outcome
     from bot.evaluation.conversations import isolated, load_conversations, run_conversations
     from bot.runtime import BotRuntime
 
     cases = load_answer_cases(answers) if answers else []
     conversations = load_conversations(tests) if tests else []
+    links = {i.name: i.faq for i in bot.config.intents if i.faq}
+    new = entry_ids(bot.artefacts_dir) - known if known is not None else set()
+
+    def judged(case: AnswerCase, reply: BotReply) -> str:
+        given = set().union(*answered_with(reply, links))
+        unknown_then = all(NONE in part for part in case.expect) and given \
+            and {g for g in given if not g.startswith("intent:")} <= new
+        return "abstained" if unknown_then else outcome(case, reply, links)
+
     with tempfile.TemporaryDirectory(prefix="bot-gate-") as tmp:
         runtime = BotRuntime.load(isolated(bot, Path(tmp)))
 
-        async def run() -> tuple[dict[str, Any] | None, list[str]]:
+        async def run() -> tuple[list[str], list[str]]:
             try:
-                summary = None
-                if cases:
-                    links = {i.name: i.faq for i in bot.config.intents if i.faq}
-                    summary = summarise(cases, await ask_all(runtime, cases), links)
+                replies = await ask_all(runtime, cases) if cases else []
                 report = await run_conversations(runtime, conversations)
-                return summary, [f"{c.file}: {c.name}" for c in report.failed]
+                return ([judged(c, r) for c, r in zip(cases, replies, strict=True)],
+                        [f"{c.file}: {c.name}" for c in report.failed])
             finally:
                 await runtime.close()
 
-        summary, failed = asyncio.run(run())
-    return Scores(summary["right"] if summary else None, summary["wrong"] if summary else None,
-                  summary["abstained"] if summary else None, len(cases), len(conversations),
-                  tuple(failed), yardstick_digest(answers, tests))
+        outcomes, failed = asyncio.run(run())
+    right, wrong, abstained = _shares(outcomes) if cases else (None, None, None)
+    return Scores(right, wrong, abstained, len(cases), len(conversations), tuple(failed),
+                  yardstick_digest(answers, tests))
 
 
 def judge(candidate: Scores, served: Scores, margin: float) -> tuple[bool, str]:
@@ -306,7 +340,7 @@ def train_version(bot: BotDefinition, *, force: bool = False, gate: bool = True,
         return Outcome("promoted", number, "first version: nothing to compare with", steps)
     answers, tests = yardstick(bot)
     before = served_scores(bot, served, answers, tests)
-    after = measure(candidate, answers, tests)
+    after = measure(candidate, answers, tests, known=entry_ids(served.folder))
     ok, reason = judge(after, before, bot.config.versions.gate.margin)
     if not ok and gate:
         _write_json(folder / INFO, {**info, "scores": dataclasses.asdict(after),

@@ -24,6 +24,7 @@ ANSWERS = """
 - {id: a3, turns: ["how long will a transfer take"], expect: [transfer-time]}
 - {id: a4, turns: ["I forgot my PIN, how do I reset it?"], expect: [reset-pin]}
 - {id: a5, turns: ["do you sell car insurance?"], expect: [none]}
+- {id: a6, turns: ["how can I open an account with you?"], expect: [none]}
 """
 
 TESTS = """
@@ -93,6 +94,16 @@ def test_the_gate_refuses_a_worse_candidate_and_rollback_restores_the_previous_v
     assert runtime.knowledge.search("my card has not arrived", 1)[0].passage.id \
         == "card-not-arrived"
     asyncio.run(runtime.close())
+
+
+def test_a_question_answered_by_new_knowledge_is_not_counted_wrong(
+        versioned_bot: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The yardstick says nothing answered a6 when it was written; a new entry now does."""
+    assert main(["train", str(versioned_bot)]) == 0
+    (versioned_bot / "faq" / "main.yaml").write_text(FAQ_YAML + NEW_ENTRY)
+    assert main(["train", str(versioned_bot)]) == 0
+    candidate = list_versions(load_bot(versioned_bot))[-1].scores
+    assert candidate is not None and candidate.wrong == 0.0
 
 
 def test_a_better_candidate_is_promoted_and_listed(
