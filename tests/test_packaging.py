@@ -504,3 +504,18 @@ def test_deployment_docs_name_real_files_and_commands() -> None:
     for line in re.findall(r"^\s*(?:\$ )?(?:\.venv/bin/)?(bot [^\n#]+)", section, re.M):
         for argv in _bot_commands(line):
             _parses(argv)
+
+
+def test_container_check_script_is_sound_and_ci_runs_it_only_with_an_engine() -> None:
+    script = DEPLOY / "smoke.sh"
+    assert script.stat().st_mode & stat.S_IXUSR
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    text = script.read_text()
+    assert "-f deploy/compose.yaml" in text and "--wait" in text
+    passage = re.search(r'\["passage_id"\] == "([\w-]+)"', text)
+    assert passage is not None
+    faq = "".join(p.read_text() for p in (EXAMPLE / "faq").iterdir())
+    assert f"id: {passage.group(1)}" in faq
+    ci = (ROOT / ".ci" / "run").read_text()
+    guard = ci[ci.index("if [ -z"):ci.index("then deploy/smoke.sh")]
+    assert "docker info" in guard and "docker compose version" in guard
