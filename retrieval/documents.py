@@ -1,17 +1,20 @@
 """FAQ documents: load question/answer pairs and free text from YAML, CSV, Markdown, JSONL.
 
 Each source becomes :class:`Passage` objects with stable ids. Question/answer pairs stay
-whole; free text is chunked into overlapping passages of about ``chunk_words`` words.
+whole; free text is chunked into overlapping passages of about ``chunk_words`` words. A YAML
+or JSONL item ``{extends: <entry id>, alternatives: [...]}`` adds wordings to an entry of any
+source (:class:`Extension`, merged by :func:`extend` once every source is read).
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from retrieval.yamlio import load_yaml
 
 SUFFIXES = (".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl")
 _QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "text"}
+_EXTENDS_KEYS = {"extends", "alternatives"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,25 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """More wordings for the entry ``entry`` of any FAQ source, and where they were written."""
+
+    entry: str
+    alternatives: tuple[str, ...]
+    file: str  # the file as errors name it
+    where: str  # the item: "[3]" or "line 4"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """What one FAQ file holds: passages, and wordings for entries elsewhere."""
+
+    passages: list[Passage]
+    extensions: list[Extension]
+
+
+@dataclass(frozen=True)
 class ChunkSettings:
     words: int = 120
     overlap: int = 30
@@ -55,6 +78,7 @@ class _Builder:
     chunking: ChunkSettings
     display: str  # how errors name it
     passages: list[Passage] = field(default_factory=list)
+    extensions: list[Extension] = field(default_factory=list)
 
     def qa(self, question: str, answer: str, *, id: str | None = None,
            alternatives: tuple[str, ...] = (), category: str = "") -> None:
@@ -102,8 +126,43 @@ def chunk_text(text: str, settings: ChunkSettings) -> list[str]:
 
 def load_source(path: Path, *, display: str, chunking: ChunkSettings,
                 source: str | None = None) -> list[Passage]:
-    """Load one FAQ file; errors name it as ``display`` (with the entry and the line where
-    known), passages cite it as ``source`` (default: ``display``)."""
+    """Load one FAQ file on its own (its ``extends`` items may only name its own entries);
+    errors name it as ``display`` (with the entry and the line where known), passages cite
+    it as ``source`` (default: ``display``)."""
+    document = read_source(path, display=display, chunking=chunking, source=source)
+    return extend(document.passages, document.extensions)
+
+
+def extend(passages: list[Passage], extensions: list[Extension]) -> list[Passage]:
+    """``passages`` with each extension's alternatives added to the entry it names (those
+    the entry has already, case and spacing aside, once); an unknown id is an error naming
+    the file and item."""
+    position = {p.id: n for n, p in enumerate(passages)}
+    merged = list(passages)
+    for extension in extensions:
+        n = position.get(extension.entry)
+        if n is None:
+            close = difflib.get_close_matches(extension.entry, list(position), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise SourceError(f"no FAQ entry has the id {extension.entry!r}{hint}",
+                              file=extension.file, path=f"{extension.where}.extends",
+                              line=extension.line)
+        have = {" ".join(t.lower().split()) for t in (merged[n].question or "",
+                                                      *merged[n].alternatives)}
+        added = []
+        for text in extension.alternatives:
+            key = " ".join(text.lower().split())
+            if key not in have:
+                have.add(key)
+                added.append(text.strip())
+        merged[n] = replace(merged[n], alternatives=(*merged[n].alternatives, *added))
+    return merged
+
+
+def read_source(path: Path, *, display: str, chunking: ChunkSettings,
+                source: str | None = None) -> Document:
+    """Read one FAQ file: its passages and its ``extends`` items, not yet merged (see
+    :func:`load_source` for the names)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise SourceError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
@@ -131,9 +190,9 @@ def load_source(path: Path, *, display: str, chunking: ChunkSettings,
         _load_csv(builder, _read_text(path, display))
     else:
         _load_markdown(builder, _read_text(path, display))
-    if not builder.passages:
+    if not builder.passages and not builder.extensions:
         raise SourceError("contains no FAQ entries", file=display)
-    return builder.passages
+    return Document(builder.passages, builder.extensions)
 
 
 def _read_text(path: Path, display: str) -> str:
@@ -158,6 +217,9 @@ def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> N
     if not isinstance(entry, dict):
         raise SourceError("must be a mapping with question/answer or title/text", file=display,
                           path=where, line=line)
+    if "extends" in entry:
+        builder.extensions.append(_extension(entry, where, display, line))
+        return
     unknown = sorted(set(entry) - _QA_KEYS)
     if unknown:
         valid = ", ".join(sorted(_QA_KEYS))
@@ -178,6 +240,21 @@ def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> N
     else:
         builder.free_text(str(entry.get("title", "")), _text(entry, "text", where, display, line),
                           id=entry_id, category=category)
+
+
+def _extension(entry: dict[str, Any], where: str, display: str, line: int | None) -> Extension:
+    """An item ``{extends: <entry id>, alternatives: [...]}``."""
+    unknown = sorted(set(entry) - _EXTENDS_KEYS)
+    if unknown:
+        raise SourceError(f"unknown key {unknown[0]!r}; an 'extends' item has only 'extends' "
+                          "and 'alternatives'", file=display, path=where, line=line)
+    target = _text(entry, "extends", where, display, line).strip()
+    alternatives = entry.get("alternatives")
+    if not (isinstance(alternatives, list) and alternatives
+            and all(isinstance(a, str) and a.strip() for a in alternatives)):
+        raise SourceError("must be a non-empty list of non-empty strings", file=display,
+                          path=f"{where}.alternatives", line=line)
+    return Extension(target, tuple(alternatives), display, where, line)
 
 
 def _load_csv(builder: _Builder, text: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.artifacts import file_digest
-from retrieval.documents import ChunkSettings, Passage, load_source
+from retrieval.documents import ChunkSettings, Extension, Passage, extend, read_source
 from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, Hit, index_artifact
@@ -28,12 +28,16 @@ class FaqSource:
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
+    """Every source's passages, with the ``extends`` items of any source merged in."""
     chunking = ChunkSettings(words=faq.chunk_words, overlap=faq.chunk_overlap)
     passages: list[Passage] = []
+    extensions: list[Extension] = []
     for source in sources:
-        passages.extend(load_source(source.path, display=source.display or source.shown,
-                                    chunking=chunking, source=source.shown))
-    return passages
+        document = read_source(source.path, display=source.display or source.shown,
+                               chunking=chunking, source=source.shown)
+        passages.extend(document.passages)
+        extensions.extend(document.extensions)
+    return extend(passages, extensions)
 
 
 def fingerprint(sources: Sequence[FaqSource], faq: FaqSettings,

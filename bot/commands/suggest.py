@@ -1,0 +1,110 @@
+"""`bot suggest DIR [--min-count N] [--accept ID|all]`: FAQ entries, alternatives and intents
+mined from the imported conversations, as reviewable files under DIR/suggestions/."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bot.definition.config import BotDefinition, typed_path
+from bot.definition.loader import load_bot
+from bot.errors import ConfigError, library_errors
+from bot.learning import suggestions as store
+from bot.learning.accepting import accept, describe
+from bot.learning.exchanges import exchanges
+from bot.learning.mining import Mined, MiningSettings, mine
+from bot.learning.transcripts import conversations_dir, load_conversations
+from retrieval import knowledge
+from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.errors import RetrievalError
+from retrieval.index import FaqIndex, index_artifact
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "suggest", help="suggest FAQ entries, alternatives and intents from past conversations",
+        description="Cluster the customers' questions in the conversations `bot import` "
+        "stored, link them to the agents' replies, and write suggestions to review under "
+        "DIR/suggestions/ (nothing is merged until you accept it).")
+    parser.add_argument("directory", help="the bot folder")
+    parser.add_argument("--min-count", type=_positive, default=MiningSettings.min_count,
+                        metavar="N", help="conversations a new FAQ entry needs (default: "
+                        f"{MiningSettings.min_count})")
+    parser.add_argument("--accept", metavar="ID|all",
+                        help="merge one suggestion (its file as you left it), or all pending")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.directory)
+    if args.accept:
+        accepted = accept(root, args.accept)
+        for line in describe(accepted):
+            print(line)
+        print(f"run `bot train {typed_path(load_bot(root).root)}` to use "
+              f"{'it' if len(accepted) == 1 else 'them'}")
+        return 0
+    bot = load_bot(root)
+    mined = mine_bot(bot, MiningSettings(min_count=args.min_count))
+    found = store.from_mined(mined)
+    written = store.write(bot.root, found, mined.unanswered)
+    print(summary(written, mined, typed_path(store.folder(bot.root))))
+    return 0
+
+
+def mine_bot(bot: BotDefinition, settings: MiningSettings) -> Mined:
+    """Mine the bot's imported conversations against its FAQ as it is now."""
+    if bot.config.faq is None:
+        raise ConfigError("this bot has no FAQ ('faq' section): suggestions extend one; add "
+                          "faq.sources first", file=typed_path(bot.file))
+    conversations = load_conversations(bot.root)
+    if not conversations:
+        raise ConfigError(f"no imported conversations; run `bot import {typed_path(bot.root)} "
+                          "FILE` first", file=typed_path(conversations_dir(bot.root)))
+    config = bot.config
+    embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
+                                batch_size=config.embedder.batch_size)
+    with library_errors(file=typed_path(bot.file)):
+        index = faq_index(bot, embedder)
+        return mine(exchanges(conversations), index, embedder,
+                    threshold=bot.config.faq.answer_threshold, settings=settings,
+                    taken_intents=[i.name for i in config.intents])
+
+
+def faq_index(bot: BotDefinition, embedder: Embedder) -> FaqIndex:
+    """The trained index when it is current, else one built in memory (nothing written)."""
+    faq = bot.config.faq
+    assert faq is not None
+    sources = bot.faq_sources()
+    if index_artifact(bot.index_dir).is_current(knowledge.fingerprint(sources, faq,
+                                                                      embedder.name)):
+        try:
+            return FaqIndex.load(bot.index_dir)
+        except RetrievalError:
+            pass  # damaged: build one below
+    return FaqIndex.build(knowledge.load_passages(sources, faq), embedder)
+
+
+def summary(written: list[store.Suggestion], mined: Mined, where: str) -> str:
+    """ "12 suggestions: 8 FAQ entries (from 97 conversations), 3 alternatives, 1 intent;
+    14 questions unanswered -> DIR/suggestions/" """
+    kinds = {kind: [s for s in written if s.kind == kind] for kind in store.KINDS}
+    conversations = sum(s.count for s in kinds["faq"])
+    parts = [f"{_count(len(kinds['faq']), 'FAQ entry', 'FAQ entries')} "
+             f"(from {_count(conversations, 'conversation')})",
+             _count(len(kinds["alternatives"]), "alternative"),
+             _count(len(kinds["intent"]), "intent")]
+    unanswered = sum(len(group) for group in mined.unanswered)
+    return (f"{_count(len(written), 'suggestion')}: {', '.join(parts)}; "
+            f"{_count(unanswered, 'question')} unanswered -> {where}/")
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

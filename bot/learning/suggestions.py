@@ -1,0 +1,254 @@
+"""Reviewable suggestions: ``DIR/suggestions/<id>.yaml``, one file each, never merged silently.
+
+``bot suggest`` rewrites the pending suggestions each time; accepted ones (listed in
+``accepted.json``) are left as they were and not suggested again. A file holds its ``kind``
+(``faq``, ``alternatives`` or ``intent``), the item to merge (``entry`` or ``intent``, as
+the user may edit it), how many conversations it came from and up to three of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bot.definition.config import typed_path
+from bot.errors import ConfigError
+from bot.learning.exchanges import Exchange
+from bot.learning.mining import Mined
+from retrieval.errors import SourceError
+from retrieval.yamlio import load_yaml
+
+FOLDER = "suggestions"
+ACCEPTED = "accepted.json"
+UNANSWERED = "unanswered"  # the file of question groups no agent answered (not a suggestion)
+EXAMPLES = 3
+Kind = Literal["faq", "alternatives", "intent"]
+KINDS: tuple[Kind, ...] = ("faq", "alternatives", "intent")  # the order --accept all takes
+ITEM_KEY: dict[str, str] = {"faq": "entry", "alternatives": "entry", "intent": "intent"}
+HOW = {
+    "faq": "a new FAQ entry; accepting appends it to faq/learned.yaml",
+    "alternatives": "more wordings for an existing FAQ entry; accepting appends an 'extends' "
+                    "item to faq/learned.yaml",
+    "intent": "a new intent linked to a new FAQ entry; accepting appends it to the intents file",
+}
+
+
+class SuggestionError(ConfigError):
+    """A suggestion file is invalid or cannot be accepted: names the file, key and line."""
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One reviewable change to the bot, and the conversations it was mined from."""
+
+    id: str
+    kind: Kind
+    item: dict[str, Any]  # the FAQ entry, the ``extends`` item or the intent
+    count: int
+    conversations: tuple[str, ...] = ()
+    requires: str | None = None  # a suggestion to accept first
+    examples: tuple[dict[str, str], ...] = ()
+
+
+def folder(bot_root: Path) -> Path:
+    return bot_root / FOLDER
+
+
+def from_mined(mined: Mined) -> list[Suggestion]:
+    """The suggestions mining found, in the order ``--accept all`` takes them."""
+    found = [Suggestion(f"faq-{e.id}", "faq", {
+        "id": e.id, "question": e.question, "answer": e.answer,
+        "alternatives": list(e.alternatives)}, *_provenance(e.exchanges))
+        for e in mined.entries]
+    found += [Suggestion(f"alt-{a.entry}", "alternatives", {
+        "extends": a.entry, "alternatives": list(a.alternatives)}, *_provenance(a.exchanges))
+        for a in mined.alternatives]
+    for i in mined.intents:
+        count, conversations, _, examples = _provenance(i.exchanges)
+        found.append(Suggestion(f"intent-{i.name}", "intent", {
+            "name": i.name, "faq": i.faq, "examples": list(i.examples)}, count, conversations,
+            f"faq-{i.faq}", examples))
+    return found
+
+
+def _provenance(exchanges: Sequence[Exchange]) -> tuple[int, tuple[str, ...], None,
+                                                          tuple[dict[str, str], ...]]:
+    """Count, conversation ids, no requirement, and examples (answered ones first)."""
+    shown = sorted(exchanges, key=lambda e: e.reply is None)[:EXAMPLES]
+    return (len(exchanges), tuple(e.conversation.id for e in exchanges), None,
+            tuple(_example(e) for e in shown))
+
+
+def write(bot_root: Path, suggestions: Sequence[Suggestion],
+          unanswered: Sequence[Sequence[Exchange]]) -> list[Suggestion]:
+    """Replace the pending suggestions with ``suggestions`` (the accepted ones stay as they
+    are and are not written again); returns those written."""
+    target = folder(bot_root)
+    accepted = accepted_ids(bot_root)
+    fresh = [s for s in suggestions if s.id not in accepted]
+    changes: dict[Path, str | None] = {
+        path: None for path in target.glob("*.yaml") if path.stem not in accepted}
+    shown = typed_path(bot_root)
+    for suggestion in fresh:
+        changes[target / f"{suggestion.id}.yaml"] = render(suggestion, shown)
+    if unanswered:
+        changes[target / f"{UNANSWERED}.yaml"] = _render_unanswered(unanswered)
+    target.mkdir(parents=True, exist_ok=True)
+    replace_files(changes)
+    return fresh
+
+
+def _example(exchange: Exchange) -> dict[str, str]:
+    found = {"conversation": exchange.conversation.id, "source": exchange.conversation.source,
+             "question": exchange.question}
+    if exchange.reply is not None:
+        found["reply"] = exchange.reply
+    return found
+
+
+def render(suggestion: Suggestion, bot_shown: str) -> str:
+    """The suggestion's file: a header saying what it is and how to accept it, then YAML."""
+    key = ITEM_KEY[suggestion.kind]
+    lines = [f"# Suggested by `bot suggest` from {suggestion.count} past conversation"
+             f"{'' if suggestion.count == 1 else 's'}: {HOW[suggestion.kind]}.",
+             f"# Review and edit `{key}` (check the facts; replace any [EMAIL], [PHONE], ... "
+             "that redaction left), then run",
+             f"#   bot suggest {bot_shown} --accept {suggestion.id}",
+             "# Delete the file to drop it. `bot suggest` rewrites pending suggestions, edited "
+             "or not; accepted ones stay."]
+    if suggestion.requires:
+        lines.append(f"# Accept {suggestion.requires} first (or all at once: --accept all).")
+    data: dict[str, Any] = {"id": suggestion.id, "kind": suggestion.kind,
+                            "count": suggestion.count}
+    if suggestion.requires:
+        data["requires"] = suggestion.requires
+    data[key] = suggestion.item
+    data["conversations"] = list(suggestion.conversations)
+    data["examples"] = [dict(e) for e in suggestion.examples]
+    return "\n".join(lines) + "\n" + dump_yaml(data)
+
+
+def _render_unanswered(groups: Sequence[Sequence[Exchange]]) -> str:
+    data = {"kind": UNANSWERED, "count": sum(len(g) for g in groups), "groups": [
+        {"count": len(g), "questions": [e.question for e in g],
+         "conversations": [e.conversation.id for e in g]} for g in groups]}
+    return ("# Questions customers asked that no agent answered, grouped by `bot suggest`.\n"
+            "# Not a suggestion: write FAQ entries for them yourself (in faq/learned.yaml, "
+            "say).\n" + dump_yaml(data))
+
+
+def load(bot_root: Path, suggestion_id: str) -> Suggestion:
+    """A pending or accepted suggestion as its file now says (the user may have edited it)."""
+    path = folder(bot_root) / f"{suggestion_id}.yaml"
+    shown = typed_path(path)
+    if suggestion_id == UNANSWERED:
+        raise SuggestionError("lists questions no agent answered, nothing to accept: write "
+                              "FAQ entries for them yourself", file=shown)
+    if not path.is_file():
+        known = ", ".join(pending(bot_root)) or "none; run `bot suggest` first"
+        raise SuggestionError(f"no suggestion {suggestion_id!r} (pending: {known})",
+                              file=typed_path(folder(bot_root)))
+    try:
+        data = load_yaml(path, display=shown)
+    except SourceError as exc:
+        raise SuggestionError(exc.reason, file=exc.file, line=exc.line) from exc
+    if not isinstance(data, dict):
+        raise SuggestionError("must be a mapping (id, kind, entry or intent, ...)", file=shown)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise _error(data, "kind", f"must be one of {', '.join(KINDS)}", shown)
+    key = ITEM_KEY[kind]
+    item = data.get(key)
+    if not isinstance(item, dict):
+        raise _error(data, key, "must be a mapping", shown)
+    requires = data.get("requires")
+    return Suggestion(suggestion_id, kind, item, int(data.get("count") or 0),
+                      tuple(str(c) for c in data.get("conversations") or ()),
+                      str(requires) if requires else None)
+
+
+def _error(data: Any, key: str, reason: str, shown: str) -> SuggestionError:
+    lines = getattr(data, "key_lines", {})
+    return SuggestionError(reason, file=shown, path=key,
+                           line=lines.get(key, getattr(data, "line", None)))
+
+
+def pending(bot_root: Path) -> list[str]:
+    """The ids of the suggestions not accepted yet, in the order ``--accept all`` takes."""
+    accepted = accepted_ids(bot_root)
+    ids = [p.stem for p in sorted(folder(bot_root).glob("*.yaml"))
+           if p.stem not in accepted and p.stem != UNANSWERED]
+    order = {kind: n for n, kind in enumerate(("faq-", "alt-", "intent-"))}
+    return sorted(ids, key=lambda i: (next((n for p, n in order.items() if i.startswith(p)),
+                                           len(order)), i))
+
+
+def accepted_ids(bot_root: Path) -> set[str]:
+    path = folder(bot_root) / ACCEPTED
+    if not path.exists():
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(item["id"]) for item in data["accepted"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SuggestionError(f"cannot be read ({exc}); it lists the accepted suggestions "
+                              '({"accepted": [{"id": ...}]})', file=typed_path(path)) from exc
+
+
+def accepted_text(bot_root: Path, ids: Sequence[str], targets: Mapping[str, str]) -> str:
+    """``accepted.json`` with ``ids`` added (each with the file it went into)."""
+    path = folder(bot_root) / ACCEPTED
+    entries = json.loads(path.read_text(encoding="utf-8"))["accepted"] if path.exists() else []
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    entries += [{"id": i, "accepted_at": now, "into": targets[i]} for i in ids]
+    return json.dumps({"accepted": entries}, indent=2, ensure_ascii=False) + "\n"
+
+
+def replace_files(changes: Mapping[Path, str | None]) -> dict[Path, str | None]:
+    """Write each file through a temporary file and a rename (None: delete it); returns what
+    they held before, which restores them when given back."""
+    before = {path: path.read_text(encoding="utf-8") if path.exists() else None
+              for path in changes}
+    for path, text in changes.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+            continue
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp",
+                                             dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    return before
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block YAML as people write it: list items indented under their key, paragraphs as
+    literal blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _string)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+                     default_flow_style=False)
