@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -162,7 +163,16 @@ async def throughput(bot_dir: Path, users: list[int], requests: int,
 
 
 def train_fresh(bot_dir: Path) -> dict[str, float]:
-    """Train the bot's adapter from scratch in a subprocess; seconds and peak RSS."""
+    """Train the bot's adapter from scratch in a subprocess, on a copy of the bot (its
+    served version stays as it is); seconds and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="supportbot-train-") as tmp:
+        copy = Path(tmp) / bot_dir.name
+        shutil.copytree(bot_dir, copy, ignore=shutil.ignore_patterns(
+            ".bot", "conversations", "suggestions"))
+        return _train_in_subprocess(copy)
+
+
+def _train_in_subprocess(bot_dir: Path) -> dict[str, float]:
     code = ("import sys; from bot.definition.loader import load_bot; "
             "from bot.build import build_index, train_adapter; "
             "from retrieval.embedder import SentenceEmbedder; "
