@@ -120,10 +120,9 @@ def _merge(plan: _Plan, suggestion: Suggestion) -> None:
             raise _error(item, "intent", "name", f"the bot already has an intent "
                          f"{intent['name']!r}; give this one another name", where)
         if intent["faq"] not in plan.entries:
-            first = f"accept {suggestion.requires} first" if suggestion.requires else \
-                "link an existing entry"
+            first = f"accept {suggestion.requires} first, or " if suggestion.requires else ""
             raise _error(item, "intent", "faq", f"the FAQ has no entry {intent['faq']!r} yet: "
-                         f"{first}", where)
+                         f"{first}name the entry's id as you accepted it", where)
         plan.intents.add(intent["name"])
         plan.into[suggestion.id] = typed_path(_append_intent(plan, note + dump_yaml([intent])))
 

@@ -41,6 +41,7 @@ FIRST_SENTENCE = re.compile(r"^[^.!?]*[.!?](\s+|$)")
 CLOSING = re.compile(r"^(kind |best |warm |many )?(regards|wishes|thanks|thank you|cheers|"
                      r"with sympathy|sincerely|yours( sincerely| faithfully)?|best)\b[^.?\n]*$",
                      re.IGNORECASE)
+CONTACT_LINE = re.compile(r"^(\[[A-Z_]+\][\s,;|/-]*)+$")  # "[EMAIL]", "[PHONE] | [EMAIL]"
 SIGNATURE_WORDS = 4  # a sign-off line ("Acme Bank Support", "Maria") is short
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -165,8 +166,9 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _sign_off(line: str) -> bool:
-    """A closing ("Kind regards,"), a name or a team name on its own line."""
-    if CLOSING.match(line):
+    """A closing ("Kind regards,"), a name, a team name or redacted contact details on its
+    own line."""
+    if CLOSING.match(line) or CONTACT_LINE.match(line):
         return True
     return len(line.split()) <= SIGNATURE_WORDS and not re.search(r"[.?!:;]$", line) \
         and line[:1].isupper() and "," not in line[:-1]

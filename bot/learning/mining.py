@@ -40,6 +40,7 @@ __all__ = ["Mined", "MiningSettings", "NewAlternatives", "NewEntry", "NewIntent"
 
 GREETING = re.compile(r"^(?i:hi|hello|hey|hiya|dear \w+)( there)?[,!.]?\s+")
 PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")  # what redaction left: [EMAIL], [PHONE], ...
+INTENT_EXAMPLES = 5  # short examples an intent needs before long ones are left out
 TOPIC_WORDS = 2  # words in a new entry's id, at most
 NAME_STOP = ENGLISH_STOP_WORDS | SMALL_TALK | {
     "acme", "bank", "account", "like", "want", "need", "does", "just", "know", "what", "whats",
@@ -55,7 +56,7 @@ class MiningSettings:
     cluster_distance: float = 0.5  # average-linkage cosine distance (measured on acme_bank)
     consensus: float = 0.5  # mean similarity of a cluster's agent replies: they agree
     reply_match: float = 0.65  # a reply states an entry's answer from this cosine up
-    reply_margin: float = 0.03  # ... and this far above the next entry's answer
+    reply_margin: float = 0.1  # ... this far above the answer of the entry the index chose
     alternative_rank: int = 5  # the entry must be among the question's hits this deep
     bot_answer: float = 0.85  # a bot message this close to an entry's answer gave it
     covered_agreement: float = 0.5  # a cluster's replies agreeing this much: the FAQ has it
@@ -122,32 +123,48 @@ def mine(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder, *,
     if not exchanges:
         return Mined()
     vectors = _embed(exchanges, index, embedder, settings)
-    ids = [p.id for p in index.passages]
     alternatives: dict[str, list[int]] = {}
     rest: list[int] = []
     for i, exchange in enumerate(exchanges):
-        hits = index.search_vector(vectors.questions[i], max(settings.alternative_rank, 1))
-        answered = bool(hits) and hits[0].score >= threshold
-        if exchange.reply is None:
-            if not answered:
-                rest.append(i)
-            continue
-        scores = vectors.answers @ vectors.replies[i]
-        order = np.argsort(-scores)
-        best = ids[order[0]] if len(order) else None
-        states = best is not None and scores[order[0]] >= settings.reply_match
-        if answered and hits[0].passage.id == best and states:
-            continue  # covered
-        clear = states and (len(order) < 2 or
-                            scores[order[0]] - scores[order[1]] >= settings.reply_margin)
-        ranked = [h.passage.id for h in hits]
-        if clear and best in ranked and not vectors.bot_answered[i]:
-            alternatives.setdefault(str(best), []).append(i)
-        else:
+        place = _place(i, exchange, vectors, index, threshold, settings)
+        if place == _REST:
             rest.append(i)
+        elif place != _COVERED:
+            alternatives.setdefault(place, []).append(i)
     found = _clusters(exchanges, vectors, index, rest, settings)
     return _suggestions(exchanges, vectors, index, alternatives, found, settings,
                         taken_intents)
+
+
+_COVERED, _REST = "", "\0rest"  # what _place returns besides an entry id
+
+
+def _place(i: int, exchange: Exchange, vectors: _Vectors, index: FaqIndex, threshold: float,
+           settings: MiningSettings) -> str:
+    """Where an exchange goes: covered (the index answers it with the entry the reply
+    states, or with no reply to say otherwise), an alternative of the entry its reply states
+    (returned), or the rest, to cluster."""
+    hits = index.search_vector(vectors.questions[i], max(settings.alternative_rank, 1))
+    answered = bool(hits) and hits[0].score >= threshold
+    if exchange.reply is None:
+        return _COVERED if answered else _REST
+    scores = vectors.answers @ vectors.replies[i]
+    order = np.argsort(-scores)
+    if not len(order) or scores[order[0]] < settings.reply_match:
+        return _REST
+    best = index.passages[order[0]].id
+    first = hits[0].passage.id if hits else best
+    if first == best and answered:
+        return _COVERED
+    # the reply states ``best`` clearly better than the entry the index chose (or, when the
+    # index chose ``best`` too weakly, than any other entry)
+    rival = index.get(first) if first != best else \
+        (index.passages[order[1]] if len(order) > 1 else None)
+    lead = scores[order[0]] - (scores[index.passages.index(rival)] if rival else 0.0)
+    ranked = [h.passage.id for h in hits]
+    if lead >= settings.reply_margin and best in ranked and not vectors.bot_answered[i]:
+        return best
+    return _REST
 
 
 def _embed(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder,
@@ -172,16 +189,22 @@ def _clusters(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqIndex,
     """Groups of ``members`` asking the same thing (question plus reply, when there is one)."""
     if len(members) < 2:
         return [members] if members else []
-    joint = vectors.questions[members] + np.where(
-        np.array([exchanges[i].reply is not None for i in members])[:, None],
-        vectors.replies[members], vectors.questions[members])
-    joint /= np.linalg.norm(joint, axis=1, keepdims=True)
+    joint = _joint(vectors, exchanges, members)
     labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
                                      distance_threshold=settings.cluster_distance).fit(joint)
     groups: dict[int, list[int]] = {}
     for member, label in zip(members, labels.labels_, strict=True):
         groups.setdefault(int(label), []).append(member)
     return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+
+
+def _joint(vectors: _Vectors, exchanges: Sequence[Exchange], members: list[int]) -> np.ndarray:
+    """Each member's question and reply embeddings summed and normalised (the question alone
+    when no agent replied)."""
+    replied = np.array([exchanges[i].reply is not None for i in members])[:, None]
+    joint = vectors.questions[members] + np.where(replied, vectors.replies[members],
+                                                  vectors.questions[members])
+    return joint / np.linalg.norm(joint, axis=1, keepdims=True)
 
 
 def _covered(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors,
@@ -221,18 +244,20 @@ def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqInd
         if _covered(group, exchanges, vectors, index, settings) \
                 or _agreement(vectors.replies[replied]) < settings.consensus:
             continue
-        question, *others = _wordings(group, exchanges, vectors.questions, settings)
+        answer = _consensus(replied, exchanges, vectors.replies)
+        question, *others = _wordings(group, exchanges, vectors, settings,
+                                      enough=settings.max_alternatives + 1,
+                                      answer=vectors.replies[answer])
         words = topic_words([exchanges[i].question for i in group], all_questions, question)
         entry_id = _unique("-".join(words) or "learned", taken)
         taken.add(entry_id)
-        entries.append(NewEntry(entry_id, _sentence(question),
-                                _consensus(replied, exchanges, vectors.replies),
+        entries.append(NewEntry(entry_id, _sentence(question), str(exchanges[answer].reply),
                                 tuple(others[:settings.max_alternatives]), members))
         if len(group) >= settings.intent_count:
             name = _unique("_".join(words) or "learned", names, joiner="_")
             names.add(name)
             intents.append(NewIntent(name, entry_id, tuple(_wordings(
-                group, exchanges, vectors.questions, settings, limit=None)), members))
+                group, exchanges, vectors, settings, enough=INTENT_EXAMPLES)), members))
     found = tuple(NewAlternatives(entry, tuple(_distinct(
         [_wording(exchanges[i].question) for i in members], index, entry)),
         tuple(exchanges[i] for i in members)) for entry, members in sorted(alternatives.items()))
@@ -248,21 +273,26 @@ def _agreement(replies: np.ndarray) -> float:
     return float(((replies @ replies.T).sum() - n) / (n * n - n))
 
 
-def _wordings(group: list[int], exchanges: Sequence[Exchange], questions: np.ndarray,
-              settings: MiningSettings, *, limit: int | None = 1) -> list[str]:
-    """The group's distinct question wordings, most central first; long ones (e-mails) only
-    when too few short ones remain (``limit``: how many are wanted, None: all)."""
-    vectors = questions[group]
-    centrality = (vectors @ vectors.T).mean(axis=1)
+def _wordings(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors,
+              settings: MiningSettings, *, enough: int,
+              answer: np.ndarray | None = None) -> list[str]:
+    """The group's distinct question wordings, the most central first (with an ``answer``,
+    one whose agent reply does not contradict it); long ones (e-mails) only when fewer than
+    ``enough`` short ones remain."""
+    questions = vectors.questions[group]
+    centrality = (questions @ questions.T).mean(axis=1)
+    if answer is not None:
+        agrees = [exchanges[i].reply is None or float(vectors.replies[i] @ answer) >= 0.5
+                  for i in group]
+        centrality = centrality + np.array(agrees, dtype=float)
     order = sorted(range(len(group)), key=lambda n: -centrality[n])
     kept: list[int] = []
     for n in order:
-        if all(float(vectors[n] @ vectors[k]) < 0.95 for k in kept):
+        if all(float(questions[n] @ questions[k]) < 0.95 for k in kept):
             kept.append(n)
     texts = [_wording(exchanges[group[n]].question) for n in kept]
     short = [t for t in texts if len(t.split()) <= settings.short_words]
-    wanted = settings.max_alternatives + 1 if limit == 1 else limit
-    if wanted is not None and len(short) >= min(wanted, len(texts)):
+    if len(short) >= min(enough, len(texts)):
         return short
     return short + [t for t in texts if t not in short]
 
@@ -279,16 +309,15 @@ def _distinct(wordings: list[str], index: FaqIndex, entry: str) -> list[str]:
     return found
 
 
-def _consensus(replied: list[int], exchanges: Sequence[Exchange], replies: np.ndarray) -> str:
-    """The reply most like the group's other replies; one without redaction placeholders
-    when it is nearly as typical."""
+def _consensus(replied: list[int], exchanges: Sequence[Exchange], replies: np.ndarray) -> int:
+    """The exchange whose reply is most like the group's other replies; one without
+    redaction placeholders when it is nearly as typical."""
     vectors = replies[replied]
     typical = (vectors @ vectors.T).mean(axis=1)
     order = sorted(range(len(replied)), key=lambda n: -typical[n])
-    texts = [str(exchanges[replied[n]].reply) for n in order]
-    clean = [t for n, t in zip(order, texts, strict=True)
-             if not PLACEHOLDER.search(t) and typical[n] >= typical[order[0]] - 0.05]
-    return clean[0] if clean else texts[0]
+    clean = [n for n in order if not PLACEHOLDER.search(str(exchanges[replied[n]].reply))
+             and typical[n] >= typical[order[0]] - 0.05]
+    return replied[(clean or order)[0]]
 
 
 def topic_words(questions: Sequence[str], everything: Sequence[str], title: str) -> list[str]:

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ FOLDER = "suggestions"
 ACCEPTED = "accepted.json"
 UNANSWERED = "unanswered"  # the file of question groups no agent answered (not a suggestion)
 EXAMPLES = 3
+WIDTH = 10_000  # one line per text: easier to edit than folded lines
 Kind = Literal["faq", "alternatives", "intent"]
 KINDS: tuple[Kind, ...] = ("faq", "alternatives", "intent")  # the order --accept all takes
 ITEM_KEY: dict[str, str] = {"faq": "entry", "alternatives": "entry", "intent": "intent"}
@@ -93,7 +94,8 @@ def write(bot_root: Path, suggestions: Sequence[Suggestion],
     are and are not written again); returns those written."""
     target = folder(bot_root)
     accepted = accepted_ids(bot_root)
-    fresh = [s for s in suggestions if s.id not in accepted]
+    fresh = [_renamed(s, accepted) for s in suggestions
+             if s.id not in accepted or s.kind == "alternatives"]
     changes: dict[Path, str | None] = {
         path: None for path in target.glob("*.yaml") if path.stem not in accepted}
     shown = typed_path(bot_root)
@@ -104,6 +106,14 @@ def write(bot_root: Path, suggestions: Sequence[Suggestion],
     target.mkdir(parents=True, exist_ok=True)
     replace_files(changes)
     return fresh
+
+
+def _renamed(suggestion: Suggestion, accepted: set[str]) -> Suggestion:
+    """More wordings for an entry that got some before: ``alt-<entry>-2``, ``-3``, ..."""
+    name, n = suggestion.id, 2
+    while name in accepted:
+        name, n = f"{suggestion.id}-{n}", n + 1
+    return replace(suggestion, id=name)
 
 
 def _example(exchange: Exchange) -> dict[str, str]:
@@ -169,8 +179,8 @@ def load(bot_root: Path, suggestion_id: str) -> Suggestion:
     item = data.get(key)
     if not isinstance(item, dict):
         raise _error(data, key, "must be a mapping", shown)
-    requires = data.get("requires")
-    return Suggestion(suggestion_id, kind, item, int(data.get("count") or 0),
+    requires, count = data.get("requires"), data.get("count")
+    return Suggestion(suggestion_id, kind, item, count if isinstance(count, int) else 0,
                       tuple(str(c) for c in data.get("conversations") or ()),
                       str(requires) if requires else None)
 
@@ -250,5 +260,5 @@ _Dumper.add_representer(str, _string)
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=WIDTH,
                      default_flow_style=False)

@@ -14,8 +14,10 @@ import yaml
 from bot.cli import main
 from bot.definition.loader import load_bot
 from bot.learning import import_files, load_conversations
+from bot.learning import suggestions as store
 from bot.learning.exchanges import exchanges
 from bot.learning.mining import mine
+from bot.learning.suggestions import Suggestion
 from retrieval.embedder import SentenceEmbedder
 from retrieval.errors import SourceError
 from retrieval.index import FaqIndex
@@ -317,3 +319,22 @@ def test_clear_errors_without_conversations_or_without_an_faq(
     (root / "bot.yaml").write_text("name: no_faq\n")
     assert main(["suggest", str(root)]) == 2
     assert "this bot has no FAQ" in capsys.readouterr().err
+
+
+def test_accepted_suggestions_are_not_suggested_again_but_new_wordings_are(
+        tmp_path: Path) -> None:
+    accepted = tmp_path / "suggestions" / "accepted.json"
+    accepted.parent.mkdir()
+    accepted.write_text(json.dumps({"accepted": [{"id": "alt-reset-pin"}, {"id": "faq-x"}]}))
+    (tmp_path / "suggestions" / "faq-x.yaml").write_text("kept: as the user left it\n")
+    (tmp_path / "suggestions" / "faq-old.yaml").write_text("pending, replaced\n")
+    found = [Suggestion("faq-x", "faq", {"id": "x", "question": "Q?", "answer": "A."}, 3),
+             Suggestion("alt-reset-pin", "alternatives",
+                        {"extends": "reset-pin", "alternatives": ["new pin"]}, 1)]
+
+    written = store.write(tmp_path, found, [])
+
+    assert [s.id for s in written] == ["alt-reset-pin-2"]
+    assert sorted(p.name for p in (tmp_path / "suggestions").iterdir()) == [
+        "accepted.json", "alt-reset-pin-2.yaml", "faq-x.yaml"]
+    assert (tmp_path / "suggestions" / "faq-x.yaml").read_text() == "kept: as the user left it\n"
