@@ -260,6 +260,12 @@ def _load_gguf(source: BaseSource, dtype: Any) -> tuple[Any, Any, str]:
     return model.to(dtype), tokenizer, fingerprint
 
 
+def ensure_chat_template(tokenizer: Any) -> None:
+    """Give a tokenizer without a chat template (a pretrained model's) ChatML turns."""
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+
+
 def load_base_model(settings: ModelSettings) -> BaseModel:
     """Load ``settings.base`` with its tokenizer on ``settings.device`` in ``settings.dtype``."""
     device = resolve_device(settings.device)
@@ -281,8 +287,7 @@ def load_base_model(settings: ModelSettings) -> BaseModel:
         fingerprint = base_fingerprint(settings)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = CHATML_TEMPLATE
+    ensure_chat_template(tokenizer)
     try:
         model.to(device)
     except (RuntimeError, AssertionError) as exc:

@@ -12,6 +12,7 @@ from adapters.base_model import (
     BaseModel,
     base_fingerprint,
     cache_dir,
+    ensure_chat_template,
     folder_fingerprint,
     load_base_model,
     resolve_base,
@@ -51,6 +52,35 @@ def test_local_model_folder_works_and_has_its_own_fingerprint(base: BaseModel) -
     assert next(loaded.model.parameters()).dtype.is_floating_point
     assert str(next(loaded.model.parameters()).dtype) == "torch.bfloat16"
     assert loaded.fingerprint == folder_fingerprint(folder) != base.fingerprint
+
+
+def test_a_local_gguf_file_is_cached_in_its_own_folder(tmp_path: Path) -> None:
+    packaged = resolve_base("smollm2-135m")
+    copy = tmp_path / "my-model.Q4.gguf"
+    shutil.copy(Path(packaged.location) / str(packaged.gguf_file), copy)
+    source = resolve_base(str(copy))
+    assert not source.packaged and source.gguf_file == copy.name
+    folder = cache_dir(source)
+    assert folder.parent == PACKAGED_CACHE.parent and folder.name.startswith("my-model.q4-")
+    assert folder != PACKAGED_CACHE
+
+
+def test_a_tokenizer_without_chat_template_gets_chatml_turns(base: BaseModel) -> None:
+    tokenizer = base.tokenizer
+    kept = tokenizer.chat_template
+    try:
+        tokenizer.chat_template = None
+        ensure_chat_template(tokenizer)
+        text = tokenizer.apply_chat_template(
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            add_generation_prompt=True, tokenize=False)
+        assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi"
+                        "<|im_end|>\n<|im_start|>assistant\n")
+        tokenizer.chat_template = "{{ messages[0]['content'] }}"
+        ensure_chat_template(tokenizer)  # a template it has is kept
+        assert tokenizer.chat_template == "{{ messages[0]['content'] }}"
+    finally:
+        tokenizer.chat_template = kept
 
 
 def test_fingerprint_changes_with_config(tmp_path: Path) -> None:
