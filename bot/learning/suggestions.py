@@ -30,6 +30,7 @@ FOLDER = "suggestions"
 ACCEPTED = "accepted.json"
 UNANSWERED = "unanswered"  # the file of question groups no agent answered (not a suggestion)
 EXAMPLES = 3
+SHOWN = 8  # pending ids an error lists
 WIDTH = 10_000  # one line per text: easier to edit than folded lines
 Kind = Literal["faq", "alternatives", "intent"]
 KINDS: tuple[Kind, ...] = ("faq", "alternatives", "intent")  # the order --accept all takes
@@ -163,7 +164,9 @@ def load(bot_root: Path, suggestion_id: str) -> Suggestion:
         raise SuggestionError("lists questions no agent answered, nothing to accept: write "
                               "FAQ entries for them yourself", file=shown)
     if not path.is_file():
-        known = ", ".join(pending(bot_root)) or "none; run `bot suggest` first"
+        ids = pending(bot_root)
+        known = ", ".join(ids[:SHOWN]) + (f" and {len(ids) - SHOWN} more" if len(ids) > SHOWN
+                                          else "") if ids else "none; run `bot suggest` first"
         raise SuggestionError(f"no suggestion {suggestion_id!r} (pending: {known})",
                               file=typed_path(folder(bot_root)))
     try:

@@ -338,3 +338,24 @@ def test_accepted_suggestions_are_not_suggested_again_but_new_wordings_are(
     assert sorted(p.name for p in (tmp_path / "suggestions").iterdir()) == [
         "accepted.json", "alt-reset-pin-2.yaml", "faq-x.yaml"]
     assert (tmp_path / "suggestions" / "faq-x.yaml").read_text() == "kept: as the user left it\n"
+
+
+def test_intents_go_to_a_new_intents_file_or_are_shown_to_paste_when_inline(
+        bot_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suggest", str(bot_dir)]) == 0
+    bot_yaml = bot_dir / "bot.yaml"
+    (bot_dir / "intents.yaml").unlink()
+    bot_yaml.write_text(bot_yaml.read_text().replace(
+        "intents: intents.yaml\n", "intents:\n  - name: hello\n    examples: [hi]\n"))
+    capsys.readouterr()
+
+    assert main(["suggest", str(bot_dir), "--accept", "all"]) == 2
+    assert "intents: the intents are written inline here: move them to a file (intents: " \
+        "intents.yaml) to accept intents, or add this one by hand:\n# intent-cheque_pay" in \
+        capsys.readouterr().err
+    assert not (bot_dir / "faq" / "learned.yaml").exists()  # all or nothing
+
+    bot_yaml.write_text(BOT_YAML.replace("intents: intents.yaml\n", ""))
+    assert main(["suggest", str(bot_dir), "--accept", "all"]) == 0
+    assert "intents: intents.yaml" in bot_yaml.read_text()
+    assert [i.name for i in load_bot(bot_dir).config.intents] == ["cheque_pay"]
