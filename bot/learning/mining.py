@@ -25,7 +25,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
@@ -102,7 +102,6 @@ class Mined:
     alternatives: tuple[NewAlternatives, ...] = ()
     intents: tuple[NewIntent, ...] = ()
     unanswered: tuple[tuple[Exchange, ...], ...] = ()  # clusters no agent replied to
-    clusters: tuple[tuple[Exchange, ...], ...] = field(default=(), repr=False)  # all, for checks
 
 
 @dataclass
@@ -131,7 +130,7 @@ def mine(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder, *,
             rest.append(i)
         elif place != _COVERED:
             alternatives.setdefault(place, []).append(i)
-    found = _clusters(exchanges, vectors, index, rest, settings)
+    found = _clusters(exchanges, vectors, rest, settings)
     return _suggestions(exchanges, vectors, index, alternatives, found, settings,
                         taken_intents)
 
@@ -184,8 +183,8 @@ def _embed(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder,
     return _Vectors(questions, replies, answers, bot_answered)
 
 
-def _clusters(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqIndex,
-              members: list[int], settings: MiningSettings) -> list[list[int]]:
+def _clusters(exchanges: Sequence[Exchange], vectors: _Vectors, members: list[int],
+              settings: MiningSettings) -> list[list[int]]:
     """Groups of ``members`` asking the same thing (question plus reply, when there is one)."""
     if len(members) < 2:
         return [members] if members else []
@@ -262,7 +261,7 @@ def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqInd
         [_wording(exchanges[i].question) for i in members], index, entry)),
         tuple(exchanges[i] for i in members)) for entry, members in sorted(alternatives.items()))
     return Mined(tuple(entries), tuple(a for a in found if a.alternatives), tuple(intents),
-                 tuple(unanswered), tuple(tuple(exchanges[i] for i in g) for g in groups))
+                 tuple(unanswered))
 
 
 def _agreement(replies: np.ndarray) -> float:
