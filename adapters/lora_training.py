@@ -30,7 +30,7 @@ from adapters.adapter_store import adapter_artifact, read_manifest
 from adapters.base_model import base_fingerprint, load_base_model
 from adapters.errors import ModelError
 from adapters.settings import LoraSettings, ModelSettings, Persona
-from adapters.training_data import Example, build_examples, data_digest, encode
+from adapters.training_data import Example, TaughtAnswer, build_examples, data_digest, encode
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
 
@@ -64,6 +64,7 @@ class AdapterJob:
     top_k: int = 3
     threshold: float = 0.5
     name: str = ""
+    taught: tuple[TaughtAnswer, ...] = ()  # questions people answered (bot/learning/taught.py)
 
 
 def _plan(job: AdapterJob, index: FaqIndex, embedder: Embedder,
@@ -71,7 +72,8 @@ def _plan(job: AdapterJob, index: FaqIndex, embedder: Embedder,
     settings = job.model
     lora = settings.lora
     examples = build_examples(index, embedder, top_k=job.top_k, threshold=job.threshold,
-                              no_answer_ratio=lora.no_answer_ratio, seed=lora.seed)
+                              no_answer_ratio=lora.no_answer_ratio, seed=lora.seed,
+                              taught=job.taught)
     config = {k: v for k, v in dataclasses.asdict(lora).items() if k not in NOT_LEARNED}
     config["max_steps"] = max_steps if max_steps is not None else lora.max_steps
     config["target_modules"] = list(lora.target_modules)

@@ -46,9 +46,22 @@ class Example:
     history: tuple[Turn, ...] = ()  # earlier messages of the conversation
 
 
+@dataclass(frozen=True)
+class TaughtAnswer:
+    """A customer's question a person answered from FAQ entry ``entry``: learned with the
+    person's ``wording`` (None: the entry's own answer), ``weight`` times."""
+
+    question: str
+    entry: str
+    wording: str | None = None
+    weight: int = 1
+
+
 def build_examples(index: FaqIndex, embedder: Embedder, *, top_k: int, threshold: float,
-                   no_answer_ratio: float, seed: int) -> list[Example]:
-    """Answer and no-answer examples from the index's FAQ, deterministic for a ``seed``.
+                   no_answer_ratio: float, seed: int,
+                   taught: Sequence[TaughtAnswer] = ()) -> list[Example]:
+    """Answer and no-answer examples from the index's FAQ (and the ``taught`` answers of
+    entries it has), deterministic for a ``seed``.
 
     Each question is shown with its ``top_k`` passages; a share ``no_answer_ratio`` of
     no-answer examples shows passages below ``threshold``.
@@ -59,17 +72,24 @@ def build_examples(index: FaqIndex, embedder: Embedder, *, top_k: int, threshold
              for q in dict.fromkeys([p.question, *p.alternatives])]
     if not pairs:
         return []
-    vectors = embedder.embed([q for q, _ in pairs])
+    repeated = [(t, gold) for t in taught if (gold := index.get(t.entry)) is not None
+                for _ in range(t.weight)]
+    asked = pairs + [(t.question, gold) for t, gold in repeated]
+    targets = [answer_target(gold) for _, gold in pairs] + [
+        f"{t.wording.strip()} [{gold.id}]" if t.wording else answer_target(gold)
+        for t, gold in repeated]
+    vectors = embedder.embed([q for q, _ in asked])
     examples: list[Example] = []
     related: list[set[str]] = []
-    for (question, gold), vector in zip(pairs, vectors, strict=True):
+    for (question, gold), target, vector in zip(asked, targets, vectors, strict=True):
         hits = index.search_vector(vector, top_k)
         shown = [h.passage for h in hits]
         if gold.id not in {p.id for p in shown}:
             shown[-1] = gold
         rng.shuffle(shown)
-        examples.append(Example(question, tuple(shown), answer_target(gold), gold.id))
-        related.append({gold.id} | {h.passage.id for h in hits if h.score >= threshold})
+        examples.append(Example(question, tuple(shown), target, gold.id))
+        if len(related) < len(pairs):
+            related.append({gold.id} | {h.passage.id for h in hits if h.score >= threshold})
     wanted = round(len(examples) * ratio / (1.0 - ratio)) if ratio < 1.0 else len(examples)
     off_topic = list(OFF_TOPIC[: max(0, min(len(OFF_TOPIC), wanted // 3))])
     for question in off_topic:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file
 from adapters.lora_training import AdapterJob
 from adapters.policy_data import IntentUse
 from adapters.policy_data import train_policy as _train_policy
+from adapters.training_data import TaughtAnswer
 from bot.definition.config import BotDefinition
 from bot.errors import library_errors
 from retrieval import knowledge
@@ -80,20 +81,23 @@ def example_options(bot: BotDefinition) -> dict[str, Any]:
             "no_answer_ratio": bot.config.model.lora.no_answer_ratio}
 
 
-def adapter_job(bot: BotDefinition) -> AdapterJob:
-    """What the bot's dialogue adapter learns from and where it is saved."""
+def adapter_job(bot: BotDefinition, taught: Sequence[TaughtAnswer] = ()) -> AdapterJob:
+    """What the bot's dialogue adapter learns from (its FAQ, and the ``taught`` answers of
+    bot/learning/taught.py) and where it is saved."""
     options = example_options(bot)
     return AdapterJob(bot.config.model, bot.config.persona, bot.adapter_dir,
                       bot.adapter_checkpoints, top_k=options["top_k"],
-                      threshold=options["threshold"], name=bot.config.name)
+                      threshold=options["threshold"], name=bot.config.name,
+                      taught=tuple(taught))
 
 
 def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
-                  **options: Any) -> Path:
+                  taught: Sequence[TaughtAnswer] = (), **options: Any) -> Path:
     """Train (or reuse) the bot's LoRA adapter (options: see ``train_adapter`` in
     ``adapters.lora_training``); returns its folder."""
     with library_errors(file=bot.shown(bot.file)):
-        return lora_training.train_adapter(adapter_job(bot), index, embedder, **options)
+        return lora_training.train_adapter(adapter_job(bot, taught), index, embedder,
+                                           **options)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,16 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
         results.append(result)
         report(result)
     if config.model.generation and index is not None:
-        result = _train_adapter(bot, index, embedder, force=force, progress=progress)
+        from bot.learning.taught import taught_answers  # reads the session store
+
+        started = time.perf_counter()
+        taught = taught_answers(bot, index, embedder)
+        result = StepResult("learned answers", False, time.perf_counter() - started,
+                            taught.detail())
+        results.append(result)
+        report(result)
+        result = _train_adapter(bot, index, embedder, taught.answers, force=force,
+                                progress=progress)
         results.append(result)
         report(result)
         if config.model.backend == "llama.cpp":
@@ -172,12 +185,13 @@ def _engine_files(bot: BotDefinition) -> StepResult:
                       f"adapter {adapter.stat().st_size / 1e6:.1f} MB")
 
 
-def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder, *,
-                   force: bool, progress: bool) -> StepResult:
+def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder,
+                   taught: Sequence[TaughtAnswer], *, force: bool,
+                   progress: bool) -> StepResult:
     """The dialogue model's LoRA adapter (adapters/lora_training.py)."""
     started = time.perf_counter()
     before = read_manifest(bot.adapter_dir)
-    folder = train_adapter(bot, index, embedder, force=force, progress=progress)
+    folder = train_adapter(bot, index, embedder, taught, force=force, progress=progress)
     manifest = read_manifest(folder) or {}
     detail = (f"{manifest.get('examples')} examples, {manifest.get('steps')} steps, "
               f"final loss {manifest.get('final_loss') or 0:.3f}")

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
 DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
 MAX_REPLY_CHARS = 4000
+AGENT_REPLY_EVENT = "agent_reply"
 SHARED_AGENT = "agent"  # who acts with the shared handoff.agent_token
 HANDBACK_KIND = "handback"  # the message that the bot is back (clients drop the handoff banner)
 
@@ -77,6 +78,16 @@ def split_key(key: str) -> tuple[str, str]:
         raise BadRequest(f"'id' must be a conversation id like 'rest:alice', got {key!r}")
     return channel, sender
 
+
+
+def last_question(history: list[dict[str, Any]]) -> str | None:
+    """The customer's latest message before an agent's reply (what the agent answers)."""
+    for turn in reversed(history):
+        if turn.get("role") == "agent":
+            return None  # the agent answered it already: a follow-up of the agent's own
+        if turn.get("role") == "user":
+            return str(turn.get("text", ""))
+    return None
 
 class AgentDesk:
     """The agent routes of one bot; ``store`` is read at request time (loaded on startup)."""
@@ -175,12 +186,14 @@ class AgentDesk:
             session = await self._load(key)
             if _check_holder(session, agent) is None:
                 take(session, agent)
+            asked = last_question(session.history)
             session.add("agent", text, max_history=self.config.sessions.max_history,
                         kind="agent", agent=agent)
             await store.save(session)
         reply = BotReply(text=text, kind="agent", handoff=True)
         delivered = await self._send(request.app, session, reply)
-        await store.log_event(key, "agent_reply", {"agent": agent, "delivered": delivered})
+        await store.log_event(key, AGENT_REPLY_EVENT, {  # `bot train` learns from the pair
+            "agent": agent, "delivered": delivered, "question": asked, "text": text})
         return web.json_response({"delivered": delivered})
 
     async def release(self, request: web.Request) -> web.Response:
