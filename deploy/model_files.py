@@ -1,8 +1,9 @@
 """Link the files a model server serves for a trained bot to fixed paths.
 
 `python deploy/model_files.py BOT_DIR FOLDER` makes ``FOLDER/base.gguf`` (the base model as
-llama.cpp runs it, ``model.gguf_type``) and ``FOLDER/adapter.gguf`` (the bot's trained LoRA
-adapter) point at the files `bot train` wrote, wherever their cache keys put them. The
+llama.cpp runs it, ``model.gguf_type``), ``FOLDER/adapter.gguf`` (the served version's LoRA
+adapter for llama.cpp) and ``FOLDER/adapter`` (the same adapter as peft saved it, for vLLM)
+point at the files `bot train` wrote, wherever their cache keys and version numbers put them. The
 Dockerfile runs it after `bot train`; deploy/compose.yaml and deploy/k8s/model.yaml start
 llama-server with these two paths.
 """
@@ -20,10 +21,10 @@ def link_model_files(bot_dir: str, folder: Path) -> dict[str, Path]:
     """Link ``base.gguf`` and ``adapter.gguf`` in ``folder``; returns link -> file."""
     bot = load_bot(bot_dir)
     files = {"base.gguf": engine_base_file(bot.config.model),
-             "adapter.gguf": bot.adapter_dir / ADAPTER_GGUF}
+             "adapter.gguf": bot.adapter_dir / ADAPTER_GGUF, "adapter": bot.adapter_dir}
     folder.mkdir(parents=True, exist_ok=True)
     for name, path in files.items():
-        if not path.is_file():
+        if not path.exists():
             raise SystemExit(f"error: {path}: not found; run `bot train {bot_dir}` first")
         link = folder / name
         link.unlink(missing_ok=True)

@@ -383,7 +383,9 @@ def test_model_files_are_linked_where_the_model_server_looks(tmp_path: Path) -> 
     assert (tmp_path / "serve" / "adapter.gguf").read_bytes() == b"GGUF stand-in"
     base = (tmp_path / "serve" / "base.gguf").resolve()
     assert base == engine_base_file(load_bot(folder).config.model).resolve()
-    assert set(links) == {tmp_path / "serve" / "base.gguf", tmp_path / "serve" / "adapter.gguf"}
+    assert (tmp_path / "serve" / "adapter").resolve() == adapter.parent.resolve()  # for vLLM
+    assert set(links) == {tmp_path / "serve" / name for name in ("base.gguf", "adapter.gguf",
+                                                                 "adapter")}
 
 
 def test_compose_gpu_override_serves_the_adapter_with_vllm() -> None:
