@@ -74,6 +74,8 @@ def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
         config["model"]["exact_answer_threshold"] = 1.0
         for section in ("intents", "forms", "actions", "handoff"):
             config.pop(section, None)
+        # the learned answer policy was trained with the intents: answer by the threshold
+        config["answers"] = {**(config.get("answers") or {}), "policy": "threshold"}
     if max_batch is not None:
         config["model"]["max_batch"] = max_batch
     if engine is not None:
