@@ -1,0 +1,145 @@
+"""The learning loop on acme_bank: import its past conversations, suggest, accept, retrain;
+held-out later conversations answered before and after.
+
+    .venv/bin/python -m benchmarks.learning      # ~15 min on 2 cores (the adapter retrains)
+
+Run after `bot train example_bots/acme_bank`; it works on a copy of the bot.
+Held out: ``eval/later_conversations.jsonl`` (never imported): the first question of each
+conversation, asked as a new user. Labels: ``eval/conversation_topics.yaml``, an FAQ entry
+id or one of the topics the FAQ lacks. A reply is right when every answer it gives is an
+entry of the question's topic: the entry itself, or for an entry learned from a suggestion,
+the topic most of the conversations it was mined from have (the labels are used only here,
+never by the miner). Clarifying questions, fallbacks and handoffs count as abstained.
+Every suggestion is accepted, as a team that trusts the miner would.
+Writes ``results/learning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.load import ROOT
+from benchmarks.report import write_results
+from bot.cli import main as bot
+from bot.definition.loader import load_bot
+from bot.evaluation.answers import NONE, AnswerCase, ask_all, summarise
+from bot.learning.formats import parse, read_bytes
+from bot.learning.mining import first_question
+from bot.runtime import BotRuntime
+
+RESULTS = Path(__file__).parent / "results" / "learning.json"
+HELD_OUT = "eval/later_conversations.jsonl"
+TOPICS = "eval/conversation_topics.yaml"
+PAST = "history/past_conversations.jsonl"
+
+
+def held_out(bot_dir: Path) -> list[tuple[str, str]]:
+    """(first customer question, conversation id) of each held-out conversation."""
+    path = bot_dir / HELD_OUT
+    parsed = parse(read_bytes(path), path)
+    questions = [(first_question(c), c.id) for c in parsed.conversations]
+    return [(q, cid) for q, cid in questions if q]
+
+
+def learned_topics(bot_dir: Path, topics: dict[str, str]) -> dict[str, str]:
+    """Entry id -> the majority topic of the conversations each accepted FAQ suggestion
+    was mined from."""
+    found: dict[str, str] = {}
+    for path in sorted((bot_dir / "suggestions").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        entry = (data.get("entry") or {}).get("id") if data.get("kind") == "faq" else None
+        sources = [topics.get(c) for c in data.get("conversations") or []]
+        votes = Counter(t for t in sources if t)
+        if entry and votes:
+            found[entry] = votes.most_common(1)[0][0]
+    return found
+
+
+def score(bot_dir: Path, questions: list[tuple[str, str]], topics: dict[str, str],
+          learned: dict[str, str]) -> dict[str, Any]:
+    """Right / wrong / abstained shares of the held-out questions on the served version."""
+    bot = load_bot(bot_dir)
+    runtime = BotRuntime.load(bot)
+    assert runtime.knowledge is not None
+    entries = [p.id for p in runtime.knowledge.index.passages]
+    cases = []
+    for question, cid in questions:
+        topic = topics[cid]
+        expect = tuple(e for e in entries if learned.get(e, e) == topic) or (NONE,)
+        cases.append(AnswerCase(cid, (question,), (expect,), topic))
+
+    async def ask() -> list[Any]:
+        try:
+            return await ask_all(runtime, cases)
+        finally:
+            await runtime.close()
+
+    replies = asyncio.run(ask())
+    links = {i.name: i.faq for i in bot.config.intents if i.faq}
+    summary = summarise(cases, replies, links)
+    clarified = summary["clarified"]
+    return {"right": summary["right"], "wrong": summary["wrong"],
+            "abstained": round(summary["abstained"] + clarified, 4),
+            "partial": summary["partial"], "errors": summary["errors"],
+            "version": bot.version}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bot", type=Path, default=ROOT / "example_bots" / "acme_bank")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    load_start = os.getloadavg()
+    topics = {str(k): str(v) for k, v in yaml.safe_load(
+        (args.bot / TOPICS).read_text(encoding="utf-8")).items()}
+    with tempfile.TemporaryDirectory(prefix="supportbot-learning-") as tmp:
+        work = Path(tmp) / args.bot.name
+        shutil.copytree(args.bot, work, ignore=shutil.ignore_patterns(
+            "sessions.sqlite3*", "conversations", "suggestions", "candidate", "backups"))
+        questions = held_out(work)
+        before = score(work, questions, topics, {})
+        print("before", {k: v for k, v in before.items() if k != "errors"}, flush=True)
+        started = time.perf_counter()
+        assert bot(["import", str(work), str(work / PAST)]) == 0
+        assert bot(["suggest", str(work)]) == 0
+        kinds = Counter(yaml.safe_load(p.read_text(encoding="utf-8")).get("kind")
+                        for p in (work / "suggestions").glob("*.yaml"))
+        assert bot(["suggest", str(work), "--accept", "all"]) == 0
+        mined_s = time.perf_counter() - started
+        started = time.perf_counter()
+        code = bot(["train", str(work)])
+        train_s = time.perf_counter() - started
+        learned = learned_topics(work, topics)
+        after = score(work, questions, topics, learned)
+        print("after", {k: v for k, v in after.items() if k != "errors"}, flush=True)
+    write_results(RESULTS, {
+        "before": {k: before[k] for k in ("right", "wrong", "abstained")},
+        "after": {k: after[k] for k in ("right", "wrong", "abstained")},
+        "n_heldout": len(questions),
+        "suggested": {"faq": kinds.get("faq", 0), "intents": kinds.get("intent", 0)},
+        "accepted": {"faq": kinds.get("faq", 0), "intents": kinds.get("intent", 0),
+                     "alternatives": kinds.get("alternatives", 0)},
+        "train_seconds_added": round(train_s, 1),
+        "import_suggest_accept_seconds": round(mined_s, 1),
+        "promoted": code == 0,
+        "learned_topics": learned,
+        "errors": {"before": before["errors"], "after": after["errors"]},
+        "command": "python -m benchmarks.learning " + " ".join(argv or sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "load_average": load_start},
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
