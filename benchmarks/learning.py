@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -32,6 +34,7 @@ import yaml
 from benchmarks.load import ROOT
 from benchmarks.report import write_results
 from bot.cli import main as bot
+from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.evaluation.answers import NONE, AnswerCase, ask_all, summarise
 from bot.learning.formats import parse, read_bytes
@@ -66,10 +69,9 @@ def learned_topics(bot_dir: Path, topics: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def score(bot_dir: Path, questions: list[tuple[str, str]], topics: dict[str, str],
+def score(bot: BotDefinition, questions: list[tuple[str, str]], topics: dict[str, str],
           learned: dict[str, str]) -> dict[str, Any]:
-    """Right / wrong / abstained shares of the held-out questions on the served version."""
-    bot = load_bot(bot_dir)
+    """Right / wrong / abstained shares of the held-out questions (``bot``'s artefacts)."""
     runtime = BotRuntime.load(bot)
     assert runtime.knowledge is not None
     entries = [p.id for p in runtime.knowledge.index.passages]
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.bot, work, ignore=shutil.ignore_patterns(
             "sessions.sqlite3*", "conversations", "suggestions", "candidate", "backups"))
         questions = held_out(work)
-        before = score(work, questions, topics, {})
+        before = score(load_bot(work), questions, topics, {})
         print("before", {k: v for k, v in before.items() if k != "errors"}, flush=True)
         started = time.perf_counter()
         assert bot(["import", str(work), str(work / PAST)]) == 0
@@ -121,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         code = bot(["train", str(work)])
         train_s = time.perf_counter() - started
         learned = learned_topics(work, topics)
-        after = score(work, questions, topics, learned)
+        trained = load_bot(work)
+        if code != 0:  # refused by the gate: the candidate is measured all the same
+            trained = dataclasses.replace(trained, artefacts=work / ".bot" / "candidate")
+        gate = json.loads((trained.artefacts_dir / "version.json").read_text())
+        after = score(trained, questions, topics, learned)
         print("after", {k: v for k, v in after.items() if k != "errors"}, flush=True)
     write_results(RESULTS, {
         "before": {k: before[k] for k in ("right", "wrong", "abstained")},
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds_added": round(train_s, 1),
         "import_suggest_accept_seconds": round(mined_s, 1),
         "promoted": code == 0,
+        "gate": {k: gate.get(k) for k in ("reason", "refused", "scores", "changed")},
         "learned_topics": learned,
         "errors": {"before": before["errors"], "after": after["errors"]},
         "command": "python -m benchmarks.learning " + " ".join(argv or sys.argv[1:]),

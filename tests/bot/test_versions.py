@@ -32,6 +32,10 @@ TESTS = """
   steps:
     - user: my card has not arrived yet
       cites: card-not-arrived
+- name: opening an account is not something the bot knows (until it learns it)
+  steps:
+    - user: how do I open an account?
+      abstains: true
 """
 
 # a deliberately worse FAQ: the card entry now answers something else
@@ -114,7 +118,8 @@ def test_a_better_candidate_is_promoted_and_listed(
     assert "version 2 promoted: not worse" in capsys.readouterr().out
     assert main(["versions", str(versioned_bot)]) == 0
     listing = capsys.readouterr().out
-    assert "*   2" in listing and "1/1 tests pass" in listing and "faq index" in listing
+    assert "*   2" in listing and "faq index" in listing
+    assert "2/2 tests pass" in listing  # the abstaining test predates the new entry
 
 
 def test_rollback_names_what_is_missing(versioned_bot: Path) -> None:
