@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from adapters.llama_model import LlamaCppDialogueModel
-from benchmarks.engine import train_fresh
+from benchmarks.engine import train_in_subprocess
 from benchmarks.load import ROOT
 from benchmarks.report import write_results
 from bot.definition.loader import load_bot
@@ -52,7 +52,7 @@ def bot_with_base(bot_dir: Path, base: str, work: Path) -> Path:
 def measure(bot_dir: Path, base: str, work: Path, limit: int,
             embedder: SentenceEmbedder) -> dict[str, Any]:
     folder = bot_with_base(bot_dir, base, work)
-    training = train_fresh(folder)
+    training = train_in_subprocess(folder)  # a copy already: trained in place
     print(f"{base}: trained in {training['seconds']} s, peak {training['peak_rss_gb']} GB",
           flush=True)
     bot = load_bot(folder)

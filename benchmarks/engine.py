@@ -169,10 +169,12 @@ def train_fresh(bot_dir: Path) -> dict[str, float]:
         copy = Path(tmp) / bot_dir.name
         shutil.copytree(bot_dir, copy, ignore=shutil.ignore_patterns(
             ".bot", "conversations", "suggestions"))
-        return _train_in_subprocess(copy)
+        return train_in_subprocess(copy)
 
 
-def _train_in_subprocess(bot_dir: Path) -> dict[str, float]:
+def train_in_subprocess(bot_dir: Path) -> dict[str, float]:
+    """Train the adapter of the bot in ``bot_dir`` from scratch in a subprocess (it writes
+    into that folder); seconds and the subprocess's peak RSS."""
     code = ("import sys; from bot.definition.loader import load_bot; "
             "from bot.build import build_index, train_adapter; "
             "from retrieval.embedder import SentenceEmbedder; "

@@ -40,10 +40,13 @@ from bot.definition.config import (
     VERSIONS_DIR,
     BotDefinition,
     served_folder,
+    served_version,
 )
 from bot.definition.loader import load_bot
 from bot.errors import BotError
-from retrieval.artifacts import digest
+from retrieval.artifacts import digest, write_text_atomic
+from retrieval.errors import RetrievalError
+from retrieval.index import FaqIndex
 
 if TYPE_CHECKING:
     from bot.evaluation.answers import AnswerCase
@@ -120,14 +123,9 @@ def versions_dir(bot: BotDefinition) -> Path:
     return bot.build_dir / VERSIONS_DIR
 
 
-def current_number(bot: BotDefinition) -> int | None:
-    folder = served_folder(bot.build_dir)
-    return int(folder.name) if folder != bot.build_dir else None
-
-
 def list_versions(bot: BotDefinition) -> list[Version]:
     """Every promoted version, oldest first."""
-    root, current = versions_dir(bot), current_number(bot)
+    root, current = versions_dir(bot), served_version(bot.build_dir)
     found: list[Version] = []
     for folder in root.iterdir() if root.is_dir() else ():
         if folder.is_dir() and folder.name.isdigit():
@@ -140,16 +138,12 @@ def list_versions(bot: BotDefinition) -> list[Version]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(staging, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def set_current(bot: BotDefinition, number: int) -> None:
     """Serve version ``number`` (atomically: a running ``bot serve`` switches to it)."""
-    staging = versions_dir(bot) / f".{CURRENT_FILE}.tmp"
-    staging.write_text(f"{number}\n", encoding="utf-8")
-    os.replace(staging, versions_dir(bot) / CURRENT_FILE)
+    write_text_atomic(versions_dir(bot) / CURRENT_FILE, f"{number}\n")
 
 
 def _source_files(root: Path) -> Iterable[Path]:
@@ -198,13 +192,11 @@ def yardstick_digest(answers: Path | None, tests: Path | None) -> str:
 
 
 def entry_ids(artefacts: Path) -> set[str]:
-    """The FAQ entries in the trained index in ``artefacts``."""
-    manifest = artefacts / "faq_index" / "passages.jsonl"
+    """The FAQ entries in the trained index in ``artefacts`` (none when it has none)."""
     try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        return {p.id for p in FaqIndex.load(artefacts / "faq_index").passages}
+    except RetrievalError:
         return set()
-    return {json.loads(line)["id"] for line in lines if line.strip()}
 
 
 def _shares(outcomes: list[str]) -> tuple[float, float, float]:
@@ -333,7 +325,7 @@ def train_version(bot: BotDefinition, *, force: bool = False, gate: bool = True,
                   progress: bool = True,
                   report: Callable[[StepResult], None] = lambda _: None) -> Outcome:
     """Train a candidate and promote it if it passes the gate (``gate=False``: always)."""
-    served_number = current_number(bot)
+    served_number = served_version(bot.build_dir)
     candidate = prepare_candidate(bot)
     steps = train(candidate, force=force, progress=progress, report=report)
     changed = _changes(steps)
@@ -395,7 +387,7 @@ def rollback(bot: BotDefinition, number: int | None = None) -> tuple[Version, li
     """Serve version ``number`` (default: the one before the served one) and restore the
     bot's files it was trained from. Returns the version and the files restored."""
     versions = list_versions(bot)
-    current = current_number(bot)
+    current = served_version(bot.build_dir)
     if number is None:
         older = [v for v in versions if current is not None and v.number < current]
         if not older:
@@ -419,7 +411,7 @@ def rollback(bot: BotDefinition, number: int | None = None) -> tuple[Version, li
 def trained_copy(bot: BotDefinition, *, progress: bool = False) -> BotDefinition:
     """``bot`` trained as its files are now without touching a promoted version: in place
     before the first version, otherwise in the candidate folder (not promoted)."""
-    if current_number(bot) is None:
+    if served_version(bot.build_dir) is None:
         train(bot, progress=progress)
         return bot
     candidate = prepare_candidate(bot)

@@ -44,13 +44,18 @@ VERSIONS_DIR = "versions"  # under BUILD_DIR: one folder per trained version (bo
 CURRENT_FILE = "current"  # in VERSIONS_DIR: the number of the version being served
 
 
+def served_version(build_dir: Path) -> int | None:
+    """The number of the version served now (``bot train`` promotes it); None before any."""
+    try:
+        return int((build_dir / VERSIONS_DIR / CURRENT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def served_folder(build_dir: Path) -> Path:
     """The served artefacts: the promoted version, or the build folder before any."""
-    try:
-        number = int((build_dir / VERSIONS_DIR / CURRENT_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return build_dir
-    return build_dir / VERSIONS_DIR / str(number)
+    number = served_version(build_dir)
+    return build_dir if number is None else build_dir / VERSIONS_DIR / str(number)
 
 
 @dataclass(frozen=True)

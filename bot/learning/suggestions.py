@@ -9,8 +9,6 @@ the user may edit it), how many conversations it came from and up to three of th
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from bot.definition.config import typed_path
 from bot.errors import ConfigError
 from bot.learning.exchanges import Exchange
 from bot.learning.mining import Mined
+from retrieval.artifacts import write_text_atomic
 from retrieval.errors import SourceError
 from retrieval.yamlio import load_yaml
 
@@ -234,15 +233,7 @@ def replace_files(changes: Mapping[Path, str | None]) -> dict[Path, str | None]:
         if text is None:
             path.unlink(missing_ok=True)
             continue
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp",
-                                             dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, text)
     return before
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any, Literal, get_args
 
 from bot.definition.config import typed_path
 from bot.errors import TranscriptError
+from retrieval.artifacts import write_text_atomic
 
 Speaker = Literal["customer", "agent", "bot"]
 SPEAKERS: tuple[str, ...] = get_args(Speaker)
@@ -115,29 +114,15 @@ def store_imports(bot_root: Path,
     try:
         for record, conversations in imports:
             path = folder / record.file
-            _write_atomic(path, "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n"
+            write_text_atomic(path, "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n"
                                         for c in conversations))
             written.append(path)
         records = [asdict(r) for r in [*load_imports(bot_root), *(r for r, _ in imports)]]
-        _write_atomic(folder / INDEX, json.dumps({"format": INDEX_FORMAT, "imports": records},
+        write_text_atomic(folder / INDEX, json.dumps({"format": INDEX_FORMAT, "imports": records},
                                                  indent=2, ensure_ascii=False) + "\n")
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
         raise
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
-from bot.definition.config import CURRENT_FILE, VERSIONS_DIR, BotDefinition
+from bot.definition.config import BotDefinition, served_version
 from bot.definition.loader import load_bot
 from bot.errors import BotError
 from bot.runtime import BotRuntime
@@ -26,24 +25,18 @@ class VersionFollower:
     def __init__(self, bot: BotDefinition, pipeline: TurnPipeline, *,
                  poll_s: float | None = None) -> None:
         self.root = bot.root
-        self.pointer: Path = bot.build_dir / VERSIONS_DIR / CURRENT_FILE
+        self.build_dir = bot.build_dir
         self.pipeline = pipeline
         self.poll_s = POLL_S if poll_s is None else poll_s
         self.grace_s = bot.config.server.turn_timeout_s
-        self.seen = self._state()
+        self.seen = served_version(self.build_dir)
         self.retiring: list[BotRuntime] = []
         self.tasks: set[asyncio.Task[None]] = set()
-
-    def _state(self) -> str | None:
-        try:
-            return self.pointer.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
-            state = self._state()
+            state = served_version(self.build_dir)
             if state != self.seen:
                 self.seen = state
                 await self.switch()

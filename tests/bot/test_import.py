@@ -273,14 +273,14 @@ def test_a_failed_write_leaves_earlier_imports_as_they_were(
     root = tmp_path / "bot"
     import_files(root, [write(tmp_path, "one.jsonl", jsonl(chat("a", ("user", "hi"))))])
     before = stored_files(root)
-    real_write = transcripts._write_atomic
+    real_write = transcripts.write_text_atomic
 
     def failing_index(path: Path, text: str) -> None:  # the disk fills up at the index
         if path.name == transcripts.INDEX:
             raise OSError("No space left on device")
         real_write(path, text)
 
-    monkeypatch.setattr(transcripts, "_write_atomic", failing_index)
+    monkeypatch.setattr(transcripts, "write_text_atomic", failing_index)
     two = write(tmp_path, "two.jsonl", jsonl(chat("b", ("user", "yo"))))
     with pytest.raises(OSError):
         import_files(root, [two])
