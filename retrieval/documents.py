@@ -1,9 +1,14 @@
 """FAQ documents: load question/answer pairs and free text from YAML, CSV, Markdown, JSONL.
 
 Each source becomes :class:`Passage` objects with stable ids. Question/answer pairs stay
-whole; free text is chunked into overlapping passages of about ``chunk_words`` words. A YAML
-or JSONL item ``{extends: <entry id>, alternatives: [...]}`` adds wordings to an entry of any
-source (:class:`Extension`, merged by :func:`extend` once every source is read).
+whole; free text is chunked into passages of whole sentences, about ``chunk_words`` words each,
+overlapping by whole sentences of up to ``chunk_overlap`` words. A YAML or JSONL item
+``{extends: <entry id>, alternatives: [...]}`` adds wordings to an entry of any source
+(:class:`Extension`, merged by :func:`extend` once every source is read).
+
+Internal notes never reach a passage (:func:`strip_internal`): HTML comments ``<!-- ... -->``
+and paragraphs that start with ``Internal:`` or ``Internal note:`` (any case, also quoted
+with ``>`` or in bold), up to the next blank line, in every format.
 """
 
 from __future__ import annotations
@@ -19,11 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import SourceError
+from retrieval.sentences import (
+    PARAGRAPH_BREAK,
+    Sentence,
+    join_sentences,
+    split_sentences,
+    tail,
+)
 from retrieval.yamlio import load_yaml
 
 SUFFIXES = (".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl")
 _QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "text"}
 _EXTENDS_KEYS = {"extends", "alternatives"}
+CHUNKING_RULES = 2  # how free text is chunked and notes stripped: a change rebuilds the index
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_INTERNAL = re.compile(r"[\s>*_]*internal(?:\s+notes?)?[*_]*\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -80,23 +95,42 @@ class _Builder:
     passages: list[Passage] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
 
-    def qa(self, question: str, answer: str, *, id: str | None = None,
-           alternatives: tuple[str, ...] = (), category: str = "") -> None:
+    def qa(self, question: str, answer: str, *, at: tuple[str, int | None],
+           id: str | None = None, alternatives: tuple[str, ...] = (),
+           category: str = "") -> None:
+        """A question and its answer (``at``: the answer's key path and line, for errors)."""
         self.passages.append(Passage(
-            id=id or slug(question), text=answer.strip(), source=self.source,
+            id=id or slug(question), text=self.shown(answer, at), source=self.source,
             title=question.strip(), question=question.strip(),
             alternatives=alternatives, category=category,
         ))
 
-    def free_text(self, title: str, text: str, *, id: str | None = None,
-                  category: str = "") -> None:
+    def free_text(self, title: str, text: str, *, at: tuple[str, int | None],
+                  id: str | None = None, category: str = "", notes_only: bool = False) -> None:
+        """Free text, chunked; ``notes_only``: text that is all internal notes adds nothing
+        (else it is an error)."""
+        shown = self.shown(text, at, notes_only=notes_only)
         base = id or slug(title or self.source)
-        chunks = chunk_text(text, self.chunking)
+        chunks = chunk_text(shown, self.chunking)
         for n, chunk in enumerate(chunks):
             self.passages.append(Passage(
                 id=base if len(chunks) == 1 else f"{base}-{n + 1}", text=chunk,
                 source=self.source, title=title, category=category,
             ))
+
+    def shown(self, text: str, at: tuple[str, int | None], *, notes_only: bool = False) -> str:
+        """``text`` without its internal notes; an error names ``at`` when a comment is left
+        open, or when nothing else is left (unless ``notes_only`` allows it)."""
+        path, line = at
+        if "<!--" in _COMMENT.sub("", text):
+            raise SourceError("an HTML comment '<!--' is never closed with '-->'",
+                              file=self.display, path=path, line=line)
+        shown = strip_internal(text)
+        if not shown and text.strip() and not notes_only:
+            raise SourceError("is all internal notes (HTML comments or 'Internal note:' "
+                              "paragraphs): nothing is left to show customers",
+                              file=self.display, path=path, line=line)
+        return shown
 
 
 def slug(text: str) -> str:
@@ -105,23 +139,29 @@ def slug(text: str) -> str:
     return "-".join(words) or hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def strip_internal(text: str) -> str:
+    """``text`` without HTML comments and paragraphs that start with ``Internal:`` or
+    ``Internal note:`` (to the next blank line), stripped; the rest exactly as written."""
+    pieces = PARAGRAPH_BREAK.split(_COMMENT.sub("", text))  # paragraph, break, paragraph...
+    kept = [(pieces[n - 1] if n else "") + pieces[n] for n in range(0, len(pieces), 2)
+            if pieces[n].strip() and not _INTERNAL.match(pieces[n])]
+    return "".join(kept).strip()
+
+
 def chunk_text(text: str, settings: ChunkSettings) -> list[str]:
-    """Split text into passages of about ``settings.words`` words on paragraph boundaries."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    chunks: list[str] = []
-    current: list[str] = []
-    for paragraph in paragraphs:
-        words = paragraph.split()
-        while words:
-            room = settings.words - len(current)
-            current.extend(words[:room])
-            words = words[room:]
-            if len(current) >= settings.words:
-                chunks.append(" ".join(current))
-                current = current[-settings.overlap:] if settings.overlap else []
-    if current and (not chunks or len(current) > settings.overlap):
-        chunks.append(" ".join(current))
-    return chunks
+    """Split text into chunks of whole sentences of about ``settings.words`` words (a longer
+    sentence is a chunk of its own), each after the first starting with the previous one's
+    last sentences of at most ``settings.overlap`` words in all."""
+    chunks: list[list[Sentence]] = []
+    current: list[Sentence] = []
+    for sentence in split_sentences(text):
+        if current and sum(s.words for s in current) + sentence.words > settings.words:
+            chunks.append(current)
+            current = tail(current, min(settings.overlap, settings.words - sentence.words))
+        current.append(sentence)
+    if current:
+        chunks.append(current)
+    return [join_sentences(chunk) for chunk in chunks]
 
 
 def load_source(path: Path, *, display: str, chunking: ChunkSettings,
@@ -235,11 +275,11 @@ def _add_entry(builder: _Builder, entry: Any, where: str, line: int | None) -> N
     category = str(entry.get("category", ""))
     if "question" in entry or "answer" in entry:
         builder.qa(_text(entry, "question", where, display, line),
-                   _text(entry, "answer", where, display, line), id=entry_id,
-                   alternatives=tuple(alternatives), category=category)
+                   _text(entry, "answer", where, display, line), at=(f"{where}.answer", line),
+                   id=entry_id, alternatives=tuple(alternatives), category=category)
     else:
         builder.free_text(str(entry.get("title", "")), _text(entry, "text", where, display, line),
-                          id=entry_id, category=category)
+                          at=(f"{where}.text", line), id=entry_id, category=category)
 
 
 def _extension(entry: dict[str, Any], where: str, display: str, line: int | None) -> Extension:
@@ -271,30 +311,38 @@ def _load_csv(builder: _Builder, text: str) -> None:
                               line=line)
         alternatives = tuple(a.strip() for a in (row.get("alternatives") or "").split("|")
                              if a.strip())
-        builder.qa(row["question"], row["answer"], id=(row.get("id") or "").strip() or None,
+        builder.qa(row["question"], row["answer"], at=("answer", line),
+                   id=(row.get("id") or "").strip() or None,
                    alternatives=alternatives, category=(row.get("category") or "").strip())
 
 
 def _load_markdown(builder: _Builder, text: str) -> None:
-    """``## Question?`` headings become Q/A pairs; other sections become free-text passages."""
+    """``## Question?`` headings become Q/A pairs; other sections become free-text passages
+    (a section of internal notes alone adds nothing). A heading inside an HTML comment is
+    part of the comment."""
     title = ""
     heading: str | None = None
+    start = 1  # the section's first line
     body: list[str] = []
+    in_comment = False
 
     def flush() -> None:
         content = "\n".join(body).strip()
         if not content:
             return
+        at = (heading or "", start)
         if heading and heading.rstrip().endswith("?"):
-            builder.qa(heading, content)
+            builder.qa(heading, content, at=at)
         else:
-            builder.free_text(heading or title or builder.source, content)
+            builder.free_text(heading or title or builder.source, content, at=at,
+                              notes_only=True)
 
-    for line in text.splitlines():
-        match = re.match(r"^(#{1,6})\s+(.*)$", line)
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = None if in_comment else re.match(r"^(#{1,6})\s+(.*)$", line)
+        in_comment = _inside_comment(line, in_comment)
         if match:
             flush()
-            body = []
+            body, start = [], number
             if len(match.group(1)) == 1 and not title:
                 title, heading = match.group(2).strip(), None
             else:
@@ -302,3 +350,9 @@ def _load_markdown(builder: _Builder, text: str) -> None:
         else:
             body.append(line)
     flush()
+
+
+def _inside_comment(line: str, inside: bool) -> bool:
+    """Whether an HTML comment is open after ``line`` (``inside``: whether one was before)."""
+    marks = re.findall(r"<!--|-->", line)  # the last one decides
+    return marks[-1] == "<!--" if marks else inside

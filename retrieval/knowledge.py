@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.artifacts import file_digest
-from retrieval.documents import ChunkSettings, Extension, Passage, extend, read_source
+from retrieval.documents import (
+    CHUNKING_RULES,
+    ChunkSettings,
+    Extension,
+    Passage,
+    extend,
+    read_source,
+)
 from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, Hit, index_artifact
+from retrieval.sentences import join_sentences, select_sentences, split_sentences
 from retrieval.settings import FaqSettings
 
 
@@ -45,7 +53,8 @@ def fingerprint(sources: Sequence[FaqSource], faq: FaqSettings,
     """What the index depends on: if any of it changes, the index is rebuilt."""
     return {
         "model": model,
-        "chunking": {"words": faq.chunk_words, "overlap": faq.chunk_overlap},
+        "chunking": {"words": faq.chunk_words, "overlap": faq.chunk_overlap,
+                     "rules": CHUNKING_RULES},
         "sources": {s.name: file_digest(s.path) for s in sources},
     }
 
@@ -90,3 +99,12 @@ class KnowledgeBase:
         knowledge base's embedder, when the caller already has it)."""
         query = self.embedder.embed([text])[0] if vector is None else vector
         return self.index.search_vector(query, k)
+
+    def excerpt(self, question: str, text: str) -> str:
+        """The whole sentences of ``text`` closest to ``question`` by this knowledge base's
+        embedder, in their order (:func:`retrieval.sentences.select_sentences`)."""
+        sentences = split_sentences(text)
+        if len(sentences) < 2:
+            return text
+        vectors = self.embedder.embed([question, *(s.text for s in sentences)])
+        return join_sentences(select_sentences(sentences, (vectors[1:] @ vectors[0]).tolist()))

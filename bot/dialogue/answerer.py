@@ -1,7 +1,8 @@
 """Answer a question from the FAQ: grounded generation, or the exact FAQ answer.
 
 The FAQ stage of routing (``stages/faq.py``) uses it. Without ``model.generation`` a turn
-answers with the best passage above ``faq.answer_threshold``. With it, a top match at or above
+answers with the best passage above ``faq.answer_threshold``: a FAQ answer as written, or of
+free text the sentences closest to the question. With it, a top match at or above
 ``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
 the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
 cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
@@ -101,21 +102,31 @@ class FaqAnswerer:
             return []
         return relevant_hits(hits, threshold=faq.answer_threshold, margin=margin)
 
-    def exact_answer(self, hits: list[Hit], *, decided: bool = False) -> BotReply | None:
-        """The best passage's answer with its citation, if it clears the threshold (or
-        the answer policy ``decided`` on it)."""
+    async def exact_answer(self, question: str, hits: list[Hit], *,
+                           decided: bool = False) -> BotReply | None:
+        """:meth:`exact_reply`, off the event loop (a free-text excerpt embeds sentences)."""
+        return await asyncio.to_thread(self.exact_reply, question, hits, decided=decided)
+
+    def exact_reply(self, question: str, hits: list[Hit], *,
+                    decided: bool = False) -> BotReply | None:
+        """The best passage's answer to ``question`` with its citation, if it clears the
+        threshold (or the answer policy ``decided`` on it): a FAQ answer as written; of free
+        text, the whole sentences closest to the question (``KnowledgeBase.excerpt``)."""
         relevant = hits[:1] if decided else self.relevant(hits[:1])
         if not relevant:
             return None
         best = relevant[0]
-        return BotReply(text=best.passage.text, citations=(citation(best),), kind="faq",
+        text = best.passage.text
+        if best.passage.question is None and self.knowledge is not None:
+            text = self.knowledge.excerpt(question, text)
+        return BotReply(text=text, citations=(citation(best),), kind="faq",
                         confidence=round(best.score, 4))
 
     def fallback(self) -> BotReply:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
-    def answer(self, session: Session, text: str, hits: list[Hit], *,
-               decided: bool = False) -> ReplyStream | None:
+    async def answer(self, session: Session, text: str, hits: list[Hit], *,
+                     decided: bool = False) -> ReplyStream | None:
         """The answer to ``text`` from the passages ``hits`` (searched for it, or for it
         with its context), or None when none is relevant. ``decided``: the answer policy
         chose ``hits[0]``; it is answered, with the others that are relevant."""
@@ -124,7 +135,7 @@ class FaqAnswerer:
         if decided and hits:
             relevant = [hits[0], *(h for h in relevant if h.passage.id != hits[0].passage.id)]
         if self.generator is None or confident or not relevant:
-            reply = self.exact_answer(hits, decided=decided)
+            reply = await self.exact_answer(text, hits, decided=decided)
             return None if reply is None else ReplyStream.of(reply)
         return self._generate(self.generator, session, text, relevant)
 
@@ -142,7 +153,7 @@ class FaqAnswerer:
             assert answer is not None
             if answer.degenerate:  # a looping answer is never shown: the FAQ's own, or none
                 log.warning("the dialogue model's answer loops; replaced: %r", answer.text[:120])
-                return self.exact_answer(hits) or self.fallback()
+                return self.exact_reply(text, hits) or self.fallback()  # rare: on the loop
             by_id = {h.passage.id: h for h in hits}
             cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
             return BotReply(text=answer.text, citations=cited,

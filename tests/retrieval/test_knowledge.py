@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.build import build_index
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError, RetrievalError
 from bot.runtime import load_knowledge
+from retrieval.documents import CHUNKING_RULES
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot
@@ -46,3 +49,18 @@ def test_missing_source_glob_names_the_key(make_bot: MakeBot, embedder: Sentence
     root = make_bot(files={})
     with pytest.raises(ConfigError, match=r"faq\.sources\[0\]: no FAQ file matches"):
         build_index(load_bot(root), embedder)
+
+
+def test_an_index_chunked_by_older_rules_is_out_of_date_and_rebuilt(
+        make_bot: MakeBot, embedder: SentenceEmbedder) -> None:
+    bot = load_bot(make_bot())
+    build_index(bot, embedder)
+    manifest_path = bot.index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["chunking"]["rules"] == CHUNKING_RULES
+    del manifest["chunking"]["rules"]  # as an index built before sentence chunking
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(RetrievalError, match=r"out of date \(chunking changed\)"):
+        load_knowledge(bot, embedder)
+    _, rebuilt = build_index(bot, embedder)
+    assert rebuilt

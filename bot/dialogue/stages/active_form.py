@@ -57,4 +57,4 @@ async def _interruption(turn: Turn, parts: Parts) -> BotReply | None:
     if chosen is not None and chosen.response and not (chosen.form or chosen.action) \
             and not await faq_is_better(turn, parts):
         return rendered_reply(parts.response(chosen.response, turn.session), "intent")
-    return parts.answerer.exact_answer(await turn.hits())
+    return await parts.answerer.exact_answer(turn.text, await turn.hits())

@@ -42,7 +42,8 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     hits = await turn.hits(query)
     policy = parts.answerer.policy
     if policy is None:
-        return _declining(turn, parts, parts.answerer.answer(turn.session, turn.text, hits))
+        return _declining(turn, parts,
+                          await parts.answerer.answer(turn.session, turn.text, hits))
     decision = _decide(policy, turn, parts, query, hits)
     previous = previous_question(turn.session) if dialogue.follow_up else None
     if previous and query == turn.text and decision.action != "answer" and \
@@ -64,8 +65,8 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     best = decision.best
     if best.kind == "intent":
         return _with(intent_answer(parts, turn, best, hits), decision)
-    stream = parts.answerer.answer(turn.session, turn.text, _first(hits, best.target),
-                                   decided=True)
+    stream = await parts.answerer.answer(turn.session, turn.text, _first(hits, best.target),
+                                         decided=True)
     if stream is None:
         return None
     return _declining(turn, parts, stream.on_reply(_tagger(decision)))
@@ -176,14 +177,14 @@ async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
     texts: list[str] = []
     citations: list[Citation] = []
     seen: set[str] = set()
-    for _question, decision, hits in answered:
+    for question, decision, hits in answered:
         best = decision.best
         assert best is not None
         if best.target in seen:
             continue
         seen.add(best.target)
         reply = intent_answer(parts, turn, best, hits) if best.kind == "intent" else \
-            parts.answerer.exact_answer(_first(hits, best.target), decided=True)
+            await parts.answerer.exact_answer(question, _first(hits, best.target), decided=True)
         if reply is None:
             continue
         texts.append(reply.text)
