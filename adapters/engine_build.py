@@ -2,7 +2,8 @@
 
 The source is the llama.cpp that the ``llama-cpp-python`` sdist vendors (PyPI has it; pip's
 cache keeps the download). Only the ``llama-server`` target is built, statically linked,
-with this CPU's native instruction set (``GGML_NATIVE``), no web UI, no TLS, no downloads.
+with this CPU's native instruction set (``GGML_NATIVE``, AMX left out: see ``NO_AMX``), no
+web UI, no TLS, no downloads.
 The binary is kept in ``~/.cache/supportbot/engine/<version>-<cpu key>/`` and copied into
 this Python environment's ``bin/``, where adapters/llama_server.py looks first; a second
 install on the same machine copies it from there in a second. A ``portable`` build (for
@@ -41,11 +42,21 @@ TOOLS = ("cmake", "c++")
 Progress = Callable[[int, str], None]
 
 
+# llama.cpp's AMX kernels (this release) crash the server at its first matrix product on
+# AMX CPUs (Sapphire Rapids and later: segmentation fault, measured; upstream issue 20824).
+# Without them the CPU's other kernels serve, with weights repacked for AVX-512 / AVX2.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
 def cmake_options(*, portable: bool = False) -> tuple[str, ...]:
-    """The build's options: this CPU's instruction set, or a portable one."""
-    if not portable:
-        return CMAKE_OPTIONS
-    return tuple("-DGGML_NATIVE=OFF" if option == NATIVE else option for option in CMAKE_OPTIONS)
+    """The build's options: this CPU's instruction set (x86: without AMX), or a portable one."""
+    options = CMAKE_OPTIONS
+    if portable:
+        options = tuple("-DGGML_NATIVE=OFF" if option == NATIVE else option
+                        for option in options)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        options += (f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}")
+    return options
 
 
 def cpu_key(*, portable: bool = False) -> str:

@@ -22,12 +22,13 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adapters.errors import ModelError
 
-GGUF_TYPES = ("Q8_0", "F16", "F32")
+GGUF_TYPES = ("Q8_0", "Q4_0", "BF16", "F16", "F32")
 PERMUTED = {"attn_q": "head_count", "attn_k": "head_count_kv"}  # rows in rotary order
 PERMUTING_ARCHS = {"llama"}  # llama.cpp's converter permutes q/k rows for these only
 
@@ -74,8 +75,9 @@ def _copy_metadata(reader: Any, writer: Any, skip: set[str]) -> None:
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
 
 
-def export_base(source: Path, target: Path, kind: str) -> None:
-    """Write ``source`` (any GGUF) to ``target`` with its weight matrices in ``kind``."""
+def export_base(source: Path, target: Path, kind: str, lora: LoraWeights | None = None) -> None:
+    """Write ``source`` (any GGUF) to ``target`` with its weight matrices in ``kind``; with
+    ``lora``, each adapted matrix is written merged, ``W + alpha / r * B @ A``."""
     import gguf
     import numpy as np
 
@@ -86,8 +88,11 @@ def export_base(source: Path, target: Path, kind: str) -> None:
     if arch is None or not reader.tensors:
         raise ModelError(f"{source} holds no model (no architecture or no tensors)")
     qtype = gguf.GGMLQuantizationType[kind]
-    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "F16": gguf.LlamaFileType.MOSTLY_F16,
+    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+                 "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0, "BF16": gguf.LlamaFileType.MOSTLY_BF16,
+                 "F16": gguf.LlamaFileType.MOSTLY_F16,
                  "F32": gguf.LlamaFileType.ALL_F32}[kind]
+    pending = dict(lora.pairs) if lora is not None else {}
     with _staged(target) as staging:
         writer = gguf.GGUFWriter(staging, arch)
         _copy_metadata(reader, writer, {"general.architecture", "general.file_type"})
@@ -96,11 +101,18 @@ def export_base(source: Path, target: Path, kind: str) -> None:
             for tensor in reader.tensors:
                 values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
                 values = np.asarray(values, dtype=np.float32)
+                if tensor.name in pending:
+                    assert lora is not None
+                    lora_a, lora_b = pending.pop(tensor.name)
+                    values = values + lora.scale * (lora_b @ lora_a)
                 if values.ndim >= 2:
                     writer.add_tensor(tensor.name, gguf.quants.quantize(values, qtype),
                                       raw_dtype=qtype)
                 else:  # norms and biases stay float32, as llama.cpp's converter keeps them
                     writer.add_tensor(tensor.name, values)
+            if pending:
+                raise ValueError(f"the adapter changes tensors the model lacks: "
+                                 f"{', '.join(sorted(pending)[:3])}")
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_tensors_to_file()
@@ -132,8 +144,22 @@ def _peft_tensors(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, weights
 
 
-def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
-    """Write the peft adapter in ``adapter`` as a GGUF LoRA for the model in ``base_gguf``."""
+@dataclass(frozen=True)
+class LoraWeights:
+    """A peft LoRA adapter in a GGUF model's terms: base tensor name -> (A, B), with B's
+    rows in the GGUF file's order, and the scale ``alpha / r`` it is applied with."""
+
+    alpha: float
+    rank: int
+    pairs: dict[str, tuple[Any, Any]]
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+
+def read_lora(adapter: Path, base_gguf: Path) -> LoraWeights:
+    """The peft adapter in ``adapter`` mapped onto the tensors of the model in ``base_gguf``."""
     import gguf
     import numpy as np
 
@@ -151,27 +177,38 @@ def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
     if config.get("use_dora") or config.get("use_rslora") or not rank:
         raise ModelError(f"{adapter}: only plain LoRA adapters run on llama.cpp "
                          f"(r={rank}, DoRA/rsLoRA unsupported)")
+    pairs: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(weights):
+        if ".lora_A." not in key:
+            continue
+        module = key.split(".lora_A.")[0].removeprefix("base_model.model.")
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
+        b_key = key.replace(".lora_A.", ".lora_B.")
+        if name is None or b_key not in weights:
+            raise ModelError(f"{adapter}: no GGUF tensor for LoRA module {module!r}")
+        lora_a = np.ascontiguousarray(weights[key], dtype=np.float32)
+        lora_b = np.asarray(weights[b_key], dtype=np.float32)
+        kind = name.split(".")[2]
+        if kind in PERMUTED and arch in PERMUTING_ARCHS:
+            lora_b = _permute_rows(lora_b, int(heads[PERMUTED[kind]]))
+        pairs[name] = (lora_a, np.ascontiguousarray(lora_b))
+    return LoraWeights(alpha, rank, pairs)
+
+
+def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
+    """Write the peft adapter in ``adapter`` as a GGUF LoRA for the model in ``base_gguf``."""
+    import gguf
+
+    lora = read_lora(adapter, base_gguf)
+    arch = field_value(read_gguf(base_gguf), "general.architecture")
     with _staged(target) as staging:
         writer = gguf.GGUFWriter(staging, arch)
         writer.add_string("general.type", "adapter")
         writer.add_string("adapter.type", "lora")
-        writer.add_float32("adapter.lora.alpha", alpha)
-        for key in sorted(weights):
-            if ".lora_A." not in key:
-                continue
-            module = key.split(".lora_A.")[0].removeprefix("base_model.model.")
-            name = names.get_name(module + ".weight", try_suffixes=(".weight",))
-            b_key = key.replace(".lora_A.", ".lora_B.")
-            if name is None or b_key not in weights:
-                writer.close()
-                raise ModelError(f"{adapter}: no GGUF tensor for LoRA module {module!r}")
-            lora_a = np.ascontiguousarray(weights[key], dtype=np.float32)
-            lora_b = np.asarray(weights[b_key], dtype=np.float32)
-            kind = name.split(".")[2]
-            if kind in PERMUTED and arch in PERMUTING_ARCHS:
-                lora_b = _permute_rows(lora_b, int(heads[PERMUTED[kind]]))
+        writer.add_float32("adapter.lora.alpha", lora.alpha)
+        for name, (lora_a, lora_b) in lora.pairs.items():
             writer.add_tensor(f"{name}.lora_a", lora_a)
-            writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))
+            writer.add_tensor(f"{name}.lora_b", lora_b)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

@@ -1,7 +1,8 @@
 """llama.cpp's own HTTP server (``llama-server``), started and supervised as a child process.
 
-One server holds one base model and any number of LoRA adapters, loaded with scale 0
-(``--lora-init-without-apply``) so each request picks its adapter with the ``lora`` field.
+One server holds one model: a bot's own (its adapter merged in), or a base model with any
+number of LoRA adapters, loaded with scale 0 (``--lora-init-without-apply``) so each request
+picks its adapter with the ``lora`` field.
 It listens on loopback only, with ``model.max_batch`` parallel slots and continuous
 batching, so several users' answers decode together (llama.cpp's batching, not ours).
 
@@ -38,6 +39,10 @@ BINARY = "llama-server"
 SLOT_TOKENS = 2048  # context per parallel slot (prompts are cut to fit it)
 START_TIMEOUT_S = 120.0
 LOG_TAIL_BYTES = 2000
+# Grounded answers copy much of their passages: llama.cpp drafts the next tokens from n-grams
+# already in the prompt and checks them in one batch (same greedy text; decoding ~1.5x faster
+# on acme_bank, benchmarks/README.md "engine"). No draft model needed.
+SPECULATIVE = ("--spec-type", "ngram-simple")
 INSTALL_HINT = ("run `bot engine build` (builds llama.cpp's server from PyPI's "
                 "llama-cpp-python source, about 5-10 minutes), set "
                 f"{BINARY_ENV} to a llama-server binary, or set model.engine: transformers")
@@ -127,12 +132,11 @@ class LlamaServer:
                    "--threads-batch", str(options.threads), "--poll", str(options.poll),
                    "--parallel", str(options.parallel),
                    "--ctx-size", str(SLOT_TOKENS * options.parallel), "--no-kv-unified",
-                   "--no-webui", "--jinja", "--n-gpu-layers", "0",
-                   # On CPUs with AMX, weights repacked for it crash the server at start-up
-                   # (segmentation fault; llama.cpp of llama-cpp-python 0.3.36): no repacking.
-                   "--no-repack"]
+                   "--no-webui", "--jinja", "--n-gpu-layers", "0", *SPECULATIVE]
         if self.loras:
-            command.append("--lora-init-without-apply")
+            # adapters cannot apply to weights repacked for the CPU's kernels: no repacking
+            # (a single bot's adapter is merged into its model instead, adapters/llama_model.py)
+            command += ["--no-repack", "--lora-init-without-apply"]
             for _name, path in self.loras:
                 command += ["--lora", str(path)]
         return command

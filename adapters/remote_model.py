@@ -43,16 +43,18 @@ class RemoteDialogueModel:
     ``server`` overrides ``settings.server``; ``lora_ids`` (adapter name -> id) makes it a
     client of a llama.cpp server holding those adapters: a request for adapter ``a`` then
     carries ``lora: [{"id": lora_ids[a], "scale": 1}, ...]``, the others at scale 0.
+    ``merged`` names the adapter already merged into the served model (no ``lora`` needed).
     """
 
     def __init__(self, settings: ModelSettings, *, server: ModelServerSettings | None = None,
-                 lora_ids: Mapping[str, int] | None = None) -> None:
+                 lora_ids: Mapping[str, int] | None = None, merged: str | None = None) -> None:
         server = server or settings.server
         if server is None:
             raise ModelError("model.server is not set: no model server to call")
         self.settings = settings
         self.server: ModelServerSettings = server
         self.lora_ids = dict(lora_ids) if lora_ids is not None else None
+        self.merged = merged
         self.endpoint = self.server.url.rstrip("/") + "/chat/completions"
         self.shown_url = str(URL(self.server.url).with_user(None))  # no credentials in messages
 
@@ -99,6 +101,11 @@ class RemoteDialogueModel:
             return [{"id": self.server.lora_id, "scale": 1.0}]
         if self.lora_ids is None:
             return None
+        if self.merged is not None:
+            if adapter != self.merged:
+                raise ModelError(f"the engine runs {self.merged!r}'s adapter merged into its "
+                                 f"model; it cannot answer for {adapter or 'the base model'!r}")
+            return []
         if adapter is not None and adapter not in self.lora_ids:
             known = ", ".join(sorted(self.lora_ids)) or "(none loaded)"
             raise ModelError(f"unknown adapter {adapter!r}; loaded adapters: {known}")

@@ -14,7 +14,7 @@ from adapters.adapter_store import read_manifest
 from adapters.answer_policy import AnswerPolicy
 from adapters.classifiers import train_classifiers as _train_classifiers
 from adapters.intents import IntentClassifier
-from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file
+from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file, merged_gguf
 from adapters.lora_training import AdapterJob
 from adapters.policy_data import IntentUse
 from adapters.policy_data import train_policy as _train_policy
@@ -171,7 +171,8 @@ def policy_detail(policy: AnswerPolicy, max_wrong_rate: float) -> str:
 
 
 def _engine_files(bot: BotDefinition) -> StepResult:
-    """The base model and the adapter as llama.cpp runs them (adapters/llama_model.py)."""
+    """The base model, the adapter and the two merged as llama.cpp runs them
+    (adapters/llama_model.py)."""
     started = time.perf_counter()
     settings = bot.config.model
     with library_errors(file=bot.shown(bot.file)):
@@ -179,10 +180,12 @@ def _engine_files(bot: BotDefinition) -> StepResult:
         before = gguf.stat().st_mtime_ns if gguf.is_file() else None
         base = engine_base_file(settings)
         adapter = adapter_gguf(bot.adapter_dir, base)
+        merged = merged_gguf(settings, bot.adapter_dir)
     rebuilt = before != adapter.stat().st_mtime_ns
     return StepResult("llama.cpp files", rebuilt, time.perf_counter() - started,
                       f"base {settings.gguf_type} {base.stat().st_size / 1e6:.0f} MB, "
-                      f"adapter {adapter.stat().st_size / 1e6:.1f} MB")
+                      f"adapter {adapter.stat().st_size / 1e6:.1f} MB, merged "
+                      f"{merged.stat().st_size / 1e6:.0f} MB")
 
 
 def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder,

@@ -17,8 +17,14 @@ import pytest
 from adapters.answers import GenerationRequest
 from adapters.base_model import load_base_model
 from adapters.errors import ModelError
-from adapters.gguf_files import export_base, export_lora, read_gguf
-from adapters.llama_model import ADAPTER_GGUF, LlamaCppDialogueModel, engine_base_file
+from adapters.gguf_files import export_base, export_lora, read_gguf, read_lora
+from adapters.llama_model import (
+    ADAPTER_GGUF,
+    LlamaCppDialogueModel,
+    engine_base_file,
+    merged_gguf,
+    source_gguf,
+)
 from adapters.llama_server import BINARY_ENV, LlamaServer, ServerOptions, find_binary
 from adapters.remote_model import RemoteDialogueModel
 from adapters.settings import ModelServerSettings
@@ -79,6 +85,57 @@ def test_converted_adapter_gives_the_same_greedy_tokens_as_peft(
             assert _completion(server, ids, [{"id": 0, "scale": 0.0}])[:len(plain)] == plain
     finally:
         server.stop()
+
+
+def test_merged_model_gives_the_same_greedy_tokens_as_the_runtime_adapter(
+        random_adapters: list[Path], f32_base: Path, tmp_path: Path) -> None:
+    """F32 throughout, so merging (W + alpha/r * B @ A) is the only difference."""
+    lora, merged = tmp_path / "adapter.gguf", tmp_path / "merged.gguf"
+    export_lora(random_adapters[0], f32_base, lora)
+    source = source_gguf(ModelSettings())
+    export_base(source, merged, "F32", read_lora(random_adapters[0], source))
+    options = ServerOptions(threads=2, parallel=1)
+    runtime = LlamaServer(f32_base, [("a", lora)], options).start()
+    try:
+        ids = [runtime_tokens(runtime, text) for text in PROMPTS]
+        tuned = [_completion(runtime, prompt, [{"id": 0, "scale": 1.0}]) for prompt in ids]
+        plain = [_completion(runtime, prompt, [{"id": 0, "scale": 0.0}]) for prompt in ids]
+    finally:
+        runtime.stop()
+    assert tuned != plain  # the adapter changes the answers, so the match means something
+    server = LlamaServer(merged, [], options).start()
+    try:
+        assert [_completion(server, prompt, []) for prompt in ids] == tuned
+    finally:
+        server.stop()
+
+
+def runtime_tokens(server: LlamaServer, text: str) -> list[int]:
+    """``text`` as a chat prompt, tokenised by the server."""
+    body = {"content": f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n",
+            "add_special": False, "parse_special": True}
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/tokenize",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        tokens: list[int] = json.load(response)["tokens"]
+    return tokens
+
+
+def test_a_single_bots_engine_runs_its_merged_model(random_adapters: list[Path]) -> None:
+    model = LlamaCppDialogueModel(ModelSettings(max_new_tokens=TOKENS, max_batch=1))
+    model.add_adapter("bot0", random_adapters[0])
+    try:
+        model.load()
+        assert model._server is not None and model._server.loras == []
+        assert model._server.model == merged_gguf(model.settings, random_adapters[0])
+        assert "--no-repack" not in model._server.command()
+        assert _ask(model, "bot0")
+        with pytest.raises(ModelError, match="'bot0''s adapter merged into its model; it "
+                                             "cannot answer for 'the base model'"):
+            _ask(model, None)
+    finally:
+        model.close()
 
 
 @pytest.fixture(scope="module")
