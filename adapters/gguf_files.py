@@ -28,7 +28,7 @@ from typing import Any
 
 from adapters.errors import ModelError
 
-GGUF_TYPES = ("Q8_0", "Q4_0", "BF16", "F16", "F32")
+GGUF_TYPES = ("Q8_0", "F16", "F32")
 PERMUTED = {"attn_q": "head_count", "attn_k": "head_count_kv"}  # rows in rotary order
 PERMUTING_ARCHS = {"llama"}  # llama.cpp's converter permutes q/k rows for these only
 
@@ -88,9 +88,7 @@ def export_base(source: Path, target: Path, kind: str, lora: LoraWeights | None 
     if arch is None or not reader.tensors:
         raise ModelError(f"{source} holds no model (no architecture or no tensors)")
     qtype = gguf.GGMLQuantizationType[kind]
-    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-                 "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0, "BF16": gguf.LlamaFileType.MOSTLY_BF16,
-                 "F16": gguf.LlamaFileType.MOSTLY_F16,
+    file_type = {"Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "F16": gguf.LlamaFileType.MOSTLY_F16,
                  "F32": gguf.LlamaFileType.ALL_F32}[kind]
     pending = dict(lora.pairs) if lora is not None else {}
     with _staged(target) as staging:

@@ -7,8 +7,11 @@ Run after `bot train example_bots/acme_bank` (the figures use its LoRA adapter):
 1. Engine speed: the same prompt token ids (a held-out acme_bank question with its top-3
    passages), greedy, the bot's adapter, 2 threads: first token = a 1-token call, reply =
    a 64-token call (end of text ignored), decode = 63 tokens over the difference; medians of
-   ``--runs``, the engines alternating. Repeated with two busy processes on the cores
-   ("contended"), for llama.cpp at 1 and 2 threads.
+   ``--runs``, the engines alternating. llama.cpp as the bot runs it (the adapter merged
+   into the model, n-gram speculative decoding), at 2 and 1 threads, and with the adapter
+   applied at run time (as a server for several bots runs it). Repeated with two busy
+   processes on the cores ("contended"). Also llama.cpp's first token when its slot holds
+   another question's prompt (``cache_prompt``: the shared system prompt is not re-read).
 2. Answer quality: token F1, citation accuracy and declines on the held-out paraphrases
    (bot/evaluation/generation.py), the same adapter on both engines.
 3. Throughput through `bot serve`: answers/s and p50/p99 at 1, 8 and 32 users, every turn
@@ -41,6 +44,7 @@ import aiohttp
 from adapters.answers import GenerationRequest
 from adapters.generation import DialogueModel
 from adapters.llama_model import LlamaCppDialogueModel
+from adapters.settings import ModelSettings
 from benchmarks.load import ROOT, Served, level, prepare, questions, wait_ready
 from benchmarks.report import write_results
 from bot.build import build_index
@@ -53,12 +57,14 @@ from retrieval.knowledge import KnowledgeBase
 RESULTS = Path(__file__).parent / "results" / "engine.json"
 TOKENS = 64
 QUESTION = "my debit card never turned up, what now?"
+OTHER_QUESTION = "how long does a transfer abroad take?"  # fills the slot's prompt cache
 
 
-def prompt_request(bot: BotDefinition, embedder: SentenceEmbedder) -> GenerationRequest:
+def prompt_request(bot: BotDefinition, embedder: SentenceEmbedder,
+                   question: str = QUESTION) -> GenerationRequest:
     index, _ = build_index(bot, embedder)
-    hits = KnowledgeBase(index, embedder).search(QUESTION, 3)
-    return GenerationRequest(QUESTION, [h.passage for h in hits], persona=bot.config.persona,
+    hits = KnowledgeBase(index, embedder).search(question, 3)
+    return GenerationRequest(question, [h.passage for h in hits], persona=bot.config.persona,
                              adapter=bot.config.name)
 
 
@@ -79,24 +85,46 @@ def transformers_timer(model: DialogueModel, ids: dict[str, Any], adapter: str) 
     return timed
 
 
-def llama_timer(model: LlamaCppDialogueModel, ids: list[int], adapter: str) -> Any:
+def llama_call(model: LlamaCppDialogueModel, ids: list[int], adapter: str, tokens: int, *,
+               cache: bool = False) -> float:
+    """Seconds for one ``/completion`` of ``tokens`` tokens on the engine's server."""
     server = model._server
     assert server is not None
     lora = [{"id": n, "scale": 1.0 if name == adapter else 0.0}
             for name, n in server.lora_ids.items()]
+    body = {"prompt": ids, "n_predict": tokens, "temperature": 0, "ignore_eos": True,
+            "cache_prompt": cache, "lora": lora}
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=300) as response:
+        reply = json.load(response)
+    assert reply["tokens_predicted"] == tokens, reply.get("tokens_predicted")
+    return time.perf_counter() - started
 
-    def timed(tokens: int) -> float:
-        body = {"prompt": ids, "n_predict": tokens, "temperature": 0, "ignore_eos": True,
-                "cache_prompt": False, "lora": lora}
-        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion",
-                                         json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=300) as response:
-            reply = json.load(response)
-        assert reply["tokens_predicted"] == tokens, reply.get("tokens_predicted")
-        return time.perf_counter() - started
-    return timed
+
+def llama_timer(model: LlamaCppDialogueModel, ids: list[int], adapter: str) -> Any:
+    return lambda tokens: llama_call(model, ids, adapter, tokens)
+
+
+def llama_engine(settings: ModelSettings, threads: int, adapter: Path,
+                 names: list[str]) -> LlamaCppDialogueModel:
+    """A started llama.cpp engine with the adapter in ``adapter`` under each of ``names``."""
+    model = LlamaCppDialogueModel(dataclasses.replace(settings, threads=threads, max_batch=1))
+    for name in names:
+        model.add_adapter(name, adapter)
+    return model.load()
+
+
+def cached_first_token(model: LlamaCppDialogueModel, ids: list[int], other: list[int],
+                       adapter: str, runs: int) -> float:
+    """Median first token when the slot last read ``other`` (another question's prompt)."""
+    samples = []
+    for _ in range(runs):
+        llama_call(model, other, adapter, 1, cache=True)
+        samples.append(llama_call(model, ids, adapter, 1, cache=True))
+    return round(statistics.median(samples), 3)
 
 
 def speed(timers: dict[str, Any], runs: int) -> dict[str, dict[str, float]]:
@@ -212,17 +240,20 @@ def main(argv: list[str] | None = None) -> int:
                                                     threads=2, max_batch=1)).load()
     torch_model.add_adapter(bot.config.name, bot.adapter_dir)
     ids = torch_model.prompt_ids(request)
-    llama = {threads: LlamaCppDialogueModel(dataclasses.replace(settings, threads=threads,
-                                                                 max_batch=1))
-             for threads in (1, 2)}
-    for model in llama.values():
-        model.add_adapter(bot.config.name, bot.adapter_dir)
-        model.load()
+    other_ids = torch_model.prompt_ids(prompt_request(bot, embedder, OTHER_QUESTION))
+    # name -> (threads, adapters): the bot's engine, and a server for several bots (the
+    # same adapter twice, so LoRA is applied at run time instead of merged)
+    variants = {"llama_cpp": (2, 1), "llama_cpp_1_thread": (1, 1), "llama_cpp_runtime_lora": (2, 2)}
+    llama = {name: llama_engine(settings, threads, bot.adapter_dir, [bot.config.name, "other"][:n])
+             for name, (threads, n) in variants.items()}
     token_ids = ids["input_ids"][0].tolist()
     timers = {"transformers": transformers_timer(torch_model, ids, bot.config.name),
-              "llama_cpp": llama_timer(llama[2], token_ids, bot.config.name),
-              "llama_cpp_1_thread": llama_timer(llama[1], token_ids, bot.config.name)}
+              **{name: llama_timer(model, token_ids, bot.config.name)
+                 for name, model in llama.items()}}
     quiet = speed(timers, args.runs)
+    quiet["llama_cpp"]["first_token_s_system_prompt_cached"] = cached_first_token(
+        llama["llama_cpp"], token_ids, other_ids["input_ids"][0].tolist(), bot.config.name,
+        args.runs)
     print(json.dumps(quiet, indent=2), flush=True)
     busy = Busy(2)
     try:
@@ -232,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     print("contended", json.dumps(contended, indent=2), flush=True)
     quality = {"transformers": evaluate_generation(bot, adapter=True, model=torch_model,
                                                    limit=args.eval_limit, embedder=embedder),
-               "llama_cpp": evaluate_generation(bot, adapter=True, model=llama[2],
+               "llama_cpp": evaluate_generation(bot, adapter=True, model=llama["llama_cpp"],
                                                 limit=args.eval_limit, embedder=embedder)}
     for model in llama.values():
         model.close()
@@ -266,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             "transformers": {"threads": 2, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                              "dtype": settings.dtype},
             "llama_cpp": {"threads": "2 (and 1)", "poll": 50, "gguf_type": settings.gguf_type,
+                          "model": "the adapter merged in; weights repacked for the CPU",
+                          "speculative": "ngram-simple",
                           "openmp": "llama.cpp's own OpenMP build, OMP_* unset for it"},
         },
         "prompt_tokens": len(token_ids),

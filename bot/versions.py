@@ -43,7 +43,8 @@ from bot.definition.config import (
     served_version,
 )
 from bot.definition.loader import load_bot
-from bot.errors import BotError
+from bot.errors import BotError, NotTrainedError
+from bot.errors import RetrievalError as ArtefactError
 from retrieval.artifacts import digest, write_text_atomic
 from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex
@@ -344,8 +345,17 @@ def train_version(bot: BotDefinition, *, force: bool = False, gate: bool = True,
         number = promote(bot, folder, {**info, "scores": None, "reason": "first version"})
         return Outcome("promoted", number, "first version: nothing to compare with", steps)
     answers, tests = yardstick(bot)
-    before = served_scores(bot, served, answers, tests)
-    after = measure(candidate, answers, tests, known=entry_ids(served.folder))
+    known = entry_ids(served.folder)
+    try:
+        before = served_scores(bot, served, answers, tests)
+    except (NotTrainedError, ArtefactError) as exc:  # trained by an older release
+        after = measure(candidate, answers, tests, known=known)
+        reason = (f"the served version {served_number} cannot run on this release ({exc}): "
+                  "nothing to compare with")
+        number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after),
+                                       "reason": reason, "previous": served_number})
+        return Outcome("promoted", number, reason, steps, after)
+    after = measure(candidate, answers, tests, known=known)
     ok, reason = judge(after, before, bot.config.versions.gate.margin)
     if not ok and gate:
         _write_json(folder / INFO, {**info, "scores": dataclasses.asdict(after),

@@ -122,6 +122,28 @@ def test_a_better_candidate_is_promoted_and_listed(
     assert "2/2 tests pass" in listing  # the abstaining test predates the new entry
 
 
+def test_a_served_version_this_release_cannot_run_is_replaced_without_comparison(
+        versioned_bot: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A version trained by an older release (its index built under other chunking rules)
+    cannot be measured; the candidate is promoted, and says why."""
+    assert main(["train", str(versioned_bot)]) == 0
+    served_folder = versioned_bot / ".bot" / "versions" / "1"
+    manifest = served_folder / "faq_index" / "manifest.json"
+    older = json.loads(manifest.read_text())
+    older["chunking"] = {"words": 120, "overlap": 30}  # as the release before rules 2
+    manifest.write_text(json.dumps(older))
+    info = json.loads((served_folder / "version.json").read_text())
+    (served_folder / "version.json").write_text(json.dumps({**info, "scores": None}))
+    (versioned_bot / "faq" / "main.yaml").write_text(FAQ_YAML + NEW_ENTRY)
+    assert main(["train", str(versioned_bot)]) == 0
+    out = capsys.readouterr().out
+    assert "version 2 promoted: the served version 1 cannot run on this release" in out
+    assert "FAQ index is out of date (chunking changed)" in out
+    latest = list_versions(load_bot(versioned_bot))[-1]
+    assert latest.number == 2 and latest.scores is not None
+    assert latest.scores.tests_failed == () and latest.scores.wrong == 0.0
+
+
 def test_rollback_names_what_is_missing(versioned_bot: Path) -> None:
     with pytest.raises(BotError, match="no versions yet"):
         rollback(load_bot(versioned_bot))
