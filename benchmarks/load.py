@@ -57,10 +57,12 @@ def questions(bot: Path) -> list[str]:
 
 
 def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
-            max_batch: int | None = None, engine: str | None = None) -> Path:
-    """A copy of the trained bot with the store, path, batch size, engine and limits of
-    this run."""
-    target = work / f"{bot.name}-{store}-{max_batch or 'default'}-{engine or 'default'}"
+            max_batch: int | None = None, engine: str | None = None,
+            threads: int | None = None) -> Path:
+    """A copy of the trained bot with the store, path, batch size, engine, threads and
+    limits of this run."""
+    target = work / (f"{bot.name}-{store}-{max_batch or 'default'}-{engine or 'default'}"
+                     f"-{threads or 'default'}")
     shutil.copytree(bot, target, ignore=shutil.ignore_patterns("sessions.sqlite3*", "stats"))
     config_file = target / "bot.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
@@ -80,6 +82,8 @@ def prepare(bot: Path, work: Path, *, store: str, path: str, redis_url: str,
         config["model"]["max_batch"] = max_batch
     if engine is not None:
         config["model"]["engine"] = engine
+    if threads is not None:
+        config["model"]["threads"] = threads
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return target
 
