@@ -50,7 +50,7 @@ NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 def cmake_options(*, portable: bool = False) -> tuple[str, ...]:
     """The build's options: this CPU's instruction set (x86: without AMX), or a portable one."""
-    options = CMAKE_OPTIONS
+    options: tuple[str, ...] = CMAKE_OPTIONS
     if portable:
         options = tuple("-DGGML_NATIVE=OFF" if option == NATIVE else option
                         for option in options)
