@@ -1,6 +1,8 @@
 """The llama.cpp engine: GGUF conversion, the supervised llama-server, per-request adapters.
 
-These run the real ``llama-server`` that ``scripts/install.sh`` builds (``bot engine build``).
+These run the real ``llama-server`` that ``scripts/install.sh`` builds (``bot engine build``),
+with one thread: torch runs in this process between the server's answers, and two llama.cpp
+threads sharing the cores with it slow down by an order of magnitude (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _completion(server: LlamaServer, ids: list[int], lora: list[dict[str, Any]])
     request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion",
                                      json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=180) as response:
         tokens: list[int] = json.load(response)["tokens"]
     return tokens
 
@@ -76,7 +78,7 @@ def test_converted_adapter_gives_the_same_greedy_tokens_as_peft(
         result: list[int] = out[0, len(ids):].tolist()
         return result
 
-    server = LlamaServer(f32_base, [("a", gguf)], ServerOptions(threads=2, parallel=1)).start()
+    server = LlamaServer(f32_base, [("a", gguf)], ServerOptions(threads=1, parallel=1)).start()
     try:
         for ids in prompts:
             tuned, plain = peft_tokens(ids, True), peft_tokens(ids, False)
@@ -94,7 +96,7 @@ def test_merged_model_gives_the_same_greedy_tokens_as_the_runtime_adapter(
     export_lora(random_adapters[0], f32_base, lora)
     source = source_gguf(ModelSettings())
     export_base(source, merged, "F32", read_lora(random_adapters[0], source))
-    options = ServerOptions(threads=2, parallel=1)
+    options = ServerOptions(threads=1, parallel=1)
     runtime = LlamaServer(f32_base, [("a", lora)], options).start()
     try:
         ids = [runtime_tokens(runtime, text) for text in PROMPTS]
