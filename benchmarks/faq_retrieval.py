@@ -28,7 +28,7 @@ KS = (1, 3, 5)
 
 
 def load_threads(path: Path) -> list[dict[str, object]]:
-    threads = []
+    threads: list[dict[str, object]] = []
     def texts(pair: ET.Element, tag: str) -> list[str]:
         return [html.unescape(" ".join((e.text or "").split())) for e in pair.iter(tag)]
 
@@ -126,7 +126,7 @@ def acme_bank(embedder: SentenceEmbedder) -> dict[str, object]:
     bot_dir = ROOT / "example_bots" / "acme_bank"
     bot = load_bot(bot_dir)
     assert bot.config.faq is not None
-    index = FaqIndex.build(load_passages(bot, bot.config.faq), embedder)
+    index = FaqIndex.build(load_passages(bot.faq_sources(), bot.config.faq), embedder)
     pairs = [(q, e["id"]) for e in yaml.safe_load((bot_dir / "eval" / "faq_paraphrases.yaml")
                                                   .read_text()) for q in e["questions"]]
     with (bot_dir / "eval" / "intents.csv").open() as f:
