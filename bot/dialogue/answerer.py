@@ -12,6 +12,7 @@ cites the ones it used. No relevant passage, or a model that declines, is a fall
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -154,10 +155,11 @@ class FaqAnswerer:
             if answer.degenerate:  # a looping answer is never shown: the FAQ's own, or none
                 log.warning("the dialogue model's answer loops; replaced: %r", answer.text[:120])
                 return self.exact_reply(text, hits) or self.fallback()  # rare: on the loop
+            if answer.declined:  # in the bot's own words: the model's may echo its rules
+                return dataclasses.replace(self.fallback(), confidence=round(hits[0].score, 4))
             by_id = {h.passage.id: h for h in hits}
             cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
-            return BotReply(text=answer.text, citations=cited,
-                            kind="fallback" if answer.declined else "generated",
+            return BotReply(text=answer.text, citations=cited, kind="generated",
                             confidence=round(hits[0].score, 4))
 
         return ReplyStream.streaming(stream, finish)

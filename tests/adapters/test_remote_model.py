@@ -97,8 +97,9 @@ class StandIn:
             await asyncio.wait_for(self.release.wait(), 10)
 
 
-@pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
+@contextlib.asynccontextmanager
+async def running_stand_in() -> AsyncIterator[StandIn]:
+    """A :class:`StandIn` listening on loopback while the block runs."""
     server_state = StandIn()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", server_state.completions)
@@ -110,6 +111,12 @@ async def stand_in() -> AsyncIterator[StandIn]:
     finally:
         server_state.release.set()
         await server.close()
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    async with running_stand_in() as server_state:
+        yield server_state
 
 
 def remote(url: str, *, adapter: str | None = None, timeout_s: float = 5.0,
