@@ -145,8 +145,10 @@ def _peft_tensors(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @dataclass(frozen=True)
 class LoraWeights:
     """A peft LoRA adapter in a GGUF model's terms: base tensor name -> (A, B), with B's
-    rows in the GGUF file's order, and the scale ``alpha / r`` it is applied with."""
+    rows in the GGUF file's order, the model's architecture, and the scale ``alpha / r``
+    it is applied with."""
 
+    arch: str
     alpha: float
     rank: int
     pairs: dict[str, tuple[Any, Any]]
@@ -190,7 +192,7 @@ def read_lora(adapter: Path, base_gguf: Path) -> LoraWeights:
         if kind in PERMUTED and arch in PERMUTING_ARCHS:
             lora_b = _permute_rows(lora_b, int(heads[PERMUTED[kind]]))
         pairs[name] = (lora_a, np.ascontiguousarray(lora_b))
-    return LoraWeights(alpha, rank, pairs)
+    return LoraWeights(str(arch), alpha, rank, pairs)
 
 
 def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
@@ -198,9 +200,8 @@ def export_lora(adapter: Path, base_gguf: Path, target: Path) -> None:
     import gguf
 
     lora = read_lora(adapter, base_gguf)
-    arch = field_value(read_gguf(base_gguf), "general.architecture")
     with _staged(target) as staging:
-        writer = gguf.GGUFWriter(staging, arch)
+        writer = gguf.GGUFWriter(staging, lora.arch)
         writer.add_string("general.type", "adapter")
         writer.add_string("adapter.type", "lora")
         writer.add_float32("adapter.lora.alpha", lora.alpha)

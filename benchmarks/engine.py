@@ -10,8 +10,9 @@ Run after `bot train example_bots/acme_bank` (the figures use its LoRA adapter):
    ``--runs``, the engines alternating. llama.cpp as the bot runs it (the adapter merged
    into the model, n-gram speculative decoding), at 2 and 1 threads, and with the adapter
    applied at run time (as a server for several bots runs it). Repeated with two busy
-   processes on the cores ("contended"). Also llama.cpp's first token when its slot holds
-   another question's prompt (``cache_prompt``: the shared system prompt is not re-read).
+   processes on the cores ("contended"). Also llama.cpp's first token for prompts it has not
+   seen, after other questions' prompts (``cache_prompt``: the shared system prompt is not
+   read again, as in serving).
 2. Answer quality: token F1, citation accuracy and declines on the held-out paraphrases
    (bot/evaluation/generation.py), the same adapter on both engines.
 3. Throughput through `bot serve`: answers/s and p50/p99 at 1, 8 and 32 users, every turn

@@ -12,10 +12,9 @@ cites the ones it used. No relevant passage, or a model that declines, is a fall
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from adapters.answer_policy import AnswerPolicy
@@ -156,7 +155,7 @@ class FaqAnswerer:
                 log.warning("the dialogue model's answer loops; replaced: %r", answer.text[:120])
                 return self.exact_reply(text, hits) or self.fallback()  # rare: on the loop
             if answer.declined:  # in the bot's own words: the model's may echo its rules
-                return dataclasses.replace(self.fallback(), confidence=round(hits[0].score, 4))
+                return replace(self.fallback(), confidence=round(hits[0].score, 4))
             by_id = {h.passage.id: h for h in hits}
             cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
             return BotReply(text=answer.text, citations=cited, kind="generated",

@@ -41,15 +41,20 @@ PASSAGE = Passage(id="card-abroad", text="Card payments abroad are free; ATM wit
                   question="Do you charge fees abroad?")
 
 
+def _tokens(server: LlamaServer, path: str, body: dict[str, Any], timeout: float) -> list[int]:
+    """The ``tokens`` of the server's reply to ``body`` posted to ``path``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        tokens: list[int] = json.load(response)["tokens"]
+    return tokens
+
+
 def _completion(server: LlamaServer, ids: list[int], lora: list[dict[str, Any]]) -> list[int]:
     body = {"prompt": ids, "n_predict": TOKENS, "temperature": 0, "lora": lora,
             "return_tokens": True}
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion",
-                                     json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=180) as response:
-        tokens: list[int] = json.load(response)["tokens"]
-    return tokens
+    return _tokens(server, "/completion", body, 180)
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +121,7 @@ def runtime_tokens(server: LlamaServer, text: str) -> list[int]:
     """``text`` as a chat prompt, tokenised by the server."""
     body = {"content": f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n",
             "add_special": False, "parse_special": True}
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/tokenize",
-                                     json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        tokens: list[int] = json.load(response)["tokens"]
-    return tokens
+    return _tokens(server, "/tokenize", body, 60)
 
 
 def test_a_single_bots_engine_runs_its_merged_model(random_adapters: list[Path]) -> None:
