@@ -5,8 +5,8 @@ a positive), and trains the encoder so that every anchor is closer to its own po
 to the other intents', and every positive to its own anchor (in-batch negatives; cosine
 similarity times ``SCALE``, cross-entropy both ways).
 Examples of one intent are pulled together and intents pushed apart, which is what the
-logistic regression on top needs when there are only a few examples per intent. The tuned
-copy is used by the intent classifier only; FAQ retrieval and sentiment keep the stock encoder.
+logistic regression on top needs when there are only a few examples per intent. The same
+tuning, with FAQ entries as the labels, makes the bot's FAQ encoder (``adapters/faq_encoder.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def pairable_intents(texts: Sequence[str], labels: Sequence[str]) -> dict[str, l
 
 
 def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, steps: int,
-                 seed: int = 0, progress: bool = False) -> list[float]:
+                 seed: int = 0, progress: bool = False,
+                 what: str = "intent encoder") -> list[float]:
     """Tune a loaded ``SentenceTransformer`` in place for ``steps`` steps; returns the losses.
 
     Rounds visit every intent with two or more distinct examples once, in shuffled batches;
@@ -52,7 +53,7 @@ def tune_encoder(model: Any, texts: Sequence[str], labels: Sequence[str], *, ste
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
     losses: list[float] = []
     model.train()
-    bar = tqdm(total=steps, desc="tuning intent encoder", unit="step", disable=not progress)
+    bar = tqdm(total=steps, desc=f"tuning {what}", unit="step", disable=not progress)
     try:
         while len(losses) < steps:
             names = sorted(groups)

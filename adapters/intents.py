@@ -280,7 +280,8 @@ def tuned_encoder(base: Embedder, texts: Sequence[str], labels: Sequence[str], *
     """A fresh copy of ``base``'s model, contrastively tuned on the labelled examples."""
     in_scope = [(t, label) for t, label in zip(texts, labels, strict=True)
                 if label != OUT_OF_SCOPE]
-    copy = SentenceEmbedder(base.name, device=getattr(base, "device", "cpu"))
+    copy = base.fresh() if isinstance(base, SentenceEmbedder) else \
+        SentenceEmbedder(base.name, device=getattr(base, "device", "cpu"))
     tune_encoder(copy.model, [t for t, _ in in_scope], [label for _, label in in_scope],
                  steps=steps, seed=seed, progress=progress)
     return copy

@@ -3,7 +3,8 @@
 - Each FAQ entry's ``alternatives``, each searched with its own vector left out of the index
   (an unseen paraphrase): right = the entry (and the intents linked to it). The same
   question searched with the whole entry left out stands for a question the FAQ does not
-  cover: nothing is right.
+  cover: nothing is right. With a FAQ encoder tuned on those alternatives, each is embedded
+  by an encoder tuned without it (cross-fitted folds), as a customer's question would be.
 - The intent examples, in folds: each fold's classifier is trained without a fifth of every
   intent's examples and without a fifth of the intents altogether; the held-out examples
   are classified and searched. Right: their intent when it was trained (and answers with a
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from adapters.intents import (
 )
 from adapters.settings import AnswerSettings, ClassifierSettings
 from retrieval.artifacts import digest
+from retrieval.documents import Passage
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex, Hit
 
@@ -44,6 +46,7 @@ MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold
 UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
+Refit = Callable[[Sequence[Passage]], Embedder]  # an encoder tuned on these FAQ entries
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,10 @@ def policy_fingerprint(index: FaqIndex, uses: Sequence[IntentUse],
 def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
                  uses: Sequence[IntentUse], classifier: IntentClassifier | None,
                  settings: ClassifierSettings, answers: AnswerSettings, *, k: int,
-                 force: bool = False) -> tuple[AnswerPolicy, bool]:
+                 refit: Refit | None = None, force: bool = False) -> tuple[AnswerPolicy, bool]:
     """Learn (or reuse) the bot's answer policy in ``directory``; returns it and whether it
-    was learned anew."""
+    was learned anew. ``refit``: how ``embedder`` was tuned on the FAQ, to tune it again
+    without the questions each fold asks (``_searches``)."""
     wanted = policy_fingerprint(index, uses, classifier, answers, k)
     if not force and policy_artifact(directory).is_current(wanted):
         try:
@@ -89,7 +93,7 @@ def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
     links = intent_links(uses, index, embedder, k)
     evidence = evidence_for(uses, index, links)
     examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
-                               unanswerable_share=answers.unanswerable_share)
+                               unanswerable_share=answers.unanswerable_share, refit=refit)
     if len(examples) < MIN_QUESTIONS:  # too little to learn from: the cosine threshold
         policy = AnswerPolicy({}, 1.0, evidence, {"examples": len(examples)})
     else:
@@ -100,11 +104,13 @@ def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
 
 
 class MaskedSearch:
-    """Exact cosine search over the index's vectors with some rows left out."""
+    """Exact cosine search over the index's vectors (or the same texts embedded by another
+    encoder: ``vectors``) with some rows left out."""
 
-    def __init__(self, index: FaqIndex) -> None:
+    def __init__(self, index: FaqIndex, vectors: np.ndarray | None = None) -> None:
         self.index = index
-        self.vectors = index.index.reconstruct_n(0, index.index.ntotal)
+        self.vectors = index.index.reconstruct_n(0, index.index.ntotal) if vectors is None \
+            else vectors
         self.owners = np.asarray(index.owners)
         self.texts = [t for p in index.passages for t in p.search_texts()]
 
@@ -159,14 +165,15 @@ def evidence_for(uses: Sequence[IntentUse], index: FaqIndex,
 def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
                     classifier: IntentClassifier | None, settings: ClassifierSettings,
                     evidence: EvidenceBuilder, *, k: int, unanswerable_share: float = 0.2,
-                    seed: int = 0) -> list[Example]:
+                    refit: Refit | None = None, seed: int = 0) -> list[Example]:
     """Every training question with its candidates and what is right for it."""
     answerable = {u.name for u in uses if u.answers}
     by_passage: dict[str, set[str]] = {}
     for name, passage in evidence.links.items():
         if name in answerable:
             by_passage.setdefault(passage, set()).add(f"intent:{name}")
-    examples = _faq_examples(index, classifier, evidence, answerable, by_passage, k)
+    examples = _faq_examples(index, classifier, evidence, answerable, by_passage, k, refit,
+                             seed)
     if classifier is not None:
         examples += _intent_examples(index, embedder, uses, classifier, settings, evidence,
                                      answerable, k, seed)
@@ -186,7 +193,8 @@ def reweighed(examples: list[Example], share: float) -> list[Example]:
 
 def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
                   evidence: EvidenceBuilder, answerable: set[str],
-                  by_passage: Mapping[str, set[str]], k: int) -> list[Example]:
+                  by_passage: Mapping[str, set[str]], k: int,
+                  refit: Refit | None = None, seed: int = 0) -> list[Example]:
     search = MaskedSearch(index)
     queries: list[tuple[int, int]] = []  # (row of the alternative, owner)
     for row, (text, owner) in enumerate(zip(search.texts, search.owners, strict=True)):
@@ -197,18 +205,53 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
         return []
     texts = [search.texts[row] for row, _ in queries]
     verdicts = _classify(classifier, texts)
+    covered_in, uncovered_in = _searches(index, search, queries, refit, seed)
     examples: list[Example] = []
     for (row, owner), text, verdict in zip(queries, texts, verdicts, strict=True):
         passage_id = index.passages[owner].id
         alone = np.zeros(len(search.texts), dtype=bool)
         alone[row] = True
-        hits = search.search(search.vectors[row], k, without=alone)
+        fold = covered_in[row]
+        hits = fold.search(fold.vectors[row], k, without=alone)
         right = frozenset({f"faq:{passage_id}", *by_passage.get(passage_id, ())})
         examples.append(Example(_candidates(evidence, text, hits, verdict, answerable), right))
-        hits = search.search(search.vectors[row], k, without=search.owners == owner)
+        fold = uncovered_in[row]
+        hits = fold.search(fold.vectors[row], k, without=fold.owners == owner)
         examples.append(Example(_candidates(evidence, text, hits, verdict, answerable),
                                 frozenset(), UNCOVERED_WEIGHT))
     return examples
+
+
+def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
+              refit: Refit | None, seed: int,
+              ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch]]:
+    """For each alternative's row, the search it is asked in as a covered question and as
+    an uncovered one. Without ``refit``: the index's own vectors. With it (a tuned encoder),
+    cross-fitted: in fold f the encoder is tuned without the entries of fold f and without
+    the alternatives of fold f; an alternative is asked as covered in its own fold (never
+    its entry's) and as uncovered in its entry's, so no question was seen by its encoder."""
+    if refit is None:
+        return {row: search for row, _ in queries}, {row: search for row, _ in queries}
+    rng = np.random.default_rng(seed)
+    owners = sorted({owner for _, owner in queries})
+    entry_fold = dict(zip(owners, rng.permutation(len(owners)) % FOLDS, strict=True))
+    alternative_fold = {row: int((entry_fold[owner] + rng.integers(1, FOLDS)) % FOLDS)
+                        for row, owner in queries}
+    covered_in: dict[int, MaskedSearch] = {}
+    uncovered_in: dict[int, MaskedSearch] = {}
+    for fold in range(FOLDS):
+        left_out = {search.texts[row] for row, f in alternative_fold.items() if f == fold}
+        kept = [dataclasses.replace(p, alternatives=tuple(a for a in p.alternatives
+                                                          if a not in left_out))
+                for n, p in enumerate(index.passages) if entry_fold.get(n) != fold]
+        encoder = refit(kept)
+        folded = MaskedSearch(index, encoder.embed(search.texts))
+        for row, owner in queries:
+            if alternative_fold[row] == fold:
+                covered_in[row] = folded
+            if entry_fold[owner] == fold:
+                uncovered_in[row] = folded
+    return covered_in, uncovered_in
 
 
 def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],

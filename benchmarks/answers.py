@@ -9,7 +9,9 @@ Run: .venv/bin/python -m benchmarks.answers     (writes benchmarks/results/answe
    A turn is right when its citations (or the intent that answered) are the expected
    entries, wrong when it answers with anything else or answers a question the FAQ does
    not cover, abstained when it says it does not know or asks which of two was meant.
-   "before" is the same bot with ``answers.policy: threshold`` (the cosine threshold).
+   "before" is the same bot with ``answers.policy: threshold`` (the cosine threshold) and
+   the stock encoder; "stock_encoder" the learned policy without the bot's tuned FAQ
+   encoder (``embedder.tuning_rounds: 0``).
 2. StackFAQ (../shared/data/stackfaq): 100 threads become a bot's FAQ, each with its
    question and first 3 user paraphrases as ``alternatives``; the other paraphrases are
    asked. The remaining 25 threads are left out of the FAQ: their paraphrases are questions
@@ -36,19 +38,21 @@ import yaml
 
 from benchmarks.faq_retrieval import DATA as STACKFAQ
 from benchmarks.faq_retrieval import load_threads
-from bot.build import build_index, train
+from bot.build import bot_embedder, build_index, train
 from bot.definition.loader import load_bot
 from bot.evaluation.answers import NONE, AnswerCase, load_answer_cases, score_cases
 from bot.messages import UserMessage
 from bot.runtime import BotRuntime
 from bot.server.pipeline import TurnPipeline
-from retrieval.embedder import SentenceEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "answers.json"
 DETAILS = Path(__file__).parent / "results" / "answers_details.json"
 ACME = ROOT / "example_bots" / "acme_bank"
 STACKFAQ_COVERED, STACKFAQ_ALTERNATIVES = 100, 3
+# variant: (answers.policy, embedder.tuning_rounds; None: the bot's default)
+VARIANTS = {"threshold": ("threshold", 0), "stock_encoder": ("learned", 0),
+            "learned": ("learned", None)}
 
 
 def copy_bot(source: Path, target: Path, overrides: dict[str, dict[str, Any]]) -> Path:
@@ -132,34 +136,44 @@ def main() -> None:
         if args.only in (None, "acme_bank"):
             cases = acme_cases()
             runtimes = {}
-            for policy in ("threshold", "learned"):
-                folder = copy_bot(ACME, work / f"acme-{policy}", {
-                    "answers": {"policy": policy}, "model": {"generation": False}})
-                runtimes[policy] = trained(folder)
-                scored = score_cases(runtimes[policy], cases)
-                details[f"acme_bank_{policy}"] = scored
-                print("acme_bank", policy, brief(scored))
+            for variant, (policy, rounds) in VARIANTS.items():
+                folder = copy_bot(ACME, work / f"acme-{variant}", {
+                    "answers": {"policy": policy}, "model": {"generation": False},
+                    **({} if rounds is None else {"embedder": {"tuning_rounds": rounds}})})
+                runtimes[variant] = trained(folder)
+                scored = score_cases(runtimes[variant], cases)
+                details[f"acme_bank_{variant}"] = scored
+                print("acme_bank", variant, brief(scored), flush=True)
             results["acme_bank"] = _keys(details["acme_bank_learned"])
             results["acme_bank_before"] = _keys(details["acme_bank_threshold"])
+            results["acme_bank_stock_encoder"] = _keys(details["acme_bank_stock_encoder"])
             questions = [c.turns[-1] for c in cases if c.note == "paraphrase"][:60]
-            p50 = faq_turn_p50(runtimes, questions, args.repeat)
+            p50 = faq_turn_p50({k: runtimes[k] for k in ("threshold", "learned")}, questions,
+                               args.repeat)
             results["faq_turn_p50_ms"] = {"before": p50["threshold"], "after": p50["learned"]}
             for runtime in runtimes.values():
                 asyncio.run(runtime.close())
         if args.only in (None, "stackfaq"):
-            for policy in ("threshold", "learned"):
-                folder = work / f"stackfaq-{policy}"
+            recall = {}
+            for variant, (policy, rounds) in VARIANTS.items():
+                folder = work / f"stackfaq-{variant}"
                 cases = stackfaq_bot(folder)
                 with (folder / "bot.yaml").open("a") as out:
                     out.write(f"answers: {{policy: {policy}}}\n")
+                    if rounds is not None:
+                        out.write(f"embedder: {{tuning_rounds: {rounds}}}\n")
                 runtime = trained(folder)
                 scored = score_cases(runtime, cases)
                 asyncio.run(runtime.close())
-                recall = _recall_at_1(folder, cases)
-                details[f"stackfaq_{policy}"] = scored
-                print("stackfaq", policy, brief(scored))
-            results["stackfaq"] = {"recall_at_1": recall, **_keys(details["stackfaq_learned"])}
-            results["stackfaq_before"] = _keys(details["stackfaq_threshold"])
+                recall[variant] = _recall_at_1(folder, cases)
+                details[f"stackfaq_{variant}"] = scored
+                print("stackfaq", variant, brief(scored), flush=True)
+            results["stackfaq"] = {"recall_at_1": recall["learned"],
+                                   **_keys(details["stackfaq_learned"])}
+            results["stackfaq_before"] = {"recall_at_1": recall["threshold"],
+                                          **_keys(details["stackfaq_threshold"])}
+            results["stackfaq_stock_encoder"] = {"recall_at_1": recall["stock_encoder"],
+                                                 **_keys(details["stackfaq_stock_encoder"])}
     results["machine"]["load_average_end"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -172,13 +186,14 @@ def _keys(scored: dict[str, Any]) -> dict[str, Any]:
     return {"right": scored["right"], "wrong": scored["wrong"],
             "abstained": round(scored["abstained"] + scored["clarified"], 4),
             "n": scored["n"], "partial": scored["partial"], "clarified": scored["clarified"],
+            "best_candidate_right": scored["best_candidate_right"],
             "by_note": scored["by_note"]}
 
 
 def _recall_at_1(folder: Path, cases: list[AnswerCase]) -> float:
     """Share of the covered questions whose right thread is the index's first hit."""
     bot = load_bot(folder)
-    embedder = SentenceEmbedder(bot.config.embedder.model)
+    embedder = bot_embedder(bot)
     index, _ = build_index(bot, embedder)
     covered = [c for c in cases if c.expect[0][0] != NONE]
     vectors = embedder.embed([c.turns[-1] for c in covered])

@@ -31,6 +31,7 @@ from adapters.llama_model import LlamaCppDialogueModel
 from benchmarks.engine import train_in_subprocess
 from benchmarks.load import ROOT
 from benchmarks.report import write_results
+from bot.build import bot_embedder
 from bot.definition.loader import load_bot
 from bot.evaluation.generation import evaluate_generation
 from retrieval.embedder import SentenceEmbedder
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `bot` sets it for torch
     load_start = os.getloadavg()
-    embedder = SentenceEmbedder(load_bot(args.bot).config.embedder.model).load()
+    embedder = bot_embedder(load_bot(args.bot)).load()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="supportbot-bases-") as tmp:
         for base in args.base:

@@ -49,7 +49,7 @@ from adapters.llama_model import LlamaCppDialogueModel
 from adapters.settings import ModelSettings
 from benchmarks.load import ROOT, Served, level, prepare, questions, wait_ready
 from benchmarks.report import write_results
-from bot.build import build_index
+from bot.build import bot_embedder, build_index
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.evaluation.generation import evaluate_generation
@@ -210,8 +210,8 @@ def train_in_subprocess(bot_dir: Path) -> dict[str, float]:
     into that folder); seconds and the subprocess's peak RSS."""
     code = ("import sys; from bot.definition.loader import load_bot; "
             "from bot.build import build_index, train_adapter; "
-            "from retrieval.embedder import SentenceEmbedder; "
-            "bot = load_bot(sys.argv[1]); e = SentenceEmbedder(bot.config.embedder.model); "
+            "from bot.build import bot_embedder; "
+            "bot = load_bot(sys.argv[1]); e = bot_embedder(bot); "
             "index, _ = build_index(bot, e); train_adapter(bot, index, e, force=True)")
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", code, str(bot_dir)], cwd=ROOT,
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `bot` sets it for torch
     bot = load_bot(args.bot)
     load_start = os.getloadavg()
-    embedder = SentenceEmbedder(bot.config.embedder.model).load()
+    embedder = bot_embedder(bot).load()
     request = prompt_request(bot, embedder)
     settings = bot.config.model
     torch_model = DialogueModel(dataclasses.replace(settings, engine="transformers",

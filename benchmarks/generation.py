@@ -28,7 +28,7 @@ from adapters.adapter_store import read_manifest
 from adapters.generation import DialogueModel, GenerationRequest
 from adapters.training_data import build_examples
 from benchmarks.report import torch_machine, write_results
-from bot.build import build_index, example_options, train_adapter
+from bot.build import bot_embedder, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.evaluation.generation import evaluate_generation
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     bot = load_bot(args.bot)
-    embedder = SentenceEmbedder(bot.config.embedder.model).load()
+    embedder = bot_embedder(bot).load()
     model = DialogueModel(bot.config.model).load()
     results: dict[str, Any] = {
         "machine": torch_machine(),

@@ -27,11 +27,10 @@ from typing import Any
 from adapters.batching import left_pad
 from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
 from benchmarks.report import torch_machine, write_results
-from bot.build import build_index
+from bot.build import bot_embedder, build_index
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.evaluation.generation import load_paraphrases
-from retrieval.embedder import SentenceEmbedder
 from retrieval.knowledge import KnowledgeBase
 
 RESULTS = Path(__file__).parent / "results" / "generation_batching.json"
@@ -39,7 +38,7 @@ RESULTS = Path(__file__).parent / "results" / "generation_batching.json"
 
 def build_requests(bot: BotDefinition, *, top_k: int, tokens: int) -> list[GenerationRequest]:
     """One request per held-out question, with its top-``top_k`` passages."""
-    embedder = SentenceEmbedder(bot.config.embedder.model).load()
+    embedder = bot_embedder(bot).load()
     knowledge = KnowledgeBase(build_index(bot, embedder)[0], embedder)
     return [GenerationRequest(question, [hit.passage for hit in knowledge.search(question, top_k)],
                               persona=bot.config.persona, max_new_tokens=tokens)

@@ -38,13 +38,12 @@ def run_variant(bot_dir: str, variant: str, steps: int) -> dict[str, Any]:
     from adapters.base_model import load_base_model
     from adapters.lora_training import _batch, _batch_rows, answer_loss
     from adapters.training_data import build_examples, encode
-    from bot.build import build_index
+    from bot.build import bot_embedder, build_index
     from bot.definition.loader import load_bot
-    from retrieval.embedder import SentenceEmbedder
 
     bot = load_bot(bot_dir)
     settings, lora = bot.config.model, bot.config.model.lora
-    embedder = SentenceEmbedder(bot.config.embedder.model).load()
+    embedder = bot_embedder(bot).load()
     index, _ = build_index(bot, embedder)
     base = load_base_model(settings)
     rows = [encode(e, base.tokenizer, bot.config.persona, max_length=lora.max_length,

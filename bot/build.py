@@ -13,6 +13,7 @@ from adapters import lora_training
 from adapters.adapter_store import read_manifest
 from adapters.answer_policy import AnswerPolicy
 from adapters.classifiers import train_classifiers as _train_classifiers
+from adapters.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuned_copy
 from adapters.intents import IntentClassifier
 from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file, merged_gguf
 from adapters.lora_training import AdapterJob
@@ -22,8 +23,38 @@ from adapters.training_data import TaughtAnswer
 from bot.definition.config import BotDefinition
 from bot.errors import library_errors
 from retrieval import knowledge
+from retrieval.documents import Passage
 from retrieval.embedder import Embedder, SentenceEmbedder
 from retrieval.index import FaqIndex
+
+
+def stock_embedder(bot: BotDefinition) -> SentenceEmbedder:
+    """The embedder the bot's settings name, untuned."""
+    settings = bot.config.embedder
+    return SentenceEmbedder(settings.model, device=settings.device,
+                            batch_size=settings.batch_size)
+
+
+def bot_embedder(bot: BotDefinition) -> SentenceEmbedder:
+    """The embedder the bot was trained with: its tuned FAQ encoder, when it has one."""
+    stock = stock_embedder(bot)
+    if bot.config.faq is None or not bot.config.embedder.tuning_rounds:
+        return stock
+    with library_errors(file=bot.shown(bot.file)):
+        return load_faq_encoder(bot.faq_encoder_dir, stock)
+
+
+def tune_faq_encoder(bot: BotDefinition, *, force: bool = False,
+                     progress: bool = False) -> tuple[SentenceEmbedder, bool]:
+    """Tune (or reuse) the bot's FAQ encoder (adapters/faq_encoder.py); the stock embedder
+    when tuning is off or the FAQ has too few questions and alternatives."""
+    faq = bot.config.faq
+    assert faq is not None
+    with library_errors(file=bot.shown(bot.file)):
+        passages = knowledge.load_passages(bot.faq_sources(), faq)
+        return train_faq_encoder(bot.faq_encoder_dir, stock_embedder(bot), passages,
+                                 bot.config.embedder.tuning_rounds, force=force,
+                                 progress=progress)
 
 
 def build_index(bot: BotDefinition, embedder: Embedder, *, force: bool = False,
@@ -66,11 +97,19 @@ def train_policy(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
                  force: bool = False) -> tuple[AnswerPolicy, bool]:
     """Learn (or reuse) the bot's answer policy from its FAQ and intents."""
     config = bot.config
+    stock = stock_embedder(bot)
+    refit = None
+    if embedder.name != stock.name:  # a tuned FAQ encoder: cross-fitted folds
+        def refit(passages: Sequence[Passage]) -> Embedder:
+            if not tunable(passages):
+                return stock
+            return tuned_copy(stock, passages, config.embedder.tuning_rounds)
     with library_errors(file=bot.shown(bot.file)):
         classifier = train_intents(bot, embedder)[0] if config.intents else None
         return _train_policy(bot.policy_dir, index, embedder, intent_uses(bot), classifier,
                              config.classifier, config.answers,
-                             k=config.faq.top_k if config.faq else 3, force=force)
+                             k=config.faq.top_k if config.faq else 3, refit=refit,
+                             force=force)
 
 
 def example_options(bot: BotDefinition) -> dict[str, Any]:
@@ -114,11 +153,18 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
           report: Callable[[StepResult], None] = lambda _: None) -> list[StepResult]:
     """Build the FAQ index (and the other artefacts the bot enables)."""
     config = bot.config
-    embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
-                                batch_size=config.embedder.batch_size)
+    embedder = stock_embedder(bot)
     results: list[StepResult] = []
     index = None
     if config.faq is not None:
+        started = time.perf_counter()
+        embedder, rebuilt = tune_faq_encoder(bot, force=force, progress=progress)
+        if embedder.name != config.embedder.model:
+            result = StepResult("faq encoder", rebuilt, time.perf_counter() - started,
+                                f"{config.embedder.tuning_rounds} rounds over the FAQ's "
+                                "questions and alternatives")
+            results.append(result)
+            report(result)
         started = time.perf_counter()
         index, rebuilt = build_index(bot, embedder, force=force, progress=progress)
         result = StepResult("faq index", rebuilt, time.perf_counter() - started,

@@ -11,7 +11,7 @@ from adapters.engines import local_model
 from adapters.intents import IntentClassifier
 from adapters.policy_data import policy_fingerprint
 from adapters.remote_model import RemoteDialogueModel
-from bot.build import intent_uses
+from bot.build import bot_embedder, intent_uses
 from bot.definition.config import BotDefinition
 from bot.dialogue.answerer import FaqAnswerer, Generator
 from bot.dialogue.manager import DialogueManager
@@ -19,7 +19,7 @@ from bot.dialogue.router import Router
 from bot.errors import library_errors
 from bot.sessions.factory import open_session_store
 from bot.sessions.store import SessionStore
-from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase
 
 
@@ -101,8 +101,7 @@ class BotRuntime:
         config = bot.config
         knowledge, embedder = None, None
         if config.faq is not None or config.intents:
-            embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
-                                        batch_size=config.embedder.batch_size)
+            embedder = bot_embedder(bot)
             embedder.load()  # first, so a bad model path is named rather than a stale index
         if config.faq is not None and embedder is not None:
             knowledge = load_knowledge(bot, embedder)

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ARTEFACTS = ("faq_index", "classifier", "sentiment", "adapter", "answer_policy")
+ARTEFACTS = ("faq_encoder", "faq_index", "classifier", "sentiment", "adapter", "answer_policy")
 CANDIDATE = "candidate"
 SOURCE = "source"
 INFO = "version.json"

@@ -45,9 +45,10 @@ def resolve_embedding_model(name: str) -> str:
 class SentenceEmbedder:
     """An :class:`Embedder` backed by a sentence-transformers model, loaded on first use."""
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", *, device: str = "cpu",
-                 batch_size: int = 64) -> None:
-        self.name = model
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, path: Path | None = None,
+                 device: str = "cpu", batch_size: int = 64) -> None:
+        self.name = model  # what indexes and classifiers record they were built with
+        self.path = path  # where to load it from, when not from ``model`` itself
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
@@ -65,8 +66,13 @@ class SentenceEmbedder:
                 self._model = self._load()
         return self
 
+    def fresh(self) -> SentenceEmbedder:
+        """An unloaded copy of the same model (to tune without touching this one)."""
+        return SentenceEmbedder(self.name, path=self.path, device=self.device,
+                                batch_size=self.batch_size)
+
     def _load(self) -> Any:
-        location = resolve_embedding_model(self.name)
+        location = str(self.path) if self.path else resolve_embedding_model(self.name)
         if Path(location).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:

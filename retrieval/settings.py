@@ -19,5 +19,7 @@ class FaqSettings:
 @dataclass(frozen=True)
 class EmbedderSettings:
     model: str = "all-MiniLM-L6-v2"
+    # passes over the FAQ's entries to tune the bot's own copy at `bot train` (0: stock model)
+    tuning_rounds: int = check(between(0, 100), default=9)
     batch_size: int = check(positive, default=64)
     device: str = "cpu"

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bot.build import bot_embedder
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from bot.errors import BotError, library_errors
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
         read_labelled_csv,
     )
     from bot.runtime import load_intents
-    from retrieval.embedder import SentenceEmbedder
 
     if args.intents is None and args.cv is None and not args.generation and args.answers is None:
         raise BotError("nothing to evaluate: give --answers FILE, --intents FILE.csv, --cv K "
@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not bot.config.intents:
         raise BotError(f"{bot.file}: the bot defines no intents")
-    settings = bot.config.embedder
-    embedder = SentenceEmbedder(settings.model, device=settings.device,
-                                batch_size=settings.batch_size)
+    embedder = bot_embedder(bot)
     jobs = []
     if args.intents is not None:
         rows = read_labelled_csv(args.intents)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bot.build import bot_embedder
 from bot.definition.config import BotDefinition, typed_path
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError, library_errors
@@ -15,7 +16,7 @@ from bot.learning.exchanges import exchanges
 from bot.learning.mining import Mined, MiningSettings, mine
 from bot.learning.transcripts import conversations_dir, load_conversations
 from retrieval import knowledge
-from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, index_artifact
 
@@ -69,8 +70,7 @@ def mine_bot(bot: BotDefinition, settings: MiningSettings) -> Mined:
         raise ConfigError(f"no imported conversations; run `bot import {typed_path(bot.root)} "
                           "FILE` first", file=typed_path(conversations_dir(bot.root)))
     config = bot.config
-    embedder = SentenceEmbedder(config.embedder.model, device=config.embedder.device,
-                                batch_size=config.embedder.batch_size)
+    embedder = bot_embedder(bot)
     with library_errors(file=typed_path(bot.file)):
         index = faq_index(bot, embedder)
         return mine(exchanges(conversations), index, embedder,

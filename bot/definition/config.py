@@ -202,6 +202,10 @@ class BotDefinition:
         return self.artefacts_dir / "faq_index"
 
     @property
+    def faq_encoder_dir(self) -> Path:
+        return self.artefacts_dir / "faq_encoder"
+
+    @property
     def classifier_dirs(self) -> ClassifierFolders:
         return ClassifierFolders(self.artefacts_dir / "classifier",
                                  self.artefacts_dir / "sentiment")

@@ -101,6 +101,20 @@ def outcome(case: AnswerCase, reply: BotReply, links: Mapping[str, str] | None =
     return "right" if len(covered) == len(answerable) else "partial"
 
 
+def best_was_right(case: AnswerCase, reply: BotReply,
+                   links: Mapping[str, str] | None = None) -> bool:
+    """Whether the decision's most likely candidate answers a part of the case, answered or
+    not: what a perfect decision could have answered right with this ranking."""
+    candidates = (reply.decision or {}).get("candidates") or []
+    if not candidates:
+        return False
+    best = candidates[0]
+    names = {best["target"]} if best["kind"] == "faq" else \
+        {f"intent:{best['target']}", *([links[best["target"]]] if links and
+                                        best["target"] in links else [])}
+    return any(names & set(part) for part in case.expect if NONE not in part)
+
+
 async def ask_all(runtime: BotRuntime, cases: Sequence[AnswerCase]) -> list[BotReply]:
     """The reply to each case's last turn, each case a new user."""
     pipeline = TurnPipeline(runtime)
@@ -125,6 +139,8 @@ def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply],
     counts = Counter(results)
     summary: dict[str, Any] = {k: round(counts[k] / n, 4) if n else 0.0 for k in OUTCOMES}
     summary["n"] = n
+    best = sum(best_was_right(c, r, links) for c, r in zip(cases, replies, strict=True))
+    summary["best_candidate_right"] = round(best / n, 4) if n else 0.0
     by_note: dict[str, Counter[str]] = {}
     for case, result in zip(cases, results, strict=True):
         by_note.setdefault(case.note or "-", Counter())[result] += 1
@@ -181,6 +197,8 @@ def format_summary(summary: dict[str, Any], *, title: str) -> str:
     lines = [title, ""]
     lines += [f"  {name:<10} {summary[name]:6.1%}  ({round(summary[name] * n)} of {n})"
               for name in OUTCOMES]
+    lines.append(f"  the best candidate was right for {summary['best_candidate_right']:.1%}: "
+                 "the most a better decision could answer right without better ranking")
     lines += ["", "  by kind of question:"]
     for note, counts in summary["by_note"].items():
         lines.append(f"    {note:<12} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -20,10 +20,10 @@ from typing import Any
 from adapters.answers import GenerationRequest
 from adapters.engines import LocalModel
 from adapters.prompting import lcs_length, words
-from bot.build import build_index
+from bot.build import bot_embedder, build_index
 from bot.definition.config import BotDefinition
 from bot.errors import ConfigError, library_errors
-from retrieval.embedder import Embedder, SentenceEmbedder
+from retrieval.embedder import Embedder
 from retrieval.index import relevant_hits
 from retrieval.knowledge import KnowledgeBase
 from retrieval.yamlio import load_yaml
@@ -102,8 +102,7 @@ def evaluate_generation(bot: BotDefinition, *, adapter: bool, model: LocalModel,
     faq = bot.config.faq
     if faq is None:
         raise ConfigError("this bot has no 'faq' section", file=str(bot.file))
-    embedder = embedder or SentenceEmbedder(bot.config.embedder.model,
-                                            device=bot.config.embedder.device)
+    embedder = embedder or bot_embedder(bot)
     index, _rebuilt = build_index(bot, embedder)
     knowledge = KnowledgeBase(index, embedder)
     questions = _spread(load_paraphrases(bot), limit)

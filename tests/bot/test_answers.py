@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,12 @@ from bot.build import train
 from bot.definition.loader import load_bot
 from bot.dialogue.answerer import FaqAnswerer, Generator
 from bot.dialogue.multi_part import question_parts
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.evaluation.answers import AnswerCase, load_answer_cases, outcome
 from bot.messages import BotReply, Citation, UserMessage
 from bot.runtime import BotRuntime
 from bot.sessions.store import Session
+from retrieval.index import FaqIndex
 
 from ..adapters.test_remote_model import remote, running_stand_in
 from ..conftest import REPO, MakeBot
@@ -114,7 +116,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> BotRuntime:
     (root / "faq" / "main.yaml").write_text(FAQ)
     bot = load_bot(root)
     steps = {r.step for r in train(bot, progress=False)}
-    assert "answer policy" in steps
+    assert {"faq encoder", "answer policy"} <= steps
     return BotRuntime.load(bot)
 
 
@@ -146,6 +148,30 @@ async def test_both_parts_of_a_two_part_question_are_answered(runtime: BotRuntim
     assert {c.passage_id for c in answer.citations} == {"opening-hours", "pin-reset"}
     assert "Monday to Friday" in answer.text and "Reset PIN" in answer.text
     assert answer.decision is not None and answer.decision["action"] == "answer_parts"
+
+
+def test_the_bot_retrieves_with_its_own_tuned_encoder(runtime: BotRuntime,
+                                                      tmp_path: Path) -> None:
+    bot = runtime.bot
+    assert runtime.knowledge is not None
+    name = runtime.knowledge.embedder.name
+    assert name.startswith("all-MiniLM-L6-v2 tuned ")
+    assert runtime.knowledge.index.manifest["model"] == name
+    assert (bot.faq_encoder_dir / "config.json").is_file()
+    # the tuned encoder lost: the index built with it is refused, by name, not used wrongly
+    copy = tmp_path / "trust_bot"
+    shutil.copytree(bot.root, copy)
+    moved = load_bot(copy)
+    shutil.rmtree(moved.faq_encoder_dir)
+    with pytest.raises(BotError, match="FAQ index is out of date"):
+        BotRuntime.load(moved)
+    # tuning switched off: retrained with the stock encoder, and the old copy removed
+    (copy / "bot.yaml").write_text(BOT + "embedder: {tuning_rounds: 0}\n")
+    stock = load_bot(copy)
+    steps = {r.step: r.rebuilt for r in train(stock, progress=False)}
+    assert "faq encoder" not in steps and steps["faq index"] and steps["answer policy"]
+    assert not stock.faq_encoder_dir.exists()
+    assert FaqIndex.load(stock.index_dir).manifest["model"] == "all-MiniLM-L6-v2"
 
 
 async def test_threshold_policy_still_works(make_bot: MakeBot) -> None:
