@@ -140,7 +140,8 @@ def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply],
     summary: dict[str, Any] = {k: round(counts[k] / n, 4) if n else 0.0 for k in OUTCOMES}
     summary["n"] = n
     best = sum(best_was_right(c, r, links) for c, r in zip(cases, replies, strict=True))
-    summary["best_candidate_right"] = round(best / n, 4) if n else 0.0
+    decided = any(r.decision for r in replies)  # none with answers.policy: threshold
+    summary["best_candidate_right"] = round(best / n, 4) if n and decided else None
     by_note: dict[str, Counter[str]] = {}
     for case, result in zip(cases, results, strict=True):
         by_note.setdefault(case.note or "-", Counter())[result] += 1
@@ -197,8 +198,9 @@ def format_summary(summary: dict[str, Any], *, title: str) -> str:
     lines = [title, ""]
     lines += [f"  {name:<10} {summary[name]:6.1%}  ({round(summary[name] * n)} of {n})"
               for name in OUTCOMES]
-    lines.append(f"  the best candidate was right for {summary['best_candidate_right']:.1%}: "
-                 "the most a better decision could answer right without better ranking")
+    if summary["best_candidate_right"] is not None:
+        lines.append(f"  the best candidate was right for {summary['best_candidate_right']:.1%}"
+                     ": the most a better decision could answer right without better ranking")
     lines += ["", "  by kind of question:"]
     for note, counts in summary["by_note"].items():
         lines.append(f"    {note:<12} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

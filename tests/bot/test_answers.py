@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from adapters.intents import IntentPrediction
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.dialogue.answerer import FaqAnswerer, Generator
@@ -172,6 +174,72 @@ def test_the_bot_retrieves_with_its_own_tuned_encoder(runtime: BotRuntime,
     assert "faq encoder" not in steps and steps["faq index"] and steps["answer policy"]
     assert not stock.faq_encoder_dir.exists()
     assert FaqIndex.load(stock.index_dir).manifest["model"] == "all-MiniLM-L6-v2"
+
+
+INTENTS = """
+- name: pin_help
+  response: pin
+  examples: [I forgot my pin, reset my pin code, change my PIN, new pin please]
+- name: opening
+  response: hours
+  examples: [when are you open, opening times, are you open today, what are your hours]
+- name: check_card
+  form: card_status
+  examples: [track my card, card delivery status, where is my card order]
+"""
+
+RESPONSES = """
+pin: {text: Open Card settings to manage your PIN.}
+hours: {text: We are open Monday to Friday.}
+"""
+
+FORMS = """
+card_status:
+  slots:
+    - name: card_last4
+      type: regex
+      pattern: '^\\D*(\\d{4})\\D*$'
+      prompt: What are the last 4 digits?
+"""
+
+
+class CloseCall:
+    """The bot's real analyzer, with the classifier torn between two intents."""
+
+    def __init__(self, analyzer: Any, first: str, second: str) -> None:
+        self.analyzer, self.names = analyzer, (first, second)
+
+    def analyze(self, text: str, *, frustration: Any = None) -> Any:
+        found = self.analyzer.analyze(text, frustration=frustration)
+        close = IntentPrediction(self.names[0], 0.46, [(self.names[0], 0.46),
+                                                       (self.names[1], 0.44)], ambiguous=True)
+        return dataclasses.replace(found, intent=close)
+
+
+async def test_two_close_canned_intents_are_left_to_the_answer_decision(
+        make_bot: MakeBot) -> None:
+    root = make_bot(BOT + "intents: intents.yaml\nresponses: responses.yaml\n"
+                    "forms: forms.yaml\n",
+                    files={"faq/main.yaml": FAQ, "intents.yaml": INTENTS,
+                           "responses.yaml": RESPONSES, "forms.yaml": FORMS})
+    bot = load_bot(root)
+    train(bot, progress=False)
+    loaded = BotRuntime.load(bot)
+    parts = loaded.dialogue.router.parts
+    real = parts.analyzer
+    try:
+        # two canned responses: the decision weighs them among the FAQ's candidates
+        parts.analyzer = CloseCall(real, "pin_help", "opening")
+        answer = await ask(loaded, "How long does a bank transfer take?")
+        assert answer.decision is not None
+        assert answer.kind == "faq" and answer.citations[0].passage_id == "transfer-time"
+        # one of them starts a form: not the decision's to choose, so the bot asks
+        parts.analyzer = CloseCall(real, "pin_help", "check_card")
+        asked = await ask(loaded, "How long does a bank transfer take? ")
+        assert asked.kind == "clarify" and asked.decision is None
+        assert [b["payload"] for b in asked.buttons] == ["pin_help", "check_card"]
+    finally:
+        await loaded.close()
 
 
 async def test_threshold_policy_still_works(make_bot: MakeBot) -> None:

@@ -1,4 +1,6 @@
-"""The intent: its response, form or HTTP action; two close intents: "Did you mean A or B?".
+"""The intent: its response, form or HTTP action; two close intents: "Did you mean A or B?"
+(with a learned answer policy, only when one of them acts: two canned responses are the
+policy's to weigh among the FAQ's candidates).
 
 An intent with only a canned response yields to a strong FAQ match unless the classifier is
 near certain (``dialogue.faq_over_intent`` / ``intent_certain``).
@@ -15,16 +17,31 @@ from bot.messages import BotReply
 async def intent(turn: Turn, parts: Parts) -> BotReply | None:
     chosen = turn.chosen
     if chosen.ambiguous:
+        if policy_decides(turn, parts) and not any(acts(parts, n) for n in chosen.ambiguous):
+            return None  # two close canned responses: the answer decision weighs them
         return clarify(parts, *chosen.ambiguous[:2])
     if chosen.intent is None or await faq_is_better(turn, parts):
         return None
     policy = parts.answerer.policy
     if policy is not None and chosen.name in policy.evidence.links \
-            and chosen.name in parts.answerable and turn.analysis is not None:
+            and chosen.name in parts.answerable and policy_decides(turn, parts):
         # a canned response that states an FAQ entry's facts is one candidate answer among
         # the FAQ's: the FAQ stage decides (a button payload names its intent: no doubt)
         return None
     return await intent_reply(turn, parts, chosen.intent)
+
+
+def policy_decides(turn: Turn, parts: Parts) -> bool:
+    """Whether the FAQ stage's learned answer decision will weigh this turn's intents (it
+    does for a classified message, not for a button's payload)."""
+    return parts.answerer.policy is not None and turn.analysis is not None
+
+
+def acts(parts: Parts, name: str) -> bool:
+    """Whether intent ``name`` does more than answer (a form, an action, a handoff): such
+    intents are not the answer decision's to choose."""
+    found = parts.intents.get(name)
+    return found is None or bool(found.form or found.action or found.handoff)
 
 
 async def faq_is_better(turn: Turn, parts: Parts) -> bool:
