@@ -137,7 +137,8 @@ class AnswerPolicy:
                answerable: Iterable[str] = ()) -> Decision:
         """Answer, clarify or abstain for a message with these hits and intent verdict."""
         ranked = self.weigh(self.evidence.candidates(text, hits, intent, answerable))
-        return Decision(choose(ranked, self.threshold), tuple(ranked), self.threshold)
+        return Decision(choose(ranked, self.threshold, self.evidence.links), tuple(ranked),
+                        self.threshold)
 
     # -- training --------------------------------------------------------------------------
 
@@ -213,9 +214,12 @@ def policy_artifact(directory: Path) -> Artifact:
     return Artifact(directory, FORMAT_VERSION, required=(POLICY_FILE,))
 
 
-def choose(ranked: Sequence[Candidate], threshold: float) -> str:
-    """"answer" when the best reaches the threshold; "clarify" when the best two differ and
-    together reach it, the second at least half as likely as the first; else "abstain"."""
+def choose(ranked: Sequence[Candidate], threshold: float,
+           links: Mapping[str, str] | None = None) -> str:
+    """"answer" when the best reaches the threshold; "clarify" when the best two are
+    different answers and together reach it, the second at least half as likely as the
+    first; else "abstain". ``links``: intent -> the passage its response states (the two
+    are one answer)."""
     if not ranked:
         return "abstain"
     first = ranked[0]
@@ -223,10 +227,18 @@ def choose(ranked: Sequence[Candidate], threshold: float) -> str:
         return "answer"
     if len(ranked) > 1:
         second = ranked[1]
-        if second.target != first.target and second.probability >= first.probability / 2 \
+        if answer_of(first, links) != answer_of(second, links) \
+                and second.probability >= first.probability / 2 \
                 and first.probability + second.probability >= threshold:
             return "clarify"
     return "abstain"
+
+
+def answer_of(candidate: Candidate, links: Mapping[str, str] | None = None) -> str:
+    """What a candidate answers with: its passage, or an intent's linked passage."""
+    if candidate.kind == "intent" and links and candidate.target in links:
+        return f"faq:{links[candidate.target]}"
+    return f"{candidate.kind}:{candidate.target}"
 
 
 def choose_threshold(outcomes: Sequence[tuple[float, bool, float]],

@@ -72,6 +72,11 @@ def test_choose_answers_clarifies_or_abstains() -> None:
     assert choose([candidate(0.45, "a"), candidate(0.1, "b")], 0.7) == "abstain"
     assert choose([candidate(0.45, "a"), candidate(0.4, "a")], 0.7) == "abstain"
     assert choose([], 0.7) == "abstain"
+    # an intent and the passage its response states are one answer: nothing to ask
+    linked = [candidate(0.45, "rates", kind="intent"), candidate(0.4, "fx")]
+    assert choose(linked, 0.7) == "clarify"
+    assert choose(linked, 0.7, {"rates": "fx"}) == "abstain"
+    assert choose(linked, 0.7, {"rates": "other"}) == "clarify"
 
 
 def test_threshold_keeps_wrong_answers_within_the_share() -> None:
