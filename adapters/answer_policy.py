@@ -13,6 +13,7 @@ abstains. Saved as JSON (coefficients, scaling, vocabulary, links) with a manife
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from retrieval.index import Hit
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.json"
 FOLDS = 5
+CONFIDENCE_Z = 1.645  # one-sided 95 %: answer only where the wrong share is surely in bounds
 FEATURES = {"faq": FAQ_FEATURES, "intent": INTENT_FEATURES}
 
 
@@ -241,19 +243,30 @@ def answer_of(candidate: Candidate, links: Mapping[str, str] | None = None) -> s
     return f"{candidate.kind}:{candidate.target}"
 
 
-def choose_threshold(outcomes: Sequence[tuple[float, bool, float]],
-                     max_wrong_rate: float) -> float:
+def choose_threshold(outcomes: Sequence[tuple[float, bool, float]], max_wrong_rate: float,
+                     z: float = CONFIDENCE_Z) -> float:
     """The lowest probability from which answering (``outcomes``: probability, right,
-    weight) answers at most ``max_wrong_rate`` of all the questions wrongly (weighted)."""
+    weight) answers at most ``max_wrong_rate`` of all the questions wrongly (weighted), with
+    one-sided confidence ``z`` (the wrong share plus ``z`` standard errors, over the
+    effective number of questions; 0: the observed share)."""
     total = sum(weight for _, _, weight in outcomes)
+    if total <= 0:
+        return 0.99
+    questions = total ** 2 / sum(weight ** 2 for _, _, weight in outcomes)  # effective n
     wrong = 0.0
     threshold = 1.0
     for probability, right, weight in sorted(outcomes, key=lambda o: -o[0]):
         wrong += 0.0 if right else weight
-        if wrong > max_wrong_rate * total:
+        if upper_share(wrong / total, questions, z) > max_wrong_rate:
             break
         threshold = probability
     return float(min(max(threshold, 0.05), 0.99))
+
+
+def upper_share(share: float, n: float, z: float) -> float:
+    """A share observed on ``n`` questions plus ``z`` standard errors: the margin chance
+    leaves (none while nothing was wrong, so a small bot still answers what it is sure of)."""
+    return share + z * math.sqrt(share * (1 - share) / n)
 
 
 def _fit_scorers(examples: Sequence[Example]) -> dict[str, LogisticScorer]:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.answer_policy import AnswerPolicy, Example, choose, choose_threshold
+from adapters.answer_policy import (
+    AnswerPolicy,
+    Example,
+    choose,
+    choose_threshold,
+    upper_share,
+)
 from adapters.errors import ModelError, NotTrainedError
 from adapters.evidence import Candidate, EvidenceBuilder, content_words
 from adapters.intents import IntentPrediction
@@ -83,9 +89,26 @@ def test_threshold_keeps_wrong_answers_within_the_share() -> None:
     outcomes = [(0.9, True, 1.0)] * 8 + [(0.6, False, 1.0)] + [(0.5, True, 1.0)] + \
         [(0.4, False, 1.0)] * 10
     # 20 questions: answering from 0.6 makes 1 wrong (5 %), from 0.5 still 1, from 0.4: 11
-    assert choose_threshold(outcomes, 0.05) == 0.5
-    assert choose_threshold(outcomes, 0.0) == 0.9
-    assert choose_threshold(outcomes, 0.6) == 0.4
+    assert choose_threshold(outcomes, 0.05, z=0) == 0.5
+    assert choose_threshold(outcomes, 0.0, z=0) == 0.9
+    assert choose_threshold(outcomes, 0.6, z=0) == 0.4
+
+
+def test_threshold_leaves_room_for_chance_in_few_questions() -> None:
+    # 1 wrong in 25 is 4 %, but the next 25 could well hold 4 wrong: answer only above it
+    outcomes = [(0.9, True, 1.0)] * 19 + [(0.6, False, 1.0)] + [(0.4, False, 1.0)] * 5
+    assert choose_threshold(outcomes, 0.05, z=0) == 0.6
+    assert choose_threshold(outcomes, 0.05) == 0.9
+    assert choose_threshold(outcomes, 0.12) == 0.6  # a looser target allows it
+    # the bound lies above the share seen and closes in on it with more questions
+    assert upper_share(0.04, 25, 1.645) > 0.1 > upper_share(0.04, 1000, 1.645) > 0.04
+    assert upper_share(0.04, 25, 0) == 0.04 and upper_share(0.0, 25, 1.645) == 0.0
+    # fewer effective questions when a few weigh much: the same shares, less sure
+    heavy = [(0.9, True, 5.0)] * 19 + [(0.6, False, 5.0)] + [(0.4, False, 5.0)] * 5
+    assert choose_threshold(heavy, 0.12) == 0.6
+    lopsided = [(0.9, True, 1.0)] * 95 + [(0.6, False, 6.0)] + [(0.4, False, 3.0)] * 25
+    assert choose_threshold(lopsided, 0.05, z=0) == 0.6
+    assert choose_threshold(lopsided, 0.05) == 0.9
 
 
 def index_of(embedder: SentenceEmbedder) -> FaqIndex:
