@@ -5,7 +5,8 @@ Every candidate answer of a turn (the retrieved FAQ passages, intents with a can
 model per kind, learned per bot at ``bot train`` from the bot's own data
 (``adapters/policy_data.py``). The best candidate is answered when its probability reaches
 the policy's ``threshold``: the lowest probability at which, on held-out folds of that data,
-at most ``max_wrong_rate`` of all the questions were answered wrongly. Below it, two different
+at most ``max_wrong_rate`` of all the questions were answered wrongly, with a margin for
+chance (``choose_threshold``). Below it, two different
 candidates that together reach it are offered as "Do you mean A or B?"; otherwise the bot
 abstains. Saved as JSON (coefficients, scaling, vocabulary, links) with a manifest.
 """
