@@ -6,7 +6,9 @@ free text the sentences closest to the question. With it, a top match at or abov
 ``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
 the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
 cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
-(the fallback stage then offers a person).
+(the fallback stage then offers a person); when the answer policy decided on the passage, a
+declining model gets the passage's own answer instead (the model declines more often with a
+conversation's earlier turns in its prompt).
 """
 
 from __future__ import annotations
@@ -137,10 +139,10 @@ class FaqAnswerer:
         if self.generator is None or confident or not relevant:
             reply = await self.exact_answer(text, hits, decided=decided)
             return None if reply is None else ReplyStream.of(reply)
-        return self._generate(self.generator, session, text, relevant)
+        return self._generate(self.generator, session, text, relevant, decided=decided)
 
     def _generate(self, generator: Generator, session: Session, text: str,
-                  hits: list[Hit]) -> ReplyStream:
+                  hits: list[Hit], *, decided: bool = False) -> ReplyStream:
         settings = self.config.model
         request = GenerationRequest(
             text, [h.passage for h in hits], persona=self.config.persona,
@@ -154,6 +156,8 @@ class FaqAnswerer:
             if answer.degenerate:  # a looping answer is never shown: the FAQ's own, or none
                 log.warning("the dialogue model's answer loops; replaced: %r", answer.text[:120])
                 return self.exact_reply(text, hits) or self.fallback()  # rare: on the loop
+            if answer.declined and decided:  # the decision stands: the entry as written
+                return self.exact_reply(text, hits, decided=True) or self.fallback()
             if answer.declined:  # in the bot's own words: the model's may echo its rules
                 return replace(self.fallback(), confidence=round(hits[0].score, 4))
             by_id = {h.passage.id: h for h in hits}
