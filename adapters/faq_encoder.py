@@ -66,7 +66,7 @@ def train_faq_encoder(directory: Path, base: SentenceEmbedder, passages: Sequenc
                       progress: bool = False) -> tuple[SentenceEmbedder, bool]:
     """Tune (or reuse) the bot's FAQ encoder in ``directory``; returns it and whether it was
     tuned anew. ``base`` itself when tuning is off or the FAQ has too little to tune on."""
-    artifact = Artifact(directory, FORMAT_VERSION, required=("config.json",))
+    artifact = _artifact(directory)
     if rounds == 0 or not tunable(passages):
         shutil.rmtree(directory, ignore_errors=True)  # an earlier tuning no longer applies
         return base, False
@@ -80,13 +80,14 @@ def train_faq_encoder(directory: Path, base: SentenceEmbedder, passages: Sequenc
     name = f"{base.name} tuned {wanted['texts_sha256'][:12]}x{rounds}"
     with artifact.write({**wanted, "name": name}) as staging:
         tuned.save(staging)
-    return load_faq_encoder(directory, base), True
+    tuned.name, tuned.path = name, directory  # as load_faq_encoder names the saved copy
+    return tuned, True
 
 
 def load_faq_encoder(directory: Path, base: SentenceEmbedder) -> SentenceEmbedder:
     """The tuned encoder saved in ``directory`` (``base`` when there is none: the bot was
     trained without tuning, and its index says which model it was built with)."""
-    manifest = Artifact(directory, FORMAT_VERSION, required=("config.json",)).manifest()
+    manifest = _artifact(directory).manifest()
     if manifest is None:
         if (directory / "config.json").exists():
             raise ModelError(f"{directory}: the FAQ encoder is incomplete; run `bot train "
@@ -99,3 +100,7 @@ def load_faq_encoder(directory: Path, base: SentenceEmbedder) -> SentenceEmbedde
     except EmbedderError as exc:
         raise ModelError(f"{directory}: the FAQ encoder is damaged ({exc}); run `bot train "
                          "--force`") from exc
+
+
+def _artifact(directory: Path) -> Artifact:
+    return Artifact(directory, FORMAT_VERSION, required=("config.json",))

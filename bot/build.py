@@ -44,6 +44,11 @@ def bot_embedder(bot: BotDefinition) -> SentenceEmbedder:
         return load_faq_encoder(bot.faq_encoder_dir, stock)
 
 
+def is_tuned(bot: BotDefinition, embedder: Embedder) -> bool:
+    """Whether ``embedder`` is the bot's tuned FAQ encoder rather than the stock model."""
+    return embedder.name != bot.config.embedder.model
+
+
 def tune_faq_encoder(bot: BotDefinition, *, force: bool = False,
                      progress: bool = False) -> tuple[SentenceEmbedder, bool]:
     """Tune (or reuse) the bot's FAQ encoder (adapters/faq_encoder.py); the stock embedder
@@ -99,7 +104,7 @@ def train_policy(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
     config = bot.config
     stock = stock_embedder(bot)
     refit = None
-    if embedder.name != stock.name:  # a tuned FAQ encoder: cross-fitted folds
+    if is_tuned(bot, embedder):  # cross-fitted folds (adapters/policy_data.py)
         def refit(passages: Sequence[Passage]) -> Embedder:
             if not tunable(passages):
                 return stock
@@ -159,7 +164,7 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
     if config.faq is not None:
         started = time.perf_counter()
         embedder, rebuilt = tune_faq_encoder(bot, force=force, progress=progress)
-        if embedder.name != config.embedder.model:
+        if is_tuned(bot, embedder):
             result = StepResult("faq encoder", rebuilt, time.perf_counter() - started,
                                 f"{config.embedder.tuning_rounds} rounds over the FAQ's "
                                 "questions and alternatives")
