@@ -36,6 +36,7 @@ COPY bot ./bot
 COPY adapters ./adapters
 COPY retrieval ./retrieval
 COPY channels ./channels
+COPY foundation ./foundation
 RUN pip install . && bot --help > /dev/null
 # llama.cpp's server for any x86-64 CPU with AVX2 (or the platform's baseline), not only
 # for the machine that builds the image.

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from retrieval.checks import between, check, http_url, identifier, non_empty, positive, valid_regex
+from foundation.checks import between, check, http_url, identifier, non_empty, positive, valid_regex
+
+EngineName = Literal["llama.cpp", "transformers", "server"]  # what may run the dialogue model
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class ModelServerSettings:
-    """An OpenAI-compatible model server that runs the dialogue model (adapters/remote_model.py).
+    """An OpenAI-compatible model server that runs the dialogue model
+    (adapters/engines/remote_model.py).
 
     ``model`` is the served model name; ``adapter`` the served LoRA name to request instead
     (vLLM ``--lora-modules NAME=PATH``); ``lora_id`` the adapter's id on a llama.cpp server
@@ -59,13 +62,13 @@ class ModelServerSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     """The dialogue model. ``engine``: ``llama.cpp`` (llama.cpp's server, started by the
-    bot: adapters/llama_model.py), ``transformers`` (in this process, torch) or ``server``
-    (the ``server`` section's OpenAI-compatible model server); unset, it is ``server`` when
-    that section is there and ``llama.cpp`` otherwise (see :attr:`backend`). ``gguf_type``:
-    how llama.cpp holds the weights."""
+    bot), ``transformers`` (in this process, torch) or ``server`` (the ``server`` section's
+    OpenAI-compatible model server); unset, it is ``server`` when that section is there and
+    ``llama.cpp`` otherwise (the choice: adapters/engines/choice.py). ``gguf_type``: how
+    llama.cpp holds the weights."""
 
     base: str = "smollm2-135m"
-    engine: Literal["llama.cpp", "transformers", "server"] | None = None
+    engine: EngineName | None = None
     gguf_type: Literal["Q8_0", "F16", "F32"] = "Q8_0"
     generation: bool = False  # answer FAQ/unknown turns with the model (bot/dialogue/answerer.py)
     exact_answer_threshold: float = check(between(0.0, 1.0), default=0.8)
@@ -88,11 +91,6 @@ class ModelSettings:
                              f"(engine is {self.engine!r}, server is "
                              f"{'set' if self.server else 'not set'})")
 
-    @property
-    def backend(self) -> str:
-        """The engine that runs the model: ``engine``, or what its absence means."""
-        return self.engine or ("server" if self.server is not None else "llama.cpp")
-
 
 @dataclass(frozen=True)
 class EntityDefinition:
@@ -110,14 +108,14 @@ class EntityDefinition:
 
 @dataclass(frozen=True)
 class ClassifierSettings:
-    """Intent/sentiment classifier options (see ``adapters/intents.py``).
+    """Intent/sentiment classifier options (see ``adapters/classifiers/intents.py``).
 
     ``logistic_c``: inverse regularisation of the logistic regression; ``lexical_weight``:
     weight of the TF-IDF n-gram features beside the embedding (0 = embeddings only);
     ``builtin_out_of_scope``: add the packaged unrelated messages to the out-of-scope class;
     ``frustration_decay``: how much of the previous frustration level each message keeps;
     ``encoder_steps``: contrastive tuning steps of a copy of the encoder for the intent
-    classifier (``adapters/encoder_tuning.py``; 0 = use the stock encoder).
+    classifier (``adapters/training/encoder_tuning.py``; 0 = use the stock encoder).
     """
 
     confidence_threshold: float = check(between(0.0, 1.0), default=0.5)
@@ -139,14 +137,17 @@ class ClassifierFolders:
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """The answer decision (``adapters/answer_policy.py``): at most ``max_wrong_rate`` of
-    the questions may be answered wrongly, measured on held-out folds of the bot's own data;
-    ``policy: threshold`` answers from the FAQ by ``faq.answer_threshold`` alone."""
+    """The answer decision (``adapters/answering/answer_policy.py``): at most
+    ``max_wrong_rate`` of the questions may be answered wrongly, measured on held-out folds
+    of the bot's own data; ``policy: threshold`` answers from the FAQ by
+    ``faq.answer_threshold`` alone."""
 
     max_wrong_rate: float = check(between(0.0, 1.0), default=0.05)
     # the share of questions the bot cannot answer that the policy is learned for
     unanswerable_share: float = check(between(0.01, 0.99), default=0.2)
     policy: Literal["learned", "threshold"] = "learned"
     multi_part: bool = True  # answer "A and B?" part by part
-    unknown_part: str = ("I don't have an answer about \"{part}\"; you can ask to talk to "
-                         "a person about it.")
+    # {part}: "the second part of your question"; never the user's own words, which the
+    # bot would otherwise repeat (markup, phone numbers, "give them your PIN")
+    unknown_part: str = ("I don't have an answer to {part}; you can ask to talk to a person "
+                         "about it.")

@@ -41,9 +41,9 @@ from benchmarks.faq_retrieval import load_threads
 from bot.build import bot_embedder, build_index, train
 from bot.definition.loader import load_bot
 from bot.evaluation.answers import NONE, AnswerCase, load_answer_cases, score_cases
-from bot.messages import UserMessage
 from bot.runtime import BotRuntime
 from bot.server.pipeline import TurnPipeline
+from foundation.messages import UserMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "answers.json"

@@ -27,7 +27,12 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from adapters.intents import OUT_OF_SCOPE, IntentClassifier, background_examples, tuned_encoder
+from adapters.classifiers.intents import (
+    OUT_OF_SCOPE,
+    IntentClassifier,
+    background_examples,
+    tuned_encoder,
+)
 from bot.definition.config import ClassifierSettings
 from retrieval.embedder import SentenceEmbedder
 
@@ -112,7 +117,7 @@ def training_rows(train: np.ndarray, texts: list[str], labels: np.ndarray,
 
 
 def _features(model: IntentClassifier, vectors: np.ndarray, texts: list[str]) -> Any:
-    from adapters.heads import features_of
+    from adapters.classifiers.heads import features_of
 
     return features_of(vectors, texts, model.lexical)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from adapters.llama_model import LlamaCppDialogueModel
+from adapters.engines.llama_model import LlamaCppDialogueModel
 from benchmarks.engine import train_in_subprocess
 from benchmarks.load import ROOT
 from benchmarks.report import write_results

@@ -43,9 +43,9 @@ from typing import Any
 
 import aiohttp
 
-from adapters.answers import GenerationRequest
-from adapters.generation import DialogueModel
-from adapters.llama_model import LlamaCppDialogueModel
+from adapters.engines.answers import GenerationRequest
+from adapters.engines.generation import DialogueModel
+from adapters.engines.llama_model import LlamaCppDialogueModel
 from adapters.settings import ModelSettings
 from benchmarks.load import ROOT, Served, level, prepare, questions, wait_ready
 from benchmarks.report import write_results

@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m benchmarks.faq_encoder   (writes benchmarks/results/faq_encoder.json)
 
 The encoder is tuned contrastively on the FAQ's own texts with
-``adapters.encoder_tuning.tune_encoder`` (in-batch negatives, lr 2e-5, 32 entries a step):
+``adapters.training.encoder_tuning.tune_encoder`` (in-batch negatives, lr 2e-5, 32 entries a step):
 each FAQ entry is one label over its question and ``alternatives`` (and, in the settings
 marked ``+answers``, its answer text). Retrieval is the project's ``FaqIndex`` either way.
 
@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from adapters.encoder_tuning import BATCH_INTENTS, LEARNING_RATE, pairable_intents
-from adapters.intents import tuned_encoder
+from adapters.classifiers.intents import tuned_encoder
+from adapters.training.encoder_tuning import BATCH_INTENTS, LEARNING_RATE, pairable_intents
 from benchmarks.faq_retrieval import DATA, ROOT, load_threads, recall
 from bot.definition.loader import load_bot
 from bot.evaluation.generation import load_paraphrases

@@ -24,9 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adapters.adapter_store import read_manifest
-from adapters.generation import DialogueModel, GenerationRequest
-from adapters.training_data import build_examples
+from adapters.engines.adapter_store import read_manifest
+from adapters.engines.generation import DialogueModel, GenerationRequest
+from adapters.training.training_data import build_examples
 from benchmarks.report import torch_machine, write_results
 from bot.build import bot_embedder, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition

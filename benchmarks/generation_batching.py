@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.batching import left_pad
-from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
+from adapters.engines.batching import left_pad
+from adapters.engines.generation import DialogueModel, GeneratedAnswer, GenerationRequest
 from benchmarks.report import torch_machine, write_results
 from bot.build import bot_embedder, build_index
 from bot.definition.config import BotDefinition

@@ -10,7 +10,8 @@ of Banking77 (``../shared/data/banking77/train.csv``) as plain benign traffic. A
 counts as flagged when :func:`bot.server.guard.inspect_input` flags it (in ``block`` mode
 the bot then answers with ``security.injection_reply``). Results go to
 ``benchmarks/results/injection.json`` (one row per ``--label``; the others are kept), with
-the messages each set got wrong.
+the messages each set got wrong. ``held_out_2``/``benign_2`` (12 languages, 10 styles) were
+written in a later round, before the guard was run on them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def main() -> None:
         "command": "python benchmarks/injection.py " + " ".join(sys.argv[1:]),
         "attacks_dev": rate(sets["dev"], flagged_is_right=True),
         "attacks_held_out": rate(sets["held_out"], flagged_is_right=True),
+        "attacks_held_out_2": rate(sets["held_out_2"], flagged_is_right=True),
         "benign_written": rate(sets["benign"], flagged_is_right=False),
+        "benign_written_2": rate(sets["benign_2"], flagged_is_right=False),
         "benign_banking77": rate(customers, flagged_is_right=False),
     }
     row["ms_per_message"] = round(1000 * (time.perf_counter() - started)
@@ -64,7 +67,8 @@ def main() -> None:
     rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     rows = [r for r in rows if r.get("label") != args.label] + [row]
     RESULTS.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
-    for name in ("attacks_dev", "attacks_held_out", "benign_written", "benign_banking77"):
+    for name in ("attacks_dev", "attacks_held_out", "attacks_held_out_2", "benign_written",
+                 "benign_written_2", "benign_banking77"):
         result = row[name]
         print(f"{args.label:>12} {name:>17}: {result['flagged']}/{result['messages']} flagged "
               f"({100 * result['flagged_rate']:.1f} %)")

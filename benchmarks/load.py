@@ -151,6 +151,7 @@ async def level(http: aiohttp.ClientSession, urls: list[str], *, users: int, tot
 async def store_overhead(bot: Path, store: str, turns: int = 500) -> dict[str, Any]:
     """Session-store time of one turn in-process: lock, get, save, unlock, turn event."""
     from bot.definition.loader import load_bot
+    from bot.sessions.events import TURN_EVENT
     from bot.sessions.factory import open_session_store
 
     sessions = open_session_store(load_bot(bot))
@@ -164,7 +165,7 @@ async def store_overhead(bot: Path, store: str, turns: int = 500) -> dict[str, A
                 session.add("user", "how do I reset my PIN?", max_history=20)
                 session.add("bot", "Open the app, go to Card settings.", max_history=20)
                 await sessions.save(session)
-            await sessions.log_event(key, "turn", {"kind": "faq"})
+            await sessions.log_event(key, TURN_EVENT, {"kind": "faq"})
             ms.append(1000 * (time.perf_counter() - started))
     finally:
         await sessions.close()

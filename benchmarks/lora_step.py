@@ -4,7 +4,7 @@
         [--steps 3] [--rounds 2]
 
 ``model(**batch).loss`` computes logits (hidden size x a 49k vocabulary) at every position
-of every row; :func:`adapters.lora_training.answer_loss` computes them only at the answer
+of every row; :func:`adapters.training.lora_training.answer_loss` computes them only at the answer
 tokens. Each variant runs in its own process (so its peak memory is its own), alternating,
 ``--rounds`` times, on the bot's real training batches (batch size and LoRA settings from
 bot.yaml, dropout off so both variants compute the same numbers); the first step warms up.
@@ -35,9 +35,9 @@ def run_variant(bot_dir: str, variant: str, steps: int) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from adapters.base_model import load_base_model
-    from adapters.lora_training import _batch, _batch_rows, answer_loss
-    from adapters.training_data import build_examples, encode
+    from adapters.engines.base_model import load_base_model
+    from adapters.training.lora_training import _batch, _batch_rows, answer_loss
+    from adapters.training.training_data import build_examples, encode
     from bot.build import bot_embedder, build_index
     from bot.definition.loader import load_bot
 

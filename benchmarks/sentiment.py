@@ -17,8 +17,14 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from adapters.heads import LinearHead
-from adapters.sentiment import LABELS, LOGISTIC_C, SentimentClassifier, clean, read_training_data
+from adapters.classifiers.heads import LinearHead
+from adapters.classifiers.sentiment import (
+    LABELS,
+    LOGISTIC_C,
+    SentimentClassifier,
+    clean,
+    read_training_data,
+)
 from retrieval.embedder import SentenceEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +76,7 @@ def main() -> None:
 
     results = {
         "model": "logistic regression on all-MiniLM-L6-v2 embeddings, temperature-calibrated",
-        "training_data": f"adapters/data/sentiment_train.csv ({len(own)} messages)",
+        "training_data": f"adapters/classifiers/data/sentiment_train.csv ({len(own)} messages)",
         "train_seconds": round(train_seconds, 1), "temperature": model.head.temperature,
         "airline_tweets": scores(gold, predicted),
         "airline_majority_class_baseline": scores(gold, [majority] * len(gold)),

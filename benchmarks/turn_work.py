@@ -92,8 +92,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run(bot: Path) -> dict[str, Any]:
     from bot.definition.loader import load_bot
-    from bot.messages import UserMessage
     from bot.runtime import BotRuntime
+    from foundation.messages import UserMessage
 
     counting = Counting()
     runtime = BotRuntime.load(load_bot(bot))

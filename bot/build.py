@@ -8,20 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters import intents as intent_models
-from adapters import lora_training
-from adapters.adapter_store import read_manifest
-from adapters.answer_policy import AnswerPolicy
-from adapters.classifiers import train_classifiers as _train_classifiers
-from adapters.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuned_copy
-from adapters.intents import IntentClassifier
-from adapters.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file, merged_gguf
-from adapters.lora_training import AdapterJob
-from adapters.policy_data import IntentUse
-from adapters.policy_data import train_policy as _train_policy
-from adapters.training_data import TaughtAnswer
+from adapters.answering.answer_policy import AnswerPolicy
+from adapters.answering.policy_data import IntentUse
+from adapters.answering.policy_data import train_policy as _train_policy
+from adapters.classifiers import intents as intent_models
+from adapters.classifiers.analysis import train_classifiers as _train_classifiers
+from adapters.classifiers.intents import IntentClassifier
+from adapters.engines.adapter_store import read_manifest
+from adapters.engines.choice import engine_for
+from adapters.engines.llama_model import ADAPTER_GGUF, adapter_gguf, engine_base_file, merged_gguf
+from adapters.training import lora_training
+from adapters.training.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuned_copy
+from adapters.training.lora_training import AdapterJob
+from adapters.training.training_data import TaughtAnswer
 from bot.definition.config import BotDefinition
 from bot.errors import library_errors
+from bot.learning.taught import taught_answers
 from retrieval import knowledge
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder, SentenceEmbedder
@@ -51,7 +53,7 @@ def is_tuned(bot: BotDefinition, embedder: Embedder) -> bool:
 
 def tune_faq_encoder(bot: BotDefinition, *, force: bool = False,
                      progress: bool = False) -> tuple[SentenceEmbedder, bool]:
-    """Tune (or reuse) the bot's FAQ encoder (adapters/faq_encoder.py); the stock embedder
+    """Tune (or reuse) the bot's FAQ encoder (adapters/training/faq_encoder.py); the stock embedder
     when tuning is off or the FAQ has too few questions and alternatives."""
     faq = bot.config.faq
     assert faq is not None
@@ -104,7 +106,7 @@ def train_policy(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
     config = bot.config
     stock = stock_embedder(bot)
     refit = None
-    if is_tuned(bot, embedder):  # cross-fitted folds (adapters/policy_data.py)
+    if is_tuned(bot, embedder):  # cross-fitted folds (adapters/answering/policy_data.py)
         def refit(passages: Sequence[Passage]) -> Embedder:
             if not tunable(passages):
                 return stock
@@ -138,7 +140,7 @@ def adapter_job(bot: BotDefinition, taught: Sequence[TaughtAnswer] = ()) -> Adap
 def train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
                   taught: Sequence[TaughtAnswer] = (), **options: Any) -> Path:
     """Train (or reuse) the bot's LoRA adapter (options: see ``train_adapter`` in
-    ``adapters.lora_training``); returns its folder."""
+    ``adapters.training.lora_training``); returns its folder."""
     with library_errors(file=bot.shown(bot.file)):
         return lora_training.train_adapter(adapter_job(bot, taught), index, embedder,
                                            **options)
@@ -176,7 +178,7 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
                             f"{len(index)} passages, {index.index.ntotal} vectors")
         results.append(result)
         report(result)
-    if config.intents:  # the intent classifier and sentiment model (adapters/classifiers.py)
+    if config.intents:  # intent classifier and sentiment model (adapters/classifiers/analysis.py)
         steps = train_classifiers(bot, embedder, force=force, progress=progress)
         for step, info in steps.items():
             result = StepResult(step, info["rebuilt"], info["seconds"], info["detail"])
@@ -190,8 +192,6 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
         results.append(result)
         report(result)
     if config.model.generation and index is not None:
-        from bot.learning.taught import taught_answers  # reads the session store
-
         started = time.perf_counter()
         taught = taught_answers(bot, index, embedder)
         result = StepResult("learned answers", False, time.perf_counter() - started,
@@ -202,7 +202,7 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
                                 progress=progress)
         results.append(result)
         report(result)
-        if config.model.backend == "llama.cpp":
+        if engine_for(config.model).llama_cpp:
             result = _engine_files(bot)
             results.append(result)
             report(result)
@@ -223,7 +223,7 @@ def policy_detail(policy: AnswerPolicy, max_wrong_rate: float) -> str:
 
 def _engine_files(bot: BotDefinition) -> StepResult:
     """The base model, the adapter and the two merged as llama.cpp runs them
-    (adapters/llama_model.py)."""
+    (adapters/engines/llama_model.py)."""
     started = time.perf_counter()
     settings = bot.config.model
     with library_errors(file=bot.shown(bot.file)):
@@ -242,7 +242,7 @@ def _engine_files(bot: BotDefinition) -> StepResult:
 def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder,
                    taught: Sequence[TaughtAnswer], *, force: bool,
                    progress: bool) -> StepResult:
-    """The dialogue model's LoRA adapter (adapters/lora_training.py)."""
+    """The dialogue model's LoRA adapter (adapters/training/lora_training.py)."""
     started = time.perf_counter()
     before = read_manifest(bot.adapter_dir)
     folder = train_adapter(bot, index, embedder, taught, force=force, progress=progress)

@@ -12,16 +12,15 @@ import contextlib
 from collections.abc import Iterator
 
 from adapters import errors as adapter_errors
+from foundation.errors import (  # noqa: F401  (the errors that cross floors, named here too)
+    BadRequest,
+    BotError,
+    ChannelError,
+    ConfigError,
+    Forbidden,
+    Located,
+)
 from retrieval import errors as retrieval_errors
-from retrieval.errors import Located
-
-
-class BotError(Exception):
-    """Base class of every error the framework raises on purpose."""
-
-
-class ConfigError(Located, BotError):
-    """A bot definition is invalid: the message names the file, key path and line."""
 
 
 class TranscriptError(Located, BotError):
@@ -48,19 +47,6 @@ class SessionError(BotError):
 class StoreUnavailable(SessionError):
     """The session store cannot be reached now (a Redis outage); retrying later may work
     (HTTP 503 with ``Retry-After``)."""
-
-
-class ChannelError(BotError):
-    """A channel rejected a request or could not deliver a reply."""
-
-
-class BadRequest(ChannelError):
-    """The request itself is malformed (bad JSON, missing field, too large)."""
-
-
-class Forbidden(ChannelError):
-    """The caller is known but may not do this (another user's conversation, another
-    agent's conversation): HTTP 403."""
 
 
 class TurnTimeout(BotError):

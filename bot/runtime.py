@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from adapters.answer_policy import AnswerPolicy
-from adapters.classifiers import Analyzer
-from adapters.engines import local_model
-from adapters.intents import IntentClassifier
-from adapters.policy_data import policy_fingerprint
-from adapters.remote_model import RemoteDialogueModel
+from adapters.answering.answer_policy import AnswerPolicy
+from adapters.answering.policy_data import policy_fingerprint
+from adapters.classifiers.analysis import Analyzer
+from adapters.classifiers.intents import IntentClassifier
+from adapters.engines.choice import engine_for, local_model
+from adapters.engines.remote_model import RemoteDialogueModel
 from bot.build import bot_embedder, intent_uses
 from bot.definition.config import BotDefinition
 from bot.dialogue.answerer import FaqAnswerer, Generator
@@ -70,7 +70,7 @@ def load_generator(bot: BotDefinition) -> Generator | None:
     settings = bot.config.model
     if not settings.generation:
         return None
-    if settings.backend == "server":  # no local weights: the server has model and adapter
+    if not engine_for(settings).local:  # a model server: it has the model and adapter
         return Generator(RemoteDialogueModel(settings), settings.server.adapter
                          if settings.server else None)
     with library_errors(file=bot.shown(bot.file)):

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from channels.boundary import credential
+
 ALLOWED_ORIGINS: web.AppKey[frozenset[str]] = web.AppKey("allowed_origins", frozenset)
 PUBLIC_PREFIXES = ("/webchat/",)
 ALLOW_METHODS = "GET, POST, OPTIONS"
@@ -25,6 +27,8 @@ ALLOW_HEADERS = "Content-Type, Authorization, X-Api-Token, X-Request-Id"
 MAX_AGE_S = "600"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# the headers an allowed cross-origin request gets, kept on the request
+_GRANTED: web.RequestKey[dict[str, str]] = web.RequestKey("cors_headers", dict)
 
 
 def normalize_origin(origin: str) -> str:
@@ -56,11 +60,20 @@ def allowed_origins(*groups: Iterable[str]) -> frozenset[str]:
 
 def is_same_origin(request: web.Request, origin: str) -> bool:
     """Whether ``origin`` is the bot's own host (a page the bot served)."""
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+    try:
+        return urlsplit(origin).netloc.lower() == request.host.lower()
+    except ValueError:  # an unclosed IPv6 bracket and the like: no origin of ours
+        return False
 
 
 def _cors_headers(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def granted_cors_headers(request: web.Request) -> dict[str, str]:
+    """The CORS headers :func:`cors_middleware` granted ``request`` (none if it did not),
+    for a response made outside it (the server's error responses)."""
+    return request.get(_GRANTED, {})
 
 
 def _forbidden(origin: str, *, readable: bool) -> web.Response:
@@ -79,12 +92,14 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if origin is None or request.path.startswith(PUBLIC_PREFIXES) \
             or is_same_origin(request, origin):
         return await handler(request)
+    if credential(origin) is None:  # not printable ASCII: no origin, never echoed back
+        return _forbidden("(malformed)", readable=False)
     allowed = request.config_dict.get(ALLOWED_ORIGINS, frozenset())
     preflight = request.method == hdrs.METH_OPTIONS and \
         hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
     if normalize_origin(origin) not in allowed and "*" not in allowed:
         return _forbidden(origin, readable=not preflight)
-    headers = _cors_headers(origin)
+    headers = request[_GRANTED] = _cors_headers(origin)
     if preflight:
         return web.Response(status=204, headers={
             **headers, "Access-Control-Allow-Methods": ALLOW_METHODS,

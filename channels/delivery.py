@@ -1,8 +1,9 @@
 """Outgoing HTTP calls of channels: retries with exponential backoff, and background tasks.
 
 Connectors that answer the platform at once (202/200) and send the reply afterwards run the
-turn in a background task of their :class:`Outbox` and post the reply with
-:meth:`Outbox.post`, which retries connection errors, timeouts, 429 and 5xx responses.
+turn in a background task of their :class:`Outbox` (:meth:`Outbox.answer`: the reply, or an
+apology when the turn fails, never silence) and post it with :meth:`Outbox.post`, which
+retries connection errors, timeouts, 429 and 5xx responses.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from bot.definition.schema import between, check, positive
-from bot.errors import ChannelError
-from bot.messages import BotReply
+from foundation.checks import between, check, positive
+from foundation.errors import BotError, ChannelError
+from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
 HeadersFor = Callable[[bytes], Mapping[str, str]]
+SORRY = "Sorry, something went wrong on our side. Please try again in a moment."
 
 
 class DeliveryError(ChannelError):
@@ -97,6 +99,27 @@ class Outbox:
             await asyncio.wait(list(self._tasks))
         if self._client is not None:
             await self._client.close()
+
+    async def answer(self, message: UserMessage, *,
+                     on_message: Callable[[UserMessage], Awaitable[BotReply]],
+                     send: Callable[[str], Awaitable[None]], citations: bool,
+                     about: str) -> None:
+        """Run the turn and ``send`` its text, or an apology when the turn fails; a
+        delivery that still fails after its retries is logged with ``about`` (the event)."""
+        try:
+            text = reply_text(await on_message(message), citations=citations)
+        except ChannelError as exc:  # a message we cannot take, a rate limit
+            text = f"Sorry, I couldn't process that: {exc}"
+        except BotError as exc:
+            log.warning("%s: turn failed: %s", self.what, exc)
+            text = SORRY
+        except Exception:  # a bug: the customer still hears back
+            log.exception("%s: turn failed unexpectedly", self.what)
+            text = SORRY
+        try:
+            await send(text)
+        except DeliveryError as exc:
+            log.error("%s: gave up sending the reply to %s: %s", self.what, about, exc)
 
     async def post(self, url: str, payload: Any, *, what: str,
                    headers: Mapping[str, str] | None = None,

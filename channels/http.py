@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Iterable
 
 from aiohttp import web
 
-from bot.errors import BadRequest
-from bot.messages import clean_text
+from channels.boundary import parse_json, same_secret
+from foundation.errors import BadRequest
+from foundation.messages import clean_text
 
 MAX_SENDER_CHARS = 200
-MAX_JSON_DEPTH = 32
-_TOO_DEEP = f"request body is nested too deeply (limit {MAX_JSON_DEPTH} levels)"
 DEFAULT_MESSAGE_CHARS = 4000
 MESSAGE_LIMIT: web.AppKey[int] = web.AppKey("max_message_chars", int)  # set by the server
 API_TOKENS: web.AppKey[tuple[str, ...]] = web.AppKey("api_tokens", tuple)  # security.api_tokens
@@ -27,47 +25,13 @@ def checked_text(request: web.Request, text: object) -> str:
                                                               DEFAULT_MESSAGE_CHARS))
 
 
-def json_depth(value: object) -> int:
-    """How deeply ``value`` nests lists and objects (a scalar: 0); iterative, so any depth
-    is safe to measure."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else \
-            item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def parse_json(raw: bytes) -> dict[str, object]:
-    """``raw`` as a JSON object, or :class:`BadRequest` saying what is wrong (not UTF-8, not
-    JSON, not an object, nested deeper than :data:`MAX_JSON_DEPTH`)."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BadRequest("request body is not UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") \
-            from exc
-    except RecursionError as exc:
-        raise BadRequest(_TOO_DEEP) from exc
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise BadRequest(_TOO_DEEP)
-    return data
-
-
 async def read_json(request: web.Request) -> dict[str, object]:
     """The request body as a JSON object (413 past the app's body limit, 400 when invalid)."""
     return parse_json(await request.read())
 
 
 def request_token(request: web.Request) -> str | None:
-    """The API token a request carries, if any."""
+    """The API token a request carries, if any (compare it with :func:`same_secret`)."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -77,10 +41,7 @@ def request_token(request: web.Request) -> str | None:
 
 def matching_token(given: str | None, tokens: Iterable[str]) -> str | None:
     """The one of ``tokens`` that ``given`` equals (compared in constant time), or None."""
-    if given is None:
-        return None
-    return next((t for t in tokens if t and hmac.compare_digest(given.encode(), t.encode())),
-                None)
+    return next((t for t in tokens if t and same_secret(given, t)), None)
 
 
 def check_token(request: web.Request, tokens: Iterable[str], *,

@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from bot.definition.schema import Where, build
-from bot.messages import BotReply, ReplyStream, UserMessage
 from channels.cors import ALLOWED_ORIGINS, allowed_origins
+from foundation.messages import BotReply, ReplyStream, UserMessage
+from foundation.settings import Where, build
 
 ENTRY_POINT_GROUP = "supportbot.channels"
 BUILTIN: dict[str, str] = {
@@ -36,13 +36,13 @@ class Channel(Protocol):
     """A connector: it turns requests into :class:`UserMessage` and replies into responses.
 
     ``on_message`` answers a message; ``on_stream`` gives the reply as a
-    :class:`~bot.messages.ReplyStream` (its text deltas, then ``.reply``). These two
+    :class:`~foundation.messages.ReplyStream` (its text deltas, then ``.reply``). These two
     callbacks are all a channel sees of the core.
 
     Optional members, used when present (see :func:`can_push`):
 
     - ``async push(sender: str, reply: BotReply) -> None``: deliver a message nobody asked
-      for (a human agent's reply) to ``sender``; raises :class:`~bot.errors.ChannelError`
+      for (a human agent's reply) to ``sender``; raises :class:`~foundation.errors.ChannelError`
       when it cannot (``webhook``, ``telegram``, ``slack``, and ``websocket``/``webchat``
       while the sender is connected).
     - ``async close() -> None``: called on server shutdown (finish deliveries, close sockets).

@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from bot.messages import UserMessage
 from channels.http import (
     API_TOKENS,
     MAX_SENDER_CHARS,
@@ -25,6 +24,7 @@ from channels.http import (
 )
 from channels.registry import OnMessage, OnStream
 from channels.visitors import Visitor, own_sender
+from foundation.messages import UserMessage
 
 __all__ = ["MAX_SENDER_CHARS", "RestChannel", "RestSettings", "answer_request", "sender_id"]
 log = logging.getLogger(__name__)

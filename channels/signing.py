@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections import OrderedDict
 
-from bot.errors import ChannelError
+from channels.boundary import same_secret
+from foundation.errors import ChannelError
 
 SIGNATURE_HEADER = "X-Bot-Signature"
 TIMESTAMP_HEADER = "X-Bot-Timestamp"
@@ -52,19 +54,13 @@ def check_timestamp(timestamp: str | None, *, window: float, now: float | None =
     """The timestamp as an int, or :class:`SignatureError` when missing or out of window."""
     if not timestamp:
         raise SignatureError("missing request timestamp")
-    try:
-        value = int(timestamp)
-    except ValueError as exc:
-        raise SignatureError("request timestamp is not an integer") from exc
+    if not re.fullmatch(r"[0-9]{1,15}", timestamp):  # ASCII digits only: int() takes more
+        raise SignatureError("request timestamp is not an integer")
+    value = int(timestamp)
     current = time.time() if now is None else now
     if abs(current - value) > window:
         raise SignatureError(f"request timestamp is outside the allowed window of {window:g} s")
     return value
-
-
-def equal(given: str, expected: str) -> bool:
-    """Constant-time comparison of two signatures."""
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def verify(secret: str | bytes, body: bytes, *, signature: str | None, timestamp: str | None,
@@ -75,7 +71,7 @@ def verify(secret: str | bytes, body: bytes, *, signature: str | None, timestamp
         raise SignatureError("missing request signature")
     if not signature.startswith(PREFIX):
         raise SignatureError(f"request signature must start with {PREFIX!r}")
-    if not equal(signature, sign(secret, body, value)):
+    if not same_secret(signature, sign(secret, body, value)):
         raise SignatureError("request signature does not match")
 
 

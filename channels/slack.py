@@ -24,9 +24,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from bot.definition.schema import check, non_empty, positive
-from bot.errors import BotError, ChannelError
-from bot.messages import BotReply, UserMessage
+from channels.boundary import parse_json, same_secret
 from channels.delivery import (
     DeliveryError,
     Outbox,
@@ -35,15 +33,15 @@ from channels.delivery import (
     reply_text,
     split_text,
 )
-from channels.http import parse_json, unauthorized
+from channels.http import unauthorized
 from channels.registry import OnMessage, OnStream
-from channels.signing import ReplayCache, SignatureError, check_timestamp, equal, hmac_hex
-from channels.webhook import http_url
+from channels.signing import ReplayCache, SignatureError, check_timestamp, hmac_hex
+from foundation.checks import check, http_url, non_empty, positive
+from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 3000  # chat.postMessage truncates past 40k; keep messages readable
 KNOWN_CHANNELS = 10_000
-SORRY = "Sorry, something went wrong on our side. Please try again in a moment."
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ class SlackChannel:
             check_timestamp(timestamp, window=self.settings.window_s)
             if not signature:
                 raise SignatureError("missing X-Slack-Signature header")
-            if not equal(signature, slack_signature(self.settings.signing_secret, timestamp,
+            if not same_secret(signature, slack_signature(self.settings.signing_secret, timestamp,
                                                     body)):
                 raise SignatureError("X-Slack-Signature does not match")
         except SignatureError as exc:
@@ -145,19 +143,12 @@ class SlackChannel:
             self.conversations.popitem(last=False)
 
     async def _answer(self, message: UserMessage, channel: str, thread: str | None) -> None:
-        try:
-            text = reply_text(await self.on_message(message),
-                              citations=self.settings.show_citations)
-        except ChannelError as exc:
-            text = f"Sorry, I couldn't process that: {exc}"
-        except BotError as exc:
-            log.warning("slack: turn failed: %s", exc)
-            text = SORRY
-        try:
+        async def send(text: str) -> None:
             await self.post(channel, text, thread=thread)
-        except DeliveryError as exc:
-            log.error("slack: gave up posting the reply to event %s: %s",
-                      message.metadata.get("event_id"), exc)
+
+        await self.outbox.answer(message, on_message=self.on_message, send=send,
+                                 citations=self.settings.show_citations,
+                                 about=f"event {message.metadata.get('event_id')}")
 
     async def post(self, channel: str, text: str, *, thread: str | None = None) -> None:
         """``chat.postMessage`` to ``channel`` (in ``thread``), escaped, split if long."""

@@ -11,7 +11,6 @@ without text (stickers, photos, edits) are acknowledged and ignored.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from dataclasses import dataclass, field
@@ -19,9 +18,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from bot.definition.schema import check
-from bot.errors import BadRequest, BotError, ChannelError
-from bot.messages import BotReply, UserMessage
+from channels.boundary import parse_json, same_secret
 from channels.delivery import (
     DeliveryError,
     Outbox,
@@ -30,14 +27,15 @@ from channels.delivery import (
     reply_text,
     split_text,
 )
-from channels.http import parse_json, unauthorized
+from channels.http import unauthorized
 from channels.registry import OnMessage, OnStream
-from channels.webhook import http_url
+from foundation.checks import check, http_url
+from foundation.errors import BadRequest
+from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = 4096  # Telegram's limit for one message
-SORRY = "Sorry, something went wrong on our side. Please try again in a moment."
 
 
 def bot_token(value: Any) -> str | None:
@@ -90,7 +88,7 @@ class TelegramChannel:
 
     async def receive(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.settings.secret_token.encode()):
+        if not same_secret(given, self.settings.secret_token):
             raise unauthorized(f"missing or wrong {SECRET_HEADER} header")
         update = parse_json(await request.read())
         update_id = _int_field(update, "update_id")
@@ -108,19 +106,12 @@ class TelegramChannel:
         return web.json_response({"ok": True})
 
     async def _answer(self, message: UserMessage, chat_id: int) -> None:
-        try:
-            text = reply_text(await self.on_message(message),
-                              citations=self.settings.show_citations)
-        except ChannelError as exc:  # a message we cannot take, a rate limit
-            text = f"Sorry, I couldn't process that: {exc}"
-        except BotError as exc:
-            log.warning("telegram: turn failed: %s", exc)
-            text = SORRY
-        try:
+        async def send(text: str) -> None:
             await self.send(chat_id, text)
-        except DeliveryError as exc:
-            log.error("telegram: gave up sending the reply to update %s: %s",
-                      message.metadata.get("update_id"), exc)
+
+        await self.outbox.answer(message, on_message=self.on_message, send=send,
+                                 citations=self.settings.show_citations,
+                                 about=f"update {message.metadata.get('update_id')}")
 
     async def send(self, chat_id: int | str, text: str) -> None:
         """``sendMessage`` to ``chat_id``, split at Telegram's 4096-character limit."""

@@ -14,7 +14,6 @@ conversation tokens.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import secrets
 import time
@@ -22,9 +21,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.errors import Forbidden
+from channels.boundary import credential, same_secret
 from channels.http import request_token, unauthorized
 from channels.signing import hmac_hex
+from foundation.errors import Forbidden
 
 DEFAULT_TTL_S = 7 * 24 * 3600.0
 
@@ -63,8 +63,8 @@ class VisitorTokens:
         """The visitor of ``token``; 401 when it is forged, expired or for another channel
         than ``channel`` (None: any)."""
         body, _, signature = token.partition(".")
-        if not signature or not hmac.compare_digest(
-                signature, hmac_hex(self.secret, body.encode("ascii", "replace"))):
+        if credential(body) is None or not same_secret(
+                signature, hmac_hex(self.secret, body.encode("ascii"))):
             raise unauthorized("the session token is not valid; get a new one from "
                                f"/webhooks/{channel or '<channel>'}/session")
         try:
@@ -91,8 +91,13 @@ def tokens_of(request: web.Request) -> VisitorTokens:
 
 
 def presented_token(request: web.Request) -> str | None:
-    """The session token a request carries (header, or ``?token=`` for websockets)."""
-    return request_token(request) or request.query.get("token") or None
+    """The session token a request carries: its ``Authorization`` header, or ``?token=``
+    on a websocket handshake alone (browsers cannot set headers there; the access log
+    never shows a query string, see bot/server/logs.py)."""
+    token = request_token(request)
+    if token is None and request.headers.get("Upgrade", "").lower() == "websocket":
+        token = request.query.get("token") or None
+    return token
 
 
 def visitor_of(request: web.Request, channel: str) -> Visitor:

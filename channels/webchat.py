@@ -24,13 +24,13 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from bot.definition.schema import check
-from bot.messages import BotReply
 from channels.cors import origins_problem
 from channels.registry import OnMessage, OnStream
 from channels.rest import answer_request
 from channels.visitors import session_route, visitor_of
 from channels.websocket import SocketHub, WebSocketSettings
+from foundation.checks import check
+from foundation.messages import BotReply
 
 
 def hex_color(value: Any) -> str | None:

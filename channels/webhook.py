@@ -18,15 +18,12 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.definition.schema import check, positive
-from bot.errors import BadRequest, BotError
-from bot.messages import BotReply, UserMessage
+from channels.boundary import parse_json
 from channels.delivery import DeliveryError, Outbox, RetryPolicy
-from channels.http import checked_text, message_fields, parse_json, unauthorized
+from channels.http import checked_text, message_fields, unauthorized
 from channels.registry import OnMessage, OnStream
 from channels.signing import (
     SIGNATURE_HEADER,
@@ -36,18 +33,13 @@ from channels.signing import (
     signature_headers,
     verify,
 )
+from foundation.checks import check, http_url, positive
+from foundation.errors import BadRequest, BotError
+from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
 MIN_SECRET_CHARS = 16
 MAX_ID_CHARS = 200
-
-
-def http_url(value: Any) -> str | None:
-    """Config check: an absolute http(s) URL."""
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return None
-    return "must be an absolute http:// or https:// URL"
 
 
 def strong_secret(value: Any) -> str | None:
@@ -118,6 +110,11 @@ class WebhookChannel:
         except BotError as exc:
             payload = {"type": "error", "in_reply_to": message_id,
                        "recipient_id": message.sender, "error": str(exc)}
+        except Exception:  # a bug: the caller still hears that the message went unanswered
+            log.exception("webhook: the turn for message %s failed", message_id)
+            payload = {"type": "error", "in_reply_to": message_id,
+                       "recipient_id": message.sender,
+                       "error": "the bot could not answer (internal error)"}
         try:
             await self.deliver(payload)
         except DeliveryError as exc:

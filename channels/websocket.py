@@ -28,12 +28,13 @@ from typing import Any, ClassVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.definition.schema import between, check, positive
-from bot.errors import BotError, ChannelError
-from bot.messages import BotReply, UserMessage
-from channels.http import message_fields, parse_json
+from channels.boundary import parse_json
+from channels.http import message_fields
 from channels.registry import OnMessage, OnStream
 from channels.visitors import Visitor, own_sender, session_route, visitor_of
+from foundation.checks import between, check, positive
+from foundation.errors import BotError, ChannelError
+from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
 HARD_LIMIT_FACTOR = 4  # frames past this many times the body limit close the connection
@@ -75,7 +76,11 @@ class SocketHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._receive(ws, msg.data, limit, visitor, queue)
+                    try:
+                        await self._receive(ws, msg.data, limit, visitor, queue)
+                    except Exception:  # a bug must not drop the connection
+                        log.exception("websocket frame failed for %s", self.channel)
+                        await self._error(ws, "the frame could not be read (internal error)")
                 elif msg.type == WSMsgType.BINARY:
                     await self._error(ws, "binary frames are not supported; send JSON text")
         finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from adapters.llama_model import ADAPTER_GGUF, engine_base_file
+from adapters.engines.llama_model import ADAPTER_GGUF, engine_base_file
 from bot.definition.loader import load_bot
 
 

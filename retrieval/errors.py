@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-
-class Located(Exception):
-    """An error that names a place in a file: ``file:line: key.path: reason``."""
-
-    def __init__(self, message: str, *, file: str = "", path: str = "", line: int | None = None):
-        self.file = file
-        self.path = path
-        self.line = line
-        self.reason = message
-        where = f"{file}:{line}" if file and line is not None else file
-        prefix = ": ".join(part for part in (where, path) if part)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+from foundation.errors import Located
 
 
 class RetrievalError(Exception):

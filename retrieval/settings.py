@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrieval.checks import between, check, non_empty, positive
+from foundation.checks import between, check, non_empty, positive
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "channels", "adapters", "retrieval")
-CHANNEL_ALLOWED = {"bot.messages", "bot.errors", "bot.definition.schema"}
+PACKAGES = ("bot", "channels", "adapters", "retrieval", "foundation")
+# docs/architecture.md, "The floors": the top-level packages each may import.
+FLOORS = {
+    "foundation": set(),
+    "retrieval": {"foundation"},
+    "adapters": {"retrieval", "foundation"},
+    "channels": {"foundation"},
+    "bot": {"channels", "adapters", "retrieval", "foundation"},
+}
+# docs/architecture.md, "Inside bot/": each part may import the parts before it, never after.
+BOT_PARTS = ("errors", "definition", "sessions", "dialogue", "learning", "build", "runtime",
+             "server", "evaluation", "versions", "commands", "cli", "__main__")
+# docs/architecture.md, "Inside adapters/": the rooms, each importing only those before it.
+ADAPTER_ROOMS = ("errors", "settings", "engines", "training", "classifiers", "answering")
 
 
 def _modules() -> dict[str, Path]:
@@ -41,23 +56,52 @@ def _imports(path: Path, *, top_level_only: bool) -> set[str]:
     return {n for n in names if n in MODULES}
 
 
-def test_libraries_never_import_the_floors_above() -> None:
-    for name, path in MODULES.items():
-        imported = _imports(path, top_level_only=False)
-        if name.startswith(("adapters", "retrieval")):
-            assert not {i for i in imported if i.startswith(("bot", "channels"))}, name
-        if name.startswith("retrieval"):
-            assert not {i for i in imported if i.startswith("adapters")}, name
+def _package(module: str) -> str:
+    return module.split(".")[0]
 
 
-def test_channels_take_only_message_types_and_config_helpers() -> None:
+def test_each_package_imports_only_the_floors_below_it() -> None:
     for name, path in MODULES.items():
-        if not name.startswith("channels"):
+        package = _package(name)
+        imported = {_package(i) for i in _imports(path, top_level_only=False)} - {package}
+        assert imported <= FLOORS[package], (name, imported - FLOORS[package])
+
+
+def _package_ties(part_of: Callable[[str], str | None]) -> set[tuple[str, str]]:
+    """Pairs of parts (as ``part_of`` names them) that import each other, read off the code."""
+    edges = {(part_of(name), part_of(i)) for name, path in MODULES.items()
+             for i in _imports(path, top_level_only=False)}
+    edges = {(a, b) for a, b in edges if a and b and a != b}
+    return {(a, b) for a, b in edges if (b, a) in edges}
+
+
+def test_no_two_top_level_packages_import_each_other() -> None:
+    assert not _package_ties(_package)
+
+
+def _part_in(package: str) -> Callable[[str], str | None]:
+    def part(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if parts[0] == package and len(parts) > 1 else None
+
+    return part
+
+
+@pytest.mark.parametrize(("package", "order"), [("bot", BOT_PARTS), ("adapters", ADAPTER_ROOMS)])
+def test_parts_of_a_package_import_only_the_parts_before_them(
+        package: str, order: tuple[str, ...]) -> None:
+    part_of = _part_in(package)
+    for name, path in MODULES.items():
+        part = part_of(name)
+        if part is None:
             continue
-        imported = _imports(path, top_level_only=False)
-        assert not {i for i in imported if i.startswith(("adapters", "retrieval"))}, name
-        core = {i for i in imported if i.startswith("bot")}
-        assert core <= CHANNEL_ALLOWED | {"bot"}, (name, core - CHANNEL_ALLOWED)
+        assert part in order, f"{name}: add its part to docs/architecture.md and the test"
+        for imported in _imports(path, top_level_only=False):
+            other = part_of(imported)
+            if other is None or other == part:
+                continue
+            assert order.index(other) < order.index(part), (name, imported)
+    assert not _package_ties(part_of)
 
 
 def test_no_import_circles() -> None:
@@ -84,3 +128,14 @@ def test_every_bot_subpackage_says_its_job() -> None:
     for init in (ROOT / "bot").glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc.splitlines()) == 1, init
+
+
+# docs/architecture.md, "Imports": where a project module may be imported inside a function.
+LAZY_IMPORTERS = ("bot.commands", "bot.sessions.factory")
+
+
+def test_project_modules_are_imported_at_module_level_but_where_the_doc_says() -> None:
+    for name, path in MODULES.items():
+        lazy = _imports(path, top_level_only=False) - _imports(path, top_level_only=True)
+        if lazy and not name.startswith(LAZY_IMPORTERS):
+            raise AssertionError(f"{name} imports {sorted(lazy)} inside a function")

@@ -22,9 +22,10 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from adapters.engine_build import cached_binary, cmake_options, cpu_key
-from adapters.llama_model import ADAPTER_GGUF, engine_base_file
-from adapters.llama_server import BINARY_ENV, LlamaServer, ServerOptions, find_binary
+from adapters.engines.choice import engine_for
+from adapters.engines.engine_build import cached_binary, cmake_options, cpu_key
+from adapters.engines.llama_model import ADAPTER_GGUF, engine_base_file
+from adapters.engines.llama_server import BINARY_ENV, LlamaServer, ServerOptions, find_binary
 from adapters.settings import ModelServerSettings, ModelSettings
 from bot.cli import build_parser, main
 from bot.commands.engine import ensure_engine
@@ -413,7 +414,7 @@ def test_production_bot_yaml_keeps_what_was_trained_and_moves_state_out(
                                "http://model:8000/v1" if name == "MODEL_SERVER_URL" else "x")
     production = load_bot(folder).config
     example = load_bot(EXAMPLE).config
-    assert production.sessions.store == "redis" and production.model.backend == "server"
+    assert production.sessions.store == "redis" and engine_for(production.model).name == "server"
     assert production.model.server is not None and production.model.server.lora_id == 0
     assert production.security.session_secret and production.security.api_tokens
     assert "auth" not in production.channels["rest"]

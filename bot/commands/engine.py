@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.engine_build import build_llama_server, cached_binary
-from adapters.errors import ModelError
-from adapters.llama_server import BINARY_ENV, find_binary
+from adapters.engines.choice import engine_for
+from adapters.engines.engine_build import build_llama_server, cached_binary
+from adapters.engines.llama_server import BINARY_ENV, find_binary
 from adapters.settings import ModelSettings
+from bot.errors import ModelError, library_errors
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,12 +57,13 @@ def ensure_engine(settings: ModelSettings) -> None:
     """Build llama-server once when a bot that generates on llama.cpp finds none installed.
 
     ``$SUPPORTBOT_LLAMA_SERVER`` is never overridden: a wrong one is named at load."""
-    if not settings.generation or settings.backend != "llama.cpp" or os.environ.get(BINARY_ENV):
+    if not settings.generation or not engine_for(settings).llama_cpp or os.environ.get(BINARY_ENV):
         return
     try:
-        find_binary()
+        with library_errors():
+            find_binary()
         return
-    except ModelError:
+    except ModelError:  # bot.errors' (library_errors translated it): none installed
         pass
     if not cached_binary().is_file():
         print("llama.cpp's llama-server is not installed yet: building it once for this CPU "

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from bot.build import bot_embedder
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.definition.config import BotDefinition
-from bot.definition.loader import load_bot
 from bot.errors import BotError, library_errors
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             "rejected), cross-validate on the bot's own examples, and/or "
                             "compare the base and LoRA-tuned dialogue model on held-out "
                             "questions (eval/faq_paraphrases.yaml).")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--answers", metavar="FILE", type=Path,
                         help="questions the bot has not seen with the entry that answers each "
                         "(or none): answered right / wrong / clarified / abstained")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.intents is None and args.cv is None and not args.generation and args.answers is None:
         raise BotError("nothing to evaluate: give --answers FILE, --intents FILE.csv, --cv K "
                        "and/or --generation")
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     out: Path = args.out or bot.build_dir / "eval"
     if args.answers is not None:
         _answers(bot, args.answers, out=out)
@@ -106,7 +106,7 @@ def _answers(bot: BotDefinition, path: Path, *, out: Path) -> None:
 
 def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:
     """Base model vs the bot's LoRA adapter on the held-out paraphrases."""
-    from adapters.engines import local_model
+    from adapters.engines.choice import local_model
     from bot.evaluation.generation import evaluate_generation, format_report
 
     with library_errors(file=bot.shown(bot.file)):

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.definition.config import BUILD_DIR
-from bot.definition.loader import load_bot
 
 DEFAULT_OUT = f"{BUILD_DIR}/training/feedback.jsonl"  # a build folder, never committed
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             description="Write every rated reply (the latest rating of each) "
                             "with the conversation up to it as one JSON line: "
                             '{"messages": [{"role", "content"}...], "rating", "comment", ...}.')
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help=f"where to write (default: <bot>/{DEFAULT_OUT})")
     parser.add_argument("--rating", choices=("up", "down"), help="only this rating")
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.server.feedback import export_feedback
     from bot.sessions.factory import open_session_store
 
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     out: Path = args.out or bot.root / DEFAULT_OUT
     store = open_session_store(bot)
 

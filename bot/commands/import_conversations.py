@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bot.commands import bot_folder, bot_folder_argument
 from bot.definition.config import typed_path
 from bot.definition.loader import bot_file
 from bot.learning.formats import FORMATS
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Read past conversations, mask personal data, drop system messages, "
         "private notes and duplicates, and store them under DIR/conversations/ with where "
         "each came from. Every file is checked before anything is written.")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
                         help="conversation files (.jsonl, .json or .csv)")
     parser.add_argument("--format", choices=FORMATS,
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = bot_file(Path(args.directory)).parent
+    root = bot_file(bot_folder(args)).parent
     report = import_files(root, args.files, format=args.format)
     for file in report.files:
         print(summary(file))

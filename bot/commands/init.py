@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from bot.commands import bot_folder, bot_folder_argument
 from bot.errors import ConfigError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "new_bot"
@@ -14,7 +15,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "new_bot"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("init", help="create a new bot folder")
-    parser.add_argument("directory", help="folder to create (must not exist or be empty)")
+    bot_folder_argument(parser, help="folder to create (must not exist or be empty)")
     parser.set_defaults(func=run)
 
 
@@ -32,6 +33,6 @@ def scaffold(directory: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    definition = scaffold(Path(args.directory))
+    definition = scaffold(bot_folder(args))
     print(f"created {definition}; next: bot train {args.directory} && bot serve {args.directory}")
     return 0

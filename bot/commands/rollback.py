@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,15 +13,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             "one) and restore the bot files it was trained from; the files "
                             "this replaces are kept in .bot/backups/. A running `bot serve` "
                             "switches to it without a restart.")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("version", nargs="?", type=int, help="the version number")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.versions import rollback
+    from bot.versions.store import rollback
 
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     version, restored = rollback(bot, args.version)
     print(f"serving version {version.number}")
     if restored:

@@ -8,16 +8,17 @@ import os
 
 from aiohttp import web
 
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.commands.engine import ensure_engine
-from bot.definition.loader import load_bot
+from bot.definition.secrets import bot_secrets
 from bot.runtime import BotRuntime
 from bot.server.app import create_app
-from bot.server.logs import bot_secrets, configure_logging
+from bot.server.logs import configure_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("serve", help="serve the bot over HTTP")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--host", default=os.environ.get("BOT_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("BOT_PORT", "8080")))
     parser.add_argument("--log-format", choices=("text", "json"),
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     configure_logging(fmt=args.log_format, level=level, secrets=bot_secrets(bot.config),
                       pii=bot.config.security.redact_pii)

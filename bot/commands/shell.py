@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.errors import BadRequest
-from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
+from foundation.messages import BotReply, UserMessage
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("shell", help="chat with the bot in the terminal")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--sender", default="shell-user", help="session id to use")
     parser.set_defaults(func=run)
 
@@ -60,7 +60,7 @@ async def _chat(runtime: BotRuntime, sender: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = BotRuntime.load(load_bot(args.directory))
+    runtime = BotRuntime.load(loaded_bot(args))
     print("Type a message; /quit to leave.")
     asyncio.run(_chat(runtime, args.sender))
     return 0

@@ -7,14 +7,14 @@ import asyncio
 import time
 from pathlib import Path
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.evaluation.stats import Stats, collect, plot, summary
 from bot.sessions.factory import open_session_store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("stats", help="turns, intents, fallback rate and satisfaction")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for summary.txt and the PNG plots (default: DIR/.bot/stats)")
     parser.add_argument("--days", type=float, default=None, help="only the last N days")
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     since = time.time() - args.days * 86400 if args.days else 0.0
 
     async def read() -> Stats:

@@ -4,12 +4,11 @@ mined from the imported conversations, as reviewable files under DIR/suggestions
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from bot.build import bot_embedder
+from bot.commands import bot_folder, bot_folder_argument, loaded_bot
 from bot.definition.config import BotDefinition, typed_path
-from bot.definition.loader import load_bot
-from bot.errors import ConfigError, library_errors
+from bot.errors import ConfigError, RetrievalError, library_errors
 from bot.learning import suggestions as store
 from bot.learning.accepting import accept, describe
 from bot.learning.exchanges import exchanges
@@ -17,7 +16,6 @@ from bot.learning.mining import Mined, MiningSettings, mine
 from bot.learning.transcripts import conversations_dir, load_conversations
 from retrieval import knowledge
 from retrieval.embedder import Embedder
-from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, index_artifact
 
 
@@ -27,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Cluster the customers' questions in the conversations `bot import` "
         "stored, link them to the agents' replies, and write suggestions to review under "
         "DIR/suggestions/ (nothing is merged until you accept it).")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--min-count", type=_positive, default=MiningSettings.min_count,
                         metavar="N", help="conversations a new FAQ entry needs (default: "
                         f"{MiningSettings.min_count})")
@@ -44,15 +42,15 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.directory)
+    root = bot_folder(args)
     if args.accept:
         accepted = accept(root, args.accept)
         for line in describe(accepted):
             print(line)
-        print(f"run `bot train {typed_path(load_bot(root).root)}` to use "
+        print(f"run `bot train {typed_path(loaded_bot(args).root)}` to use "
               f"{'it' if len(accepted) == 1 else 'them'}")
         return 0
-    bot = load_bot(root)
+    bot = loaded_bot(args)
     mined = mine_bot(bot, MiningSettings(min_count=args.min_count))
     found = store.from_mined(mined)
     written = store.write(bot.root, found, mined.unanswered)
@@ -86,7 +84,8 @@ def faq_index(bot: BotDefinition, embedder: Embedder) -> FaqIndex:
     if index_artifact(bot.index_dir).is_current(knowledge.fingerprint(sources, faq,
                                                                       embedder.name)):
         try:
-            return FaqIndex.load(bot.index_dir)
+            with library_errors():
+                return FaqIndex.load(bot.index_dir)
         except RetrievalError:
             pass  # damaged: build one below
     return FaqIndex.build(knowledge.load_passages(sources, faq), embedder)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 
 if TYPE_CHECKING:
     from bot.evaluation.conversations import TestReport
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             description="Run YAML test conversations (user says X -> expect "
                             "intent, reply text, citations, slots, handoff) against the "
                             "trained bot with a fresh session store; exit 1 on failure.")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--tests", type=Path, metavar="DIR",
                         help="where the test files are (default: <bot>/tests)")
     parser.add_argument("-k", "--filter", metavar="TEXT",
@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from bot.evaluation.conversations import isolated, load_conversations, run_conversations
     from bot.runtime import BotRuntime
-    from bot.versions import trained_copy
+    from bot.versions.store import trained_copy
 
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     conversations = load_conversations(args.tests or bot.root / "tests")
     if args.filter:
         wanted = args.filter.lower()

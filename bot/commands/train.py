@@ -1,12 +1,12 @@
 """`bot train DIR`: train what changed as a candidate version, measure it against the served
-version and promote it when it is not worse (bot/versions.py)."""
+version and promote it when it is not worse (bot/versions/gate.py)."""
 
 from __future__ import annotations
 
 import argparse
 
 from bot.build import StepResult
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             "it if it is not worse than the served version on the held-out "
                             "questions and conversation tests (versions.gate in bot.yaml). "
                             "Exit 1 when the candidate is refused.")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--no-gate", action="store_true",
                         help="promote the candidate even if it measures worse")
@@ -28,9 +28,9 @@ def _print(result: StepResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.versions import train_version
+    from bot.versions.gate import train_version
 
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     print(f"training {bot.config.name!r} into {bot.build_dir}", flush=True)
     outcome = train_version(bot, force=args.force, gate=not args.no_gate, progress=True,
                             report=_print)

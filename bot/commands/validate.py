@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 from bot.errors import library_errors
 from retrieval.knowledge import load_passages
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("validate", help="check bot.yaml and the files it references")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     config = bot.config
     with library_errors():
         passages = len(load_passages(bot.faq_sources(), config.faq)) if config.faq else 0

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from bot.definition.loader import load_bot
+from bot.commands import bot_folder_argument, loaded_bot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("versions", help="list the trained versions and their scores")
-    parser.add_argument("directory", help="the bot folder")
+    bot_folder_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.versions import list_versions
+    from bot.versions.store import list_versions
 
-    bot = load_bot(args.directory)
+    bot = loaded_bot(args)
     versions = list_versions(bot)
     if not versions:
         print("no versions yet: `bot train` makes the first")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from adapters.entities import BUILTIN_ENTITIES
+from adapters.classifiers.entities import BUILTIN_ENTITIES
 from bot.definition.config import BotConfig
 from bot.definition.dialogue import Reply
-from bot.definition.schema import Where
 from bot.definition.templates import compile_template
+from foundation.settings import Where
 
 Sections = Mapping[str, tuple[Where, Any]]
 

@@ -27,20 +27,14 @@ from bot.definition.dialogue import (
     HandoffSettings,
     Response,
 )
-from bot.definition.schema import (
-    between,
-    check,
-    identifier,
-    non_empty,
-    positive,
-)
 from bot.errors import ConfigError
+from foundation.checks import between, check, identifier, non_empty, positive
 from retrieval.documents import SUFFIXES as SOURCE_SUFFIXES
 from retrieval.knowledge import FaqSource
 from retrieval.settings import EmbedderSettings, FaqSettings
 
 BUILD_DIR = ".bot"
-VERSIONS_DIR = "versions"  # under BUILD_DIR: one folder per trained version (bot/versions.py)
+VERSIONS_DIR = "versions"  # under BUILD_DIR: one folder per trained version (bot/versions/)
 CURRENT_FILE = "current"  # in VERSIONS_DIR: the number of the version being served
 
 
@@ -129,7 +123,7 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class GateSettings:
     """What a newly trained version is measured on against the served one before it is
-    promoted (bot/versions.py): held-out questions in ``bot eval --answers`` form, and the
+    promoted (bot/versions/): held-out questions in ``bot eval --answers`` form, and the
     conversation tests. It may be at most ``margin`` worse on answered-right and on
     answered-wrong, and may not fail a conversation test the served version passes."""
 
@@ -191,12 +185,12 @@ class BotDefinition:
 
     @property
     def version(self) -> int | None:
-        """The trained version the artefacts are (bot/versions.py); None before any."""
+        """The trained version the artefacts are (bot/versions/); None before any."""
         folder = self.artefacts_dir
         return int(folder.name) if folder.parent.name == VERSIONS_DIR \
             and folder.name.isdigit() else None
 
-    # where `bot train` keeps each artefact (the served version's folder: bot/versions.py)
+    # where `bot train` keeps each artefact (the served version's folder: bot/versions/)
     @property
     def index_dir(self) -> Path:
         return self.artefacts_dir / "faq_index"

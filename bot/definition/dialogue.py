@@ -10,14 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.definition.schema import (
-    between,
-    check,
-    identifier,
-    non_empty,
-    positive,
-    valid_regex,
-)
+from foundation.checks import between, check, identifier, non_empty, positive, valid_regex
 
 
 @dataclass(frozen=True)

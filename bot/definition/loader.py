@@ -12,9 +12,9 @@ from typing import Any
 
 from bot.definition.checks import check_dialogue
 from bot.definition.config import BUILD_DIR, BotConfig, BotDefinition, served_folder, typed_path
-from bot.definition.schema import Prebuilt, Where, build, convert
 from bot.errors import ConfigError, library_errors
 from channels.registry import validate_channel_settings
+from foundation.settings import Prebuilt, Where, build, convert
 from retrieval.yamlio import LocatedDict, load_yaml
 
 INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions")

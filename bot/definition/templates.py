@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from bot.definition.schema import Where
+from foundation.settings import Where
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):

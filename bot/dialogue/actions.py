@@ -21,9 +21,9 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from bot.definition.dialogue import ActionDefinition
-from bot.definition.schema import http_url
 from bot.dialogue.templates import Rendered, Templates
 from bot.errors import ActionError, TemplateError
+from foundation.checks import http_url
 
 log = logging.getLogger(__name__)
 _MISSING = object()

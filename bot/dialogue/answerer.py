@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Protocol
 
-from adapters.answer_policy import AnswerPolicy
-from adapters.answers import GeneratedAnswer, GenerationRequest
-from adapters.classifiers import Analysis
-from adapters.prompting import Turn
+from adapters.answering.answer_policy import AnswerPolicy
+from adapters.answering.grounding import check_generated
+from adapters.classifiers.analysis import Analysis
+from adapters.engines.answers import GenerationRequest
+from adapters.engines.prompting import PromptTurn
+from adapters.engines.protocol import StreamingModel
 from bot.definition.config import BotConfig
-from bot.messages import BotReply, Citation, ReplyStream
 from bot.sessions.store import Session
+from foundation.messages import BotReply, Citation, ReplyStream
 from retrieval.index import Hit, relevant_hits
 from retrieval.knowledge import KnowledgeBase
 
@@ -38,28 +38,6 @@ def citation(hit: Hit) -> Citation:
                     title=passage.title or passage.question or "", score=round(hit.score, 4))
 
 
-class AnswerTextStream(Protocol):
-    """Text deltas of one answer; ``answer`` is set once exhausted; ``aclose()`` stops it."""
-
-    answer: GeneratedAnswer | None
-
-    def __aiter__(self) -> AsyncIterator[str]: ...
-
-    async def __anext__(self) -> str: ...
-
-    async def aclose(self) -> None: ...
-
-
-class StreamingModel(Protocol):
-    """A dialogue model the answerer can stream from: local weights
-    (:class:`adapters.generation.DialogueModel`) or a model server
-    (:class:`adapters.remote_model.RemoteDialogueModel`)."""
-
-    def stream(self, request: GenerationRequest) -> AnswerTextStream: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class Generator:
     """The dialogue model and the adapter this bot answers with (None: the plain base or,
@@ -69,11 +47,11 @@ class Generator:
     adapter: str | None
 
 
-def recent_turns(session: Session, turns: int) -> list[Turn]:
+def recent_turns(session: Session, turns: int) -> list[PromptTurn]:
     """The last ``turns`` exchanges of the session as prompt history."""
     if turns <= 0:
         return []
-    return [Turn("user" if item["role"] == "user" else "assistant", str(item["text"]))
+    return [PromptTurn("user" if item["role"] == "user" else "assistant", str(item["text"]))
             for item in session.history[-2 * turns:]]
 
 
@@ -124,6 +102,11 @@ class FaqAnswerer:
         return BotReply(text=text, citations=(citation(best),), kind="faq",
                         confidence=round(best.score, 4))
 
+    def _own_names(self) -> list[str]:
+        """Names a generated answer may use without a passage: the bot's and its persona's."""
+        persona = self.config.persona
+        return [self.config.name, persona.name, persona.description]
+
     def fallback(self) -> BotReply:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
@@ -159,10 +142,18 @@ class FaqAnswerer:
             if answer.declined and decided:  # the decision stands: the entry as written
                 return self.exact_reply(text, hits, decided=True) or self.fallback()
             if answer.declined:  # in the bot's own words: the model's may echo its rules
-                return replace(self.fallback(), confidence=round(hits[0].score, 4))
+                return self.fallback()
             by_id = {h.passage.id: h for h in hits}
-            cited = tuple(citation(by_id[i]) for i in answer.cited_ids if i in by_id)
-            return BotReply(text=answer.text, citations=cited, kind="generated",
-                            confidence=round(hits[0].score, 4))
+            cited = [by_id[i] for i in answer.cited_ids if i in by_id]
+            check = check_generated(answer.text, question=text,  # uncited: all it was shown
+                                    passages=[h.passage for h in cited or hits],
+                                    known_names=self._own_names())
+            if not check.ok:  # never shown: the passage's own answer, and why in the event
+                log.info("generated answer replaced (%s): %r", ", ".join(check.problems),
+                         answer.text[:120])
+                own = self.exact_reply(text, hits, decided=True) or self.fallback()
+                return replace(own, decision={"generated_replaced": list(check.problems)})
+            return BotReply(text=answer.text, citations=tuple(citation(h) for h in cited),
+                            kind="generated", confidence=round(hits[0].score, 4))
 
         return ReplyStream.streaming(stream, finish)

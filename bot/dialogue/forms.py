@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.entities import Entity
+from adapters.classifiers.entities import Entity
 from bot.definition.dialogue import FormDefinition, SlotDefinition
 from bot.dialogue.actions import ActionResult, ActionRunner
 from bot.dialogue.templates import Rendered, Templates, session_context

@@ -55,8 +55,9 @@ def trigger(settings: HandoffSettings | None, *, intent: str | None, asked: bool
             frustration: Any = None) -> str | None:
     """Why this message hands off (``"requested"``, ``"frustrated"``), or None.
 
-    ``asked``: the intent is marked ``handoff: true``; ``frustration`` is the session's
-    :class:`adapters.sentiment.Frustration` after this message.
+    ``asked``: a person was asked for (an intent marked ``handoff: true``, or the message's
+    own words); ``frustration`` is the session's
+    :class:`adapters.classifiers.sentiment.Frustration` after this message.
     """
     if settings is None:
         return None

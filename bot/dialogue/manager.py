@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bot.definition.config import BotConfig
 from bot.dialogue.router import Router
 from bot.errors import TurnTimeout, library_errors
-from bot.messages import BotReply, ReplyStream, UserMessage, cleaned
 from bot.sessions.store import Session, SessionStore
+from foundation.messages import BotReply, ReplyStream, UserMessage, cleaned
 
 log = logging.getLogger(__name__)
+ReplyCheck = Callable[[Session, BotReply], Awaitable[BotReply]]
 
 
 class DialogueManager:
@@ -27,21 +29,23 @@ class DialogueManager:
     def _clean(self, message: UserMessage) -> UserMessage:
         return cleaned(message, max_chars=self.config.server.max_message_chars)
 
-    async def handle(self, message: UserMessage) -> BotReply:
+    async def handle(self, message: UserMessage, *, check: ReplyCheck | None = None) -> BotReply:
         """Answer one message; raises :class:`BadRequest` or :class:`TurnTimeout`."""
-        return await self.stream(message).result()
+        return await self.stream(message, check=check).result()
 
-    def stream(self, message: UserMessage) -> ReplyStream:
+    def stream(self, message: UserMessage, *, check: ReplyCheck | None = None) -> ReplyStream:
         """The reply to ``message`` as it is produced.
 
-        The session stays locked until the reply is complete and saved, so turns of one
-        user never interleave. Iterating it raises :class:`BadRequest` or
-        :class:`TurnTimeout`.
+        ``check`` (the server's reply guard) may change the reply before it is recorded, so
+        the history holds what the user was sent. The session stays locked until the reply
+        is complete and saved, so turns of one user never interleave. Iterating it raises
+        :class:`BadRequest` or :class:`TurnTimeout`.
         """
-        return ReplyStream.within(self._turn(message))
+        return ReplyStream.within(self._turn(message, check))
 
     @asynccontextmanager
-    async def _turn(self, message: UserMessage) -> AsyncIterator[ReplyStream]:
+    async def _turn(self, message: UserMessage,
+                    check: ReplyCheck | None) -> AsyncIterator[ReplyStream]:
         message = self._clean(message)
         limit = self.config.server.turn_timeout_s
         key = message.session_key
@@ -58,6 +62,8 @@ class DialogueManager:
                         return reply
 
                     stream = await self.router.route(session, message)
+                    if check is not None:
+                        stream = stream.on_reply(functools.partial(check, session))
                     yield stream.on_reply(record)
         except TimeoutError as exc:
             raise TurnTimeout(f"no reply within {limit:g} s") from exc

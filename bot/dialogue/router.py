@@ -14,8 +14,9 @@ answers wins (each is one module of ``bot/dialogue/stages``):
 7. ``fallback``: clarify, then offer a person, then hand off.
 
 Agent messages still queued once the bot is back in charge (the handback note) come first in
-the next reply. Replies carry the intent, its confidence (FAQ replies: the retrieval score)
-and the sentiment.
+the next reply. Replies carry the intent and its confidence when the intent decided them
+(answers: the answer decision's probability that they are right; a fallback or a clarifying
+question: none), and the sentiment.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from bot.dialogue.stages.handed_off import handed_off
 from bot.dialogue.stages.intent import intent
 from bot.dialogue.stages.triggers import triggers
 from bot.dialogue.turn import MessageAnalyzer, Parts, Stage, Turn
-from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.sessions.store import Session
+from foundation.messages import BotReply, ReplyStream, UserMessage
 
 NOT_BY_INTENT = frozenset({"faq", "generated", "fallback", "clarify"})  # replies the intent
 # did not decide: they carry no ``intent``
@@ -87,10 +88,10 @@ def _finish(turn: Turn, reply: BotReply) -> BotReply:
               topics=[c.title or c.passage_id for c in reply.citations])
     updates: dict[str, Any] = {}
     if reply.intent is None and chosen.name is not None and not chosen.ambiguous \
-            and reply.kind not in NOT_BY_INTENT:
+            and reply.kind not in NOT_BY_INTENT:  # the intent decided the reply
         updates["intent"] = chosen.name
-    if reply.confidence is None and chosen.confidence is not None:
-        updates["confidence"] = round(chosen.confidence, 4)
+        if reply.confidence is None and chosen.confidence is not None:
+            updates["confidence"] = round(chosen.confidence, 4)  # that it is the right one
     if analysis is not None:
         updates["sentiment"] = analysis.sentiment.label
     return dataclasses.replace(reply, **updates) if updates else reply

@@ -20,10 +20,10 @@ import jinja2
 from jinja2.sandbox import SecurityError
 
 from bot.definition.dialogue import Response
-from bot.definition.schema import Where
 from bot.definition.templates import compile_template, new_environment
 from bot.errors import TemplateError
 from bot.sessions.store import Session
+from foundation.settings import Where
 
 
 def session_context(session: Session, **extra: Any) -> dict[str, Any]:

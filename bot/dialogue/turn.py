@@ -15,22 +15,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adapters.answer_policy import Decision
-from adapters.classifiers import Analysis
-from adapters.entities import Entity, EntityExtractor
+from adapters.answering.answer_policy import Decision
+from adapters.classifiers.analysis import Analysis
+from adapters.classifiers.entities import Entity, EntityExtractor
 from bot.definition.config import BotConfig, Intent
 from bot.dialogue.actions import ActionRunner
 from bot.dialogue.answerer import FaqAnswerer
 from bot.dialogue.forms import FormReply, FormRunner
 from bot.dialogue.templates import Rendered, Templates, session_context
-from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.sessions.store import Session
+from foundation.messages import BotReply, ReplyStream, UserMessage
 from retrieval.index import Hit
 
 
 class MessageAnalyzer(Protocol):
     """Classifies a message: intent, sentiment, the session's frustration, entities
-    (:class:`adapters.classifiers.Analyzer`, or a deterministic fake in tests)."""
+    (:class:`adapters.classifiers.analysis.Analyzer`, or a deterministic fake in tests)."""
 
     def analyze(self, text: str, *, frustration: Any = None) -> Analysis: ...
 

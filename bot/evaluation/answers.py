@@ -29,9 +29,9 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.evaluation.conversations import abstained
-from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.pipeline import TurnPipeline
+from foundation.messages import BotReply, UserMessage
 from retrieval.yamlio import load_yaml
 
 NONE = "none"

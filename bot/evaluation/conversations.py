@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.definition.config import BotDefinition
-from bot.definition.schema import Where, build, non_empty
-from bot.definition.schema import check as field_check
 from bot.errors import BotError, ConfigError
-from bot.messages import BotReply, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.pipeline import TurnPipeline
+from foundation.checks import check as field_check
+from foundation.checks import non_empty
+from foundation.messages import BotReply, UserMessage
+from foundation.settings import Where, build
 from retrieval.yamlio import load_yaml
 
 Texts = str | tuple[str, ...]

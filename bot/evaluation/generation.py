@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.answers import GenerationRequest
-from adapters.engines import LocalModel
-from adapters.prompting import lcs_length, words
+from adapters.engines.answers import GenerationRequest
+from adapters.engines.choice import LocalModel
+from adapters.engines.prompting import lcs_length, words
 from bot.build import bot_embedder, build_index
 from bot.definition.config import BotDefinition
 from bot.errors import ConfigError, library_errors
@@ -96,7 +96,7 @@ def evaluate_generation(bot: BotDefinition, *, adapter: bool, model: LocalModel,
                         progress: bool = False) -> dict[str, Any]:
     """Score base (``adapter=False``) or LoRA-tuned answers on the held-out questions.
 
-    ``model`` is the engine to ask (``adapters.engines.local_model``, closed by the caller);
+    ``model`` is the engine to ask (``adapters.engines.choice.local_model``, closed by the caller);
     ``embedder`` may be passed in to share a loaded one between runs.
     """
     faq = bot.config.faq

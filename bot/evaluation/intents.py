@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from adapters.intents import (
+from adapters.classifiers.intents import (
     OUT_OF_SCOPE,
     IntentClassifier,
     IntentPrediction,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.sessions.events import FEEDBACK_EVENT, TURN_EVENT
 from bot.sessions.store import SessionStore
 
 TOP_LABELS = 8
@@ -79,7 +80,7 @@ async def collect(store: SessionStore, *, since: float = 0.0) -> Stats:
     stats = Stats()
     async for event in store.iter_events(since=since):
         kind, data = event["kind"], event["data"]
-        if kind == "turn":
+        if kind == TURN_EVENT:
             day = stats.day(event["ts"])
             day.turns += 1
             day.fallbacks += data.get("kind") == "fallback"
@@ -88,7 +89,7 @@ async def collect(store: SessionStore, *, since: float = 0.0) -> Stats:
                 day.intents[str(data["intent"])] += 1
             day.kinds[str(data.get("kind") or "unknown")] += 1
             stats.sessions.add(event["key"])
-        elif kind == "feedback" and (vote := rating(data)) is not None:
+        elif kind == FEEDBACK_EVENT and (vote := rating(data)) is not None:
             day = stats.day(event["ts"])
             day.up += vote
             day.down += not vote

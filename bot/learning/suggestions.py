@@ -18,11 +18,10 @@ from typing import Any, Literal
 import yaml
 
 from bot.definition.config import typed_path
-from bot.errors import ConfigError
+from bot.errors import ConfigError, library_errors
 from bot.learning.exchanges import Exchange
 from bot.learning.mining import Mined
 from retrieval.artifacts import write_text_atomic
-from retrieval.errors import SourceError
 from retrieval.yamlio import load_yaml
 
 FOLDER = "suggestions"
@@ -169,8 +168,9 @@ def load(bot_root: Path, suggestion_id: str) -> Suggestion:
         raise SuggestionError(f"no suggestion {suggestion_id!r} (pending: {known})",
                               file=typed_path(folder(bot_root)))
     try:
-        data = load_yaml(path, display=shown)
-    except SourceError as exc:
+        with library_errors():
+            data = load_yaml(path, display=shown)
+    except ConfigError as exc:  # the file's own SourceError, translated
         raise SuggestionError(exc.reason, file=exc.file, line=exc.line) from exc
     if not isinstance(data, dict):
         raise SuggestionError("must be a mapping (id, kind, entry or intent, ...)", file=shown)

@@ -27,15 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters.evidence import content_words
-from adapters.training_data import TaughtAnswer
+from adapters.answering.evidence import content_words
+from adapters.training.training_data import TaughtAnswer
 from bot.definition.config import BotDefinition
 from bot.errors import BotError
 from bot.learning.exchanges import exchanges
 from bot.learning.mining import MiningSettings
 from bot.learning.transcripts import load_conversations
-from bot.server.agent_api import AGENT_REPLY_EVENT
-from bot.server.feedback import FEEDBACK_EVENT
+from bot.sessions.events import AGENT_REPLY_EVENT, FEEDBACK_EVENT
 from bot.sessions.factory import open_session_store
 from bot.sessions.store import SessionStore
 from retrieval.embedder import Embedder

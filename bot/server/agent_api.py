@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -35,16 +37,16 @@ from aiohttp import web
 from bot.definition.config import BotConfig
 from bot.dialogue.handoff import handoff_status, pop_outbox, queue, release, summarize, take
 from bot.errors import BadRequest, BotError, Forbidden
-from bot.messages import BotReply
 from bot.server.callers import conversation_of
+from bot.sessions.events import AGENT_REPLY_EVENT, HANDOFF_RELEASED_EVENT, HANDOFF_TAKEN_EVENT
 from bot.sessions.store import Session, SessionStore
 from channels.http import check_token, read_json
+from foundation.messages import BotReply
 
 log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, BotReply], Awaitable[bool]]  # (channel, sender, reply) -> pushed
 DELIVER: web.AppKey[Deliver] = web.AppKey("deliver")
 MAX_REPLY_CHARS = 4000
-AGENT_REPLY_EVENT = "agent_reply"
 SHARED_AGENT = "agent"  # who acts with the shared handoff.agent_token
 HANDBACK_KIND = "handback"  # the message that the bot is back (clients drop the handoff banner)
 
@@ -88,6 +90,22 @@ def last_question(history: list[dict[str, Any]]) -> str | None:
         if turn.get("role") == "user":
             return str(turn.get("text", ""))
     return None
+
+
+@dataclass(frozen=True)
+class Acting:
+    """An agent acting on a handed-off conversation (:meth:`AgentDesk.acting_on` holds it)."""
+
+    agent: str
+    key: str
+    store: SessionStore
+    session: Session
+    holder: str | None  # the agent that held it before (None: nobody yet)
+
+    async def log(self, kind: str, data: dict[str, Any]) -> None:
+        """Record an event of the conversation (events: ``bot.sessions.events``)."""
+        await self.store.log_event(self.key, kind, data)
+
 
 class AgentDesk:
     """The agent routes of one bot; ``store`` is read at request time (loaded on startup)."""
@@ -163,54 +181,55 @@ class AgentDesk:
         return web.json_response({**self._brief(session), "history": session.history,
                                   "slots": session.slots})
 
-    async def take(self, request: web.Request) -> web.Response:
+    async def _action(self, request: web.Request) -> tuple[dict[str, Any], str, str]:
+        """An agent's POST: its JSON body, the agent (401/403) and the conversation id."""
         data = await read_json(request)
         agent = self._authorize(request, data.get("agent"))
-        key = str(text_field(data, "id"))
+        return data, agent, str(text_field(data, "id"))
+
+    @asynccontextmanager
+    async def acting_on(self, agent: str, key: str) -> AsyncIterator[Acting]:
+        """One agent action as a transaction: lock the conversation, load it (404 unless it
+        is handed off), check ``agent`` may act on it (409 while another agent holds it),
+        and save it when the block ends without an error."""
         store = self.store()
         async with store.lock(key):
             session = await self._load(key)
-            _check_holder(session, agent)
-            take(session, agent)
+            yield Acting(agent, key, store, session, _check_holder(session, agent))
             await store.save(session)
-        await store.log_event(key, "handoff_taken", {"agent": agent})
-        return web.json_response(self._brief(session))
+
+    async def take(self, request: web.Request) -> web.Response:
+        _, agent, key = await self._action(request)
+        async with self.acting_on(agent, key) as acting:
+            take(acting.session, agent)
+        await acting.log(HANDOFF_TAKEN_EVENT, {"agent": agent})
+        return web.json_response(self._brief(acting.session))
 
     async def reply(self, request: web.Request) -> web.Response:
-        data = await read_json(request)
-        agent = self._authorize(request, data.get("agent"))
-        key = str(text_field(data, "id"))
+        data, agent, key = await self._action(request)
         text = str(text_field(data, "text", limit=MAX_REPLY_CHARS))
-        store = self.store()
-        async with store.lock(key):
-            session = await self._load(key)
-            if _check_holder(session, agent) is None:
+        async with self.acting_on(agent, key) as acting:
+            session = acting.session
+            if acting.holder is None:
                 take(session, agent)
             asked = last_question(session.history)
             session.add("agent", text, max_history=self.config.sessions.max_history,
                         kind="agent", agent=agent)
-            await store.save(session)
         reply = BotReply(text=text, kind="agent", handoff=True)
         delivered = await self._send(request.app, session, reply)
-        await store.log_event(key, AGENT_REPLY_EVENT, {  # `bot train` learns from the pair
+        await acting.log(AGENT_REPLY_EVENT, {  # `bot train` learns from the pair
             "agent": agent, "delivered": delivered, "question": asked, "text": text})
         return web.json_response({"delivered": delivered})
 
     async def release(self, request: web.Request) -> web.Response:
-        data = await read_json(request)
-        agent = self._authorize(request, data.get("agent"))
-        key = str(text_field(data, "id"))
-        store = self.store()
-        async with store.lock(key):
-            session = await self._load(key)
-            _check_holder(session, agent)
-            release(session)
-            await store.save(session)
-        await store.log_event(key, "handoff_released", {"agent": agent})
+        _, agent, key = await self._action(request)
+        async with self.acting_on(agent, key) as acting:
+            release(acting.session)
+        await acting.log(HANDOFF_RELEASED_EVENT, {"agent": agent})
         text = self.config.handoff.returned_message if self.config.handoff else ""
         delivered = None
         if text:
-            delivered = await self._send(request.app, session,
+            delivered = await self._send(request.app, acting.session,
                                          BotReply(text=text, kind=HANDBACK_KIND))
         return web.json_response({"id": key, "status": "bot", "delivered": delivered})
 

@@ -11,20 +11,19 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.definition.config import BotDefinition
-from bot.definition.schema import Where
+from bot.definition.secrets import bot_secrets
 from bot.errors import BadRequest, BotError, Forbidden, SessionError, StoreUnavailable, TurnTimeout
-from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
 from bot.server.callers import SENDER_IDS
 from bot.server.feedback import FeedbackRoute
-from bot.server.logs import RedactingFilter, bot_secrets, request_context_middleware
+from bot.server.logs import RedactingFilter, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
 from bot.server.reload import VersionFollower
 from bot.server.security import LIMITER, install_security, security_middleware
 from bot.sessions.keys import SenderIds, server_secret
-from channels.cors import cors_middleware
+from channels.cors import cors_middleware, granted_cors_headers
 from channels.http import API_TOKENS, MESSAGE_LIMIT
 from channels.registry import (
     CHANNELS,
@@ -35,6 +34,8 @@ from channels.registry import (
     install_channels,
 )
 from channels.visitors import VISITOR_TOKENS, VisitorTokens
+from foundation.messages import BotReply, ReplyStream, UserMessage
+from foundation.settings import Where
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
@@ -58,26 +59,39 @@ def error_response(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn framework errors into JSON responses with a clear message."""
+    """Turn errors into JSON responses with a clear message. It wraps every middleware but
+    the request-id one (which reads nothing but a checked header), so CORS, rate limits and
+    handlers are all inside it; an error response keeps the CORS headers CORS granted."""
     try:
         return await handler(request)
-    except BadRequest as exc:
+    except (asyncio.CancelledError, web.HTTPException) as exc:
+        if not isinstance(exc, web.HTTPRequestEntityTooLarge):
+            raise
+        response = error_response(413, "request body too large "
+                                  f"(limit {request.client_max_size} bytes)")
+    except Exception as exc:
+        response = _error_response(request, exc)
+    response.headers.update(granted_cors_headers(request))
+    return response
+
+
+def _error_response(request: web.Request, exc: Exception) -> web.Response:
+    if isinstance(exc, BadRequest):
         return error_response(400, str(exc))
-    except Forbidden as exc:
+    if isinstance(exc, Forbidden):
         return error_response(403, str(exc))
-    except TurnTimeout as exc:
+    if isinstance(exc, TurnTimeout):
         return error_response(504, str(exc))
-    except StoreUnavailable as exc:  # an outage: one line, no traceback; clients retry
+    if isinstance(exc, StoreUnavailable):  # an outage: one line, no traceback; clients retry
         log.warning("turn refused, session store unavailable: %s", exc)
         return web.json_response({"error": "the bot is temporarily unavailable; retry "
                                   f"in {STORE_RETRY_S} s"}, status=503,
                                  headers={"Retry-After": str(STORE_RETRY_S)})
-    except BotError as exc:
+    if isinstance(exc, BotError):
         log.exception("request failed")
         return error_response(500, masked(request, str(exc)))
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "request body too large "
-                              f"(limit {request.client_max_size} bytes)")
+    log.exception("request failed unexpectedly")  # a bug: never aiohttp's text page
+    return error_response(500, "internal error; the server log has the details")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -131,7 +145,7 @@ async def push_reply(app: web.Application, channel: str, sender: str, reply: Bot
 def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.Application:
     """Build the app for ``bot``; the runtime (models, index, sessions) loads on startup."""
     app = web.Application(
-        middlewares=[request_context_middleware, cors_middleware, errors_middleware,
+        middlewares=[request_context_middleware, errors_middleware, cors_middleware,
                      security_middleware],
         client_max_size=bot.config.server.max_body_bytes)
     app[MESSAGE_LIMIT] = bot.config.server.max_message_chars  # for channels that check early

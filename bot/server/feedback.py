@@ -22,10 +22,10 @@ from aiohttp import web
 from bot.errors import BadRequest
 from bot.server.agent_api import text_field
 from bot.server.callers import conversation_of
+from bot.sessions.events import FEEDBACK_EVENT
 from bot.sessions.store import SessionStore
 from channels.http import read_json
 
-FEEDBACK_EVENT = "feedback"
 RATINGS = ("up", "down")
 MAX_COMMENT_CHARS = 1000
 _ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}

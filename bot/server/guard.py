@@ -8,12 +8,13 @@ data that is not the user's own or the bot's published contact data.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from adapters.prompting import system_prompt
+from adapters.engines.prompting import system_prompt
 from bot.definition.config import BotConfig
 from bot.sessions.redaction import find_pii, pii_values, redact
 
@@ -121,6 +122,28 @@ class ReplyCheck:
     problems: tuple[str, ...] = ()
 
 
+_SECRET_FIELD = re.compile(r"token|secret|password|api_key|agents", re.IGNORECASE)
+
+
+def bot_texts(*sections: object) -> list[str]:
+    """Every string the bot's YAML gives it to say in ``sections`` (responses, form
+    prompts, handoff and dialogue messages; fields named like secrets are left out)."""
+    found: list[str] = []
+    pending: list[object] = list(sections)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            found.append(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            pending.extend(getattr(value, f.name) for f in dataclasses.fields(value)
+                           if not _SECRET_FIELD.search(f.name))
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return found
+
+
 class ReplyGuard:
     """Checks replies of one bot; ``public_texts`` are the bot's own (FAQ, responses)."""
 
@@ -129,9 +152,9 @@ class ReplyGuard:
         persona = config.persona
         secret = "\n".join([system_prompt(persona), persona.style, persona.description])
         self._secret = _windows(_words(secret), WINDOW)
-        own = [persona.greeting, config.fallback.message, *public_texts]
-        for response in config.responses.values():
-            own.extend([response.text, *response.variations])
+        own = [persona.greeting, config.fallback.message, *public_texts,
+               *bot_texts(config.responses, config.forms, config.handoff, config.dialogue,
+                          config.answers)]
         self._public = _windows(_words("\n".join(own)), WINDOW)
         self._public_pii = pii_values(*own)
 

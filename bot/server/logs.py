@@ -10,10 +10,8 @@ configured secrets and, when asked, personal data.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -24,11 +22,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.definition.config import BotConfig
-from bot.definition.schema import Secret, Where
 from bot.server.metrics import METRICS
 from bot.sessions.redaction import redact
-from channels.registry import channel_settings
+from foundation.settings import Secret
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 MASK = "***"
@@ -137,40 +133,6 @@ class TextFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         line = super().format(record)
         return f"{line} [request_id={request_id}]" if request_id else line
-
-
-_SECRET_FIELD = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
-
-
-def collect_secrets(value: Any) -> set[str]:
-    """Every :class:`~bot.definition.schema.Secret` (a value that came from ``${ENV}``)
-    inside a config value (dataclasses, maps, lists), and every non-empty string of a
-    dataclass field whose name says it is one (``token``, ``secret``, ``password``)."""
-    if isinstance(value, Secret):
-        return {str(value)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        found: set[str] = set()
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if isinstance(item, str) and item and _SECRET_FIELD.search(f.name):
-                found.add(item)
-            found |= collect_secrets(item)
-        return found
-    if isinstance(value, Mapping):
-        return set().union(*(collect_secrets(v) for v in value.values()))
-    if isinstance(value, list | tuple):
-        return set().union(*(collect_secrets(v) for v in value))
-    return set()
-
-
-def bot_secrets(config: BotConfig) -> set[str]:
-    """Values to keep out of logs and error messages: ``${ENV}`` values and secret fields
-    anywhere in the config (channel settings included), API tokens, ``mask_env`` vars."""
-    found = collect_secrets(config) | set(config.security.api_tokens)
-    for name, raw in config.channels.items():  # raw YAML until now: build each one's settings
-        found |= collect_secrets(channel_settings(name, raw, Where("bot.yaml", "channels")))
-    found.update(os.environ[n] for n in config.security.mask_env if os.environ.get(n))
-    return found
 
 
 def configure_logging(*, fmt: Literal["text", "json"] = "text", level: int = logging.INFO,

@@ -19,14 +19,15 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from bot.errors import BotError, StoreUnavailable
-from bot.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 from bot.runtime import BotRuntime
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
+from bot.sessions.events import INJECTION_FLAGGED_EVENT, REPLY_GUARDED_EVENT, TURN_EVENT
 from bot.sessions.keys import SenderIds
 from bot.sessions.redaction import RedactingStore
 from bot.sessions.store import Session
+from foundation.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class TurnPipeline:
             verdict = inspect_input(message.text)
             if verdict.flagged:
                 self.metrics.guarded.labels(bot, f"injection_{mode}").inc()
-                await self.store.log_event(message.session_key, "injection_flagged",
+                await self.store.log_event(message.session_key, INJECTION_FLAGGED_EVENT,
                                            {"flags": list(verdict.flags), "action": mode})
                 if mode == "block":
                     blocked = BotReply(text=self.security.injection_reply, kind="blocked")
@@ -105,13 +106,13 @@ class TurnPipeline:
                     **message.metadata, "injection_flags": list(verdict.flags)})
         asked = message
 
-        async def checked(reply: BotReply) -> BotReply:
-            return await self._checked(asked, reply)
+        async def checked(session: Session, reply: BotReply) -> BotReply:
+            return await self._checked(asked, session, reply)
 
         with self.metrics.active():
-            try:
-                yield (self.dialogue.stream(message).on_delta(self._stream_guard(message))
-                       .on_reply(checked).on_reply(finish))
+            try:  # the guard runs before the turn is recorded: history = what was sent
+                yield (self.dialogue.stream(message, check=checked)
+                       .on_delta(self._stream_guard(message)).on_reply(finish))
             except BotError as exc:
                 self.metrics.errors.labels(bot, type(exc).__name__).inc()
                 raise
@@ -131,12 +132,11 @@ class TurnPipeline:
 
         return check
 
-    async def _checked(self, message: UserMessage, reply: BotReply) -> BotReply:
+    async def _checked(self, message: UserMessage, session: Session,
+                       reply: BotReply) -> BotReply:
         """The reply after the guard: no system prompt, no personal data of others."""
         if not self.guard.check(reply.text, own=[message.text]).problems:
             return reply
-        session = await self.store.get(message.session_key, channel=message.channel,
-                                       sender=message.sender)
         own = [message.text, *(str(v) for v in session.slots.values()),
                *(str(t["text"]) for t in session.history if t.get("role") == "user")]
         checked = self.guard.check(reply.text, own=own,
@@ -145,7 +145,7 @@ class TurnPipeline:
             return reply
         for problem in checked.problems:
             self.metrics.guarded.labels(self.metrics.bot, f"reply_{problem}").inc()
-        await self.store.log_event(message.session_key, "reply_guarded",
+        await self.store.log_event(message.session_key, REPLY_GUARDED_EVENT,
                                    {"problems": list(checked.problems)})
         if "system_prompt" in checked.problems:
             return dataclasses.replace(reply, text=checked.text, citations=(), kind="blocked")
@@ -156,7 +156,7 @@ class TurnPipeline:
         self.metrics.observe_turn(channel=message.channel, kind=reply.kind, seconds=seconds,
                                   handoff=reply.handoff)
         try:  # the turn is saved already: losing its statistics must not fail it
-            await self.store.log_event(message.session_key, "turn", {
+            await self.store.log_event(message.session_key, TURN_EVENT, {
                 "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
                 "confidence": reply.confidence, "handoff": reply.handoff,
                 "decision": reply.decision, "ms": round(seconds * 1000, 1)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.definition.config import BotConfig, BotDefinition
+from bot.definition.secrets import bot_secrets
 from bot.sessions.keys import server_secret
 from bot.sessions.redaction import RedactingStore
 from bot.sessions.store import SessionStore, SQLiteSessionStore
@@ -14,7 +15,8 @@ def redis_prefix(config: BotConfig) -> str:
 
 
 def open_session_store(bot: BotDefinition) -> SessionStore:
-    """The configured store, opened (blocking), redacting PII when the bot asks for it."""
+    """The configured store, opened (blocking): masking the bot's secrets and token shapes
+    users type, and personal data when the bot asks for it (``security.redact_pii``)."""
     settings = bot.config.sessions
     ttl = settings.ttl_minutes * 60
     store: SessionStore
@@ -25,6 +27,5 @@ def open_session_store(bot: BotDefinition) -> SessionStore:
                                   ttl_seconds=ttl, lease_seconds=settings.lock_lease_s).open()
     else:
         store = SQLiteSessionStore(bot.path(settings.path), ttl_seconds=ttl).open()
-    if bot.config.security.redact_pii:
-        store = RedactingStore(store, secret=server_secret(bot))
-    return store
+    return RedactingStore(store, secret=server_secret(bot), secrets=bot_secrets(bot.config),
+                          pii=bot.config.security.redact_pii)

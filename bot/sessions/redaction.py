@@ -1,8 +1,9 @@
 """Find and mask personal data: card numbers (Luhn), IBANs (mod 97), emails, phone numbers,
-dates of birth (whole dates at least ``MIN_AGE_YEARS`` back, since 1900).
+dates of birth (whole dates at least ``MIN_AGE_YEARS`` back, since 1900); and secrets a user
+types: the bot's own configured secrets and common token shapes (API keys, JWTs, bot tokens).
 
-:func:`redact` replaces each finding with ``[CARD]``, ``[IBAN]``, ``[EMAIL]``, ``[PHONE]`` or
-``[DATE_OF_BIRTH]``.
+:func:`redact` replaces each finding with ``[CARD]``, ``[IBAN]``, ``[EMAIL]``, ``[PHONE]``,
+``[DATE_OF_BIRTH]`` or ``[SECRET]``.
 :class:`RedactingStore` wraps a session store so stored transcripts and events are redacted
 while the router still sees the current message as typed (it runs before the save).
 """
@@ -15,7 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,19 @@ _BIRTH_DATE = re.compile(  # a whole date whose year a living customer may be bo
     rf"|{_MONTH.replace('month', 'us_m')}\s+(?P<us_d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+"
     r"(?P<us_y>(?:19|20)\d\d))\b", re.IGNORECASE)
 MIN_AGE_YEARS = 12
+_TOKEN_SHAPES = re.compile("|".join((
+    r"\bsk-[A-Za-z0-9_-]{16,}",  # API keys of LLM vendors
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}",  # GitHub
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bAIza[0-9A-Za-z_-]{35}",  # Google API keys
+    r"\b(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",  # Stripe
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
+    r"\b\d{6,12}:[A-Za-z0-9_-]{30,}",  # Telegram bot tokens
+    # any other run of 32+ token characters holding both letters and digits
+    r"(?<![\w./-])(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z])[A-Za-z0-9_.-]{32,}(?![\w.-])",
+)))
+MIN_SECRET_CHARS = 4  # shorter configured values are too likely to be ordinary words
 
 
 @dataclass(frozen=True)
@@ -116,8 +130,10 @@ def _phone(match: re.Match[str]) -> bool:
     return 8 <= len(digits) <= 15 and not _DATE.fullmatch(text.strip())
 
 
-def find_pii(text: str) -> list[Finding]:
-    """Personal data in ``text``, left to right, without overlaps."""
+def find_pii(text: str, *, secrets: Iterable[str] | None = None,
+             pii: bool = True) -> list[Finding]:
+    """Personal data in ``text`` (unless ``pii`` is False) and, when ``secrets`` is given,
+    secrets (those values, and token shapes), left to right, without overlaps."""
     found: list[Finding] = []
     taken: list[tuple[int, int]] = []
 
@@ -126,6 +142,15 @@ def find_pii(text: str) -> list[Finding]:
             taken.append((start, end))
             found.append(Finding(kind, start, end, text[start:end]))
 
+    if secrets is not None:
+        for value in sorted((v for v in secrets if len(v) >= MIN_SECRET_CHARS), key=len,
+                            reverse=True):
+            for match in re.finditer(re.escape(value), text):
+                add("secret", *match.span())
+        for match in _TOKEN_SHAPES.finditer(text):
+            add("secret", *match.span())
+    if not pii:
+        return sorted(found, key=lambda f: f.start)
     for match in _EMAIL.finditer(text):
         add("email", *match.span())
     for match in _IBAN.finditer(text):
@@ -143,12 +168,14 @@ def find_pii(text: str) -> list[Finding]:
     return sorted(found, key=lambda f: f.start)
 
 
-def redact(text: str, *, keep: frozenset[str] = frozenset()) -> str:
-    """``text`` with personal data masked; values in ``keep`` stay as they are."""
+def redact(text: str, *, keep: frozenset[str] = frozenset(),
+           secrets: Iterable[str] | None = None, pii: bool = True) -> str:
+    """``text`` with personal data (unless ``pii`` is False) and, when ``secrets`` is given,
+    secrets masked (see :func:`find_pii`); personal data in ``keep`` stays as it is."""
     out: list[str] = []
     last = 0
-    for finding in find_pii(text):
-        if finding.key in keep:
+    for finding in find_pii(text, secrets=secrets, pii=pii):
+        if finding.kind != "secret" and finding.key in keep:
             continue
         out.append(text[last:finding.start])
         out.append(f"[{finding.kind.upper()}]")
@@ -191,33 +218,38 @@ def remember_own_pii(session: Session, secret: bytes) -> None:
     del digests[:-OWN_PII_LIMIT]
 
 
-def redact_data(value: Any) -> Any:
-    """Redact every string inside a JSON-like value."""
+def redact_data(value: Any, mask: Callable[[str], str] = redact) -> Any:
+    """``mask`` (by default :func:`redact`) every string inside a JSON-like value."""
     if isinstance(value, str):
-        return redact(value)
+        return mask(value)
     if isinstance(value, dict):
-        return {k: redact_data(v) for k, v in value.items()}
+        return {k: redact_data(v, mask) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
+        return [redact_data(v, mask) for v in value]
     return value
 
 
-def _redacted_texts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**item, "text": redact(item["text"])} if isinstance(item.get("text"), str)
+def _redacted_texts(items: list[dict[str, Any]],
+                    mask: Callable[[str], str]) -> list[dict[str, Any]]:
+    return [{**item, "text": mask(item["text"])} if isinstance(item.get("text"), str)
             else item for item in items]
 
 
 class RedactingStore:
-    """A :class:`SessionStore` that masks personal data in saved history, queued agent
-    messages and events.
+    """A :class:`SessionStore` that masks secrets and (unless ``pii`` is False) personal
+    data in saved history, queued agent messages and events.
 
     Slots are kept as they are (forms need the values); only transcripts are masked, and the
     user's own values are remembered as keyed digests (:meth:`user_gave`).
     """
 
-    def __init__(self, inner: SessionStore, *, secret: str = "") -> None:
+    def __init__(self, inner: SessionStore, *, secret: str = "", secrets: Iterable[str] = (),
+                 pii: bool = True) -> None:
         self.inner = inner
         self.secret = secret.encode("utf-8")  # keys the user's own-data digests
+        self.pii = pii
+        known = tuple(secrets)
+        self.mask: Callable[[str], str] = lambda text: redact(text, secrets=known, pii=pii)
 
     def user_gave(self, session: Session, key: str) -> bool:
         """Whether the user of ``session`` gave the personal-data value ``key`` (a finding's
@@ -230,17 +262,18 @@ class RedactingStore:
         return await self.inner.get(key, channel=channel, sender=sender)
 
     async def save(self, session: Session) -> None:
-        remember_own_pii(session, self.secret)
+        if self.pii:
+            remember_own_pii(session, self.secret)
         state = dict(session.state)
         if isinstance(state.get(OUTBOX_KEY), list):  # queued agent messages, as the history
-            state[OUTBOX_KEY] = _redacted_texts(state[OUTBOX_KEY])
-        stored = dataclasses.replace(session, history=_redacted_texts(session.history),
-                                     state=state)
+            state[OUTBOX_KEY] = _redacted_texts(state[OUTBOX_KEY], self.mask)
+        stored = dataclasses.replace(session, history=_redacted_texts(session.history,
+                                                                      self.mask), state=state)
         await self.inner.save(stored)
         session.updated_at = stored.updated_at
 
     async def log_event(self, key: str, kind: str, data: dict[str, Any]) -> None:
-        await self.inner.log_event(key, kind, redact_data(data))
+        await self.inner.log_event(key, kind, redact_data(data, self.mask))
 
     def lock(self, key: str) -> Any:
         return self.inner.lock(key)

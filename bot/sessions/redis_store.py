@@ -38,12 +38,14 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import SessionError, StoreUnavailable
+from bot.sessions.events import SESSION_EXPIRED_EVENT
 from bot.sessions.store import Session, check_state_path, state_value
 
 T = TypeVar("T")
 RETENTION_S = 7 * 24 * 3600
 EVENTS_MAXLEN = 1_000_000
 _POLL_MAX_S = 0.02
+CALL_TIMEOUT_S = 4.0  # one store call: a frozen Redis gives 503 as a stopped one does
 
 _PRELUDE = """
 local function now_ms()
@@ -202,7 +204,11 @@ class RedisSessionStore:
 
     async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await what()
+            async with asyncio.timeout(CALL_TIMEOUT_S):  # a frozen Redis answers nothing
+                return await what()
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"{self.shown}: the Redis session store did not answer "
+                                   f"within {CALL_TIMEOUT_S:g} s") from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"{self.shown}: the Redis session store is unreachable: "
                                    f"{exc}") from exc
@@ -243,9 +249,10 @@ class RedisSessionStore:
             await self._leave_quietly(lock_key, token, "")
 
     async def _leave_quietly(self, lock_key: str, token: str, ticket: str) -> None:
-        with contextlib.suppress(RedisError):  # if Redis is away, the lease lapses alone
-            await asyncio.shield(self._scripts["leave"](keys=[lock_key],
-                                                        args=[token, self.lease_ms, ticket]))
+        with contextlib.suppress(RedisError, TimeoutError):  # Redis away: the lease lapses
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                await asyncio.shield(self._scripts["leave"](
+                    keys=[lock_key], args=[token, self.lease_ms, ticket]))
 
     async def _renew(self, lock_key: str, held: _Held) -> None:
         while True:
@@ -273,7 +280,7 @@ class RedisSessionStore:
                     from exc
             if now - session.updated_at <= self.ttl_seconds:
                 return session
-            await self.log_event(key, "session_expired", {"started_at": session.started_at})
+            await self.log_event(key, SESSION_EXPIRED_EVENT, {"started_at": session.started_at})
         return Session(key=key, channel=channel, sender=sender, started_at=now, updated_at=now)
 
     async def save(self, session: Session) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.errors import SessionError
+from bot.sessions.events import SESSION_EXPIRED_EVENT
 
 
 @dataclass
@@ -179,7 +180,7 @@ class SQLiteSessionStore:
                 raise SessionError(f"{self.path}: session {key!r} is unreadable: {exc}") from exc
             if now - session.updated_at <= self.ttl_seconds:
                 return session
-            self.log_event_sync(key, "session_expired", {"started_at": session.started_at})
+            self.log_event_sync(key, SESSION_EXPIRED_EVENT, {"started_at": session.started_at})
         return Session(key=key, channel=channel, sender=sender, started_at=now, updated_at=now)
 
     def save_sync(self, session: Session) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.adapter_store import FORMAT_VERSION
-from adapters.base_model import load_base_model
-from adapters.lora_training import save_adapter
+from adapters.engines.adapter_store import FORMAT_VERSION
+from adapters.engines.base_model import load_base_model
+from adapters.training.lora_training import save_adapter
 from bot.definition.config import ModelSettings
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from adapters.answer_policy import (
+from adapters.answering.answer_policy import (
     AnswerPolicy,
     Example,
     choose,
     choose_threshold,
     upper_share,
 )
+from adapters.answering.evidence import Candidate, EvidenceBuilder, content_words
+from adapters.answering.policy_data import IntentUse, MaskedSearch, intent_links, train_policy
+from adapters.classifiers.intents import IntentPrediction
 from adapters.errors import ModelError, NotTrainedError
-from adapters.evidence import Candidate, EvidenceBuilder, content_words
-from adapters.intents import IntentPrediction
-from adapters.policy_data import IntentUse, MaskedSearch, intent_links, train_policy
 from adapters.settings import AnswerSettings, ClassifierSettings
 from retrieval.documents import Passage
 from retrieval.embedder import SentenceEmbedder
@@ -200,3 +200,4 @@ def test_too_little_data_leaves_the_threshold_rule(embedder: SentenceEmbedder,
     with pytest.raises(ModelError, match="no examples"):
         AnswerPolicy.fit([], EvidenceBuilder(Counter(), {}, {}), max_wrong_rate=0.05)
     assert Example((), frozenset()).weight == 1.0
+

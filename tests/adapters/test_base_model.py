@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base_model import (
+from adapters.engines.base_model import (
     BaseModel,
     base_fingerprint,
     cache_dir,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.batching import BatchQueue, Job, left_pad
-from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
+from adapters.engines.batching import BatchQueue, Job, left_pad
+from adapters.engines.generation import DialogueModel, GeneratedAnswer, GenerationRequest
 from bot.definition.config import ModelSettings, Persona
 from retrieval.documents import Passage
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.encoder_tuning import pairable_intents, tune_encoder
-from adapters.intents import ENCODER_DIR, IntentClassifier
+from adapters.classifiers.intents import ENCODER_DIR, IntentClassifier
+from adapters.training.encoder_tuning import pairable_intents, tune_encoder
 from bot.build import train_classifiers, train_intents
 from bot.definition.config import BotDefinition
 from bot.errors import ConfigError, ModelError, NotTrainedError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.entities import BUILTIN_ENTITIES, EntityExtractor
+from adapters.classifiers.entities import BUILTIN_ENTITIES, EntityExtractor
 from adapters.errors import SettingsError
 from adapters.settings import EntityDefinition
 from bot.definition.loader import load_bot

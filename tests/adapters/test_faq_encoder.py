@@ -1,4 +1,5 @@
-"""The bot's own FAQ encoder (adapters/faq_encoder.py) and the policy's cross-fitted folds."""
+"""The bot's own FAQ encoder (adapters/training/faq_encoder.py) and the policy's cross-fitted
+folds."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adapters.answering.policy_data import MaskedSearch, _searches
 from adapters.errors import ModelError
-from adapters.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuning_texts
-from adapters.policy_data import MaskedSearch, _searches
+from adapters.training.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuning_texts
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder, SentenceEmbedder
 from retrieval.index import FaqIndex

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.engines.generation import DialogueModel, GeneratedAnswer, GenerationRequest
+from adapters.engines.prompting import NO_ANSWER
 from adapters.errors import ModelError, NotTrainedError
-from adapters.generation import DialogueModel, GeneratedAnswer, GenerationRequest
-from adapters.prompting import NO_ANSWER
 from bot.definition.config import ModelSettings, Persona
 from retrieval.documents import Passage
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.heads import fit_temperature
-from adapters.intents import (
+from adapters.classifiers.heads import fit_temperature
+from adapters.classifiers.intents import (
     OUT_OF_SCOPE,
     IntentClassifier,
 )

@@ -16,19 +16,21 @@ from typing import Any
 
 import pytest
 
-from adapters.answers import GenerationRequest
-from adapters.base_model import load_base_model
-from adapters.errors import ModelError
-from adapters.gguf_files import export_base, export_lora, read_gguf, read_lora
-from adapters.llama_model import (
+from adapters.engines.answers import GenerationRequest
+from adapters.engines.base_model import load_base_model
+from adapters.engines.choice import EngineChoice, engine_for, local_model
+from adapters.engines.generation import DialogueModel
+from adapters.engines.gguf_files import export_base, export_lora, read_gguf, read_lora
+from adapters.engines.llama_model import (
     ADAPTER_GGUF,
     LlamaCppDialogueModel,
     engine_base_file,
     merged_gguf,
     source_gguf,
 )
-from adapters.llama_server import BINARY_ENV, LlamaServer, ServerOptions, find_binary
-from adapters.remote_model import RemoteDialogueModel
+from adapters.engines.llama_server import BINARY_ENV, LlamaServer, ServerOptions, find_binary
+from adapters.engines.remote_model import RemoteDialogueModel
+from adapters.errors import ModelError
 from adapters.settings import ModelServerSettings
 from bot.definition.config import ModelSettings
 from retrieval.documents import Passage
@@ -250,6 +252,19 @@ def test_engine_and_server_settings_must_agree() -> None:
     with pytest.raises(ValueError, match="engine is 'transformers', server is set"):
         ModelSettings(engine="transformers",
                       server=ModelServerSettings(url="http://127.0.0.1:1/v1", model="m"))
-    assert ModelSettings().backend == "llama.cpp"
-    assert ModelSettings(server=ModelServerSettings(url="http://127.0.0.1:1/v1",
-                                                    model="m")).backend == "server"
+
+
+def test_one_choice_of_engine() -> None:
+    """``model.engine``, or unset: ``server`` with a ``model.server`` section, else llama.cpp."""
+    server = ModelServerSettings(url="http://127.0.0.1:1/v1", model="m")
+    assert engine_for(ModelSettings()) == EngineChoice("llama.cpp")
+    assert engine_for(ModelSettings(server=server)) == EngineChoice("server")
+    assert engine_for(ModelSettings(engine="server", server=server)) == EngineChoice("server")
+    assert engine_for(ModelSettings(engine="transformers")) == EngineChoice("transformers")
+    assert [(c.local, c.llama_cpp) for c in map(EngineChoice, ("llama.cpp", "transformers",
+                                                                "server"))] == \
+        [(True, True), (True, False), (False, False)]
+    assert isinstance(local_model(ModelSettings()), LlamaCppDialogueModel)
+    assert isinstance(local_model(ModelSettings(engine="transformers")), DialogueModel)
+    with pytest.raises(ModelError, match="runs no model in this process"):
+        local_model(ModelSettings(server=server))

@@ -13,22 +13,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adapters.base_model import base_fingerprint, load_base_model
+from adapters.engines.base_model import base_fingerprint, load_base_model
+from adapters.engines.generation import DialogueModel, GenerationRequest
+from adapters.engines.prompting import NO_ANSWER
 from adapters.errors import ModelError
-from adapters.generation import DialogueModel, GenerationRequest
-from adapters.lora_training import (
-    ModelShape,
+from adapters.settings import LoraSettings
+from adapters.training.lora_training import (
     _batch,
     _step,
     answer_loss,
     epoch_batches,
-    expected_cost,
     micro_batches,
     needs_training,
 )
-from adapters.prompting import NO_ANSWER
-from adapters.settings import LoraSettings
-from adapters.training_data import build_examples, encode, with_history
+from adapters.training.training_cost import ModelShape, expected_cost
+from adapters.training.training_data import build_examples, encode, with_history
 from bot.build import adapter_job, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition, ModelSettings
 from bot.definition.loader import load_bot

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from adapters.prompting import (
+from adapters.engines.prompting import (
     NO_ANSWER,
     MarkerFilter,
-    Turn,
+    PromptTurn,
     answer_target,
     build_messages,
     is_decline,
@@ -28,7 +28,7 @@ PIN = Passage("reset-pin", " ".join(["word"] * 30), "faq.yaml", title="Reset PIN
 
 
 def test_messages_hold_persona_passage_ids_history_and_question() -> None:
-    history = [Turn("user", f"old {n}") for n in range(6)]
+    history = [PromptTurn("user", f"old {n}") for n in range(6)]
     messages = build_messages(Persona(name="Ava", style="Be brief."), "where is my card?",
                               [CARD, PIN], history=history, history_turns=1, max_words=10)
     assert len(messages) == 4  # system, the last exchange (two messages), the question

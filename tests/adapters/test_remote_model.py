@@ -15,16 +15,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.answers import GeneratedAnswer, GenerationRequest, is_degenerate, rule_answer
+from adapters.engines.answers import GeneratedAnswer, GenerationRequest, is_degenerate, rule_answer
+from adapters.engines.generation import DialogueModel
+from adapters.engines.prompting import PromptTurn, build_messages
+from adapters.engines.remote_model import RemoteDialogueModel
 from adapters.errors import ModelError
-from adapters.generation import DialogueModel
-from adapters.prompting import Turn, build_messages
-from adapters.remote_model import RemoteDialogueModel
 from adapters.settings import ModelServerSettings, ModelSettings, Persona
 from bot.build import build_index, train_policy
 from bot.definition.loader import load_bot
-from bot.messages import UserMessage
 from bot.runtime import BotRuntime
+from foundation.messages import UserMessage
 from retrieval.documents import Passage
 from retrieval.embedder import SentenceEmbedder
 
@@ -37,7 +37,7 @@ CARD = Passage("card-not-arrived", "Cards arrive within 5-7 working days. After 
 PIN = Passage("reset-pin", "Open the app, go to Card settings and choose Reset PIN.", "faq.yaml",
               title="How do I reset my PIN?", question="How do I reset my PIN?")
 REQUEST = GenerationRequest("where is my card?", [CARD, PIN], persona=Persona(name="Ava"),
-                            history=[Turn("user", "hello"), Turn("assistant", "Hi!")],
+                            history=[PromptTurn("user", "hello"), PromptTurn("assistant", "Hi!")],
                             adapter="acme_bank")
 # the marker is cut across chunks, as a tokenizer would
 PIECES = ["Cards arrive", " within 5-7", " working days.", " [card-", "not-arr", "ived]"]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import ModelError, NotTrainedError
-from adapters.sentiment import (
+from adapters.classifiers.sentiment import (
     LABELS,
     TRAINING_DATA,
     Frustration,
@@ -19,6 +18,7 @@ from adapters.sentiment import (
     read_training_data,
     train_sentiment,
 )
+from adapters.errors import ModelError, NotTrainedError
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot
 from retrieval.embedder import SentenceEmbedder

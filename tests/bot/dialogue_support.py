@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.classifiers import Analysis
-from adapters.entities import EntityExtractor
-from adapters.intents import IntentPrediction
-from adapters.sentiment import Frustration, SentimentPrediction
+from adapters.classifiers.analysis import Analysis
+from adapters.classifiers.entities import EntityExtractor
+from adapters.classifiers.intents import IntentPrediction
+from adapters.classifiers.sentiment import Frustration, SentimentPrediction
 from bot.build import build_index
 from bot.definition.config import BotDefinition
 from bot.definition.loader import load_bot

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.definition.loader import load_bot
@@ -15,7 +21,7 @@ from bot.server.app import create_app
 from channels.signing import signature_headers
 from channels.slack import slack_signature
 from channels.visitors import VisitorTokens
-from tests.local_redis import LocalRedis
+from tests.local_redis import LocalRedis, free_port
 
 # A bot without FAQ (no embedder to load): every message gets the fallback reply.
 LIGHT_CORE = """
@@ -131,3 +137,63 @@ async def client_for(root: Path) -> TestClient:  # type: ignore[type-arg]
     client = TestClient(TestServer(create_app(load_bot(root))))
     await client.start_server()
     return client
+
+
+def raw_request(port: int, method: str, target: bytes, *, headers: dict[bytes, bytes] | None = None,
+                body: bytes = b"", timeout: float = 60.0) -> tuple[int, bytes]:
+    """Send one HTTP/1.1 request byte for byte (headers and target may hold any bytes, which
+    client libraries refuse to send); the status and body of the answer."""
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1",
+             b"Connection: close", b"Content-Length: " + str(len(body)).encode()]
+    lines += [name + b": " + value for name, value in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    if not status_line.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):  # 1.0: the parser refused
+        raise AssertionError(f"no HTTP answer: {answer[:200]!r}")
+    return int(status_line.split()[1]), rest
+
+
+class ServerThread:
+    """Serve an aiohttp app on 127.0.0.1 from a thread, for synchronous clients."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner = web.AppRunner(app, access_log=None)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=120)
+        return self
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def post(self, path: str, body: bytes, content_type: str,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("POST", path, body=body,
+                               headers={**(headers or {}), "Content-Type": content_type})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from adapters.intents import IntentPrediction
+from adapters.classifiers.intents import IntentPrediction
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.dialogue.answerer import FaqAnswerer, Generator
 from bot.dialogue.multi_part import question_parts
 from bot.errors import BotError, ConfigError
 from bot.evaluation.answers import AnswerCase, load_answer_cases, outcome
-from bot.messages import BotReply, Citation, UserMessage
 from bot.runtime import BotRuntime
 from bot.sessions.store import Session
+from foundation.messages import BotReply, Citation, UserMessage
 from retrieval.index import FaqIndex
 
 from ..adapters.test_remote_model import remote, running_stand_in
@@ -303,3 +303,31 @@ async def _generated(runtime: BotRuntime, url: str, question: str, *,
     stream = await answerer.answer(session, question, hits, decided=decided)
     assert stream is not None
     return await stream.result()
+
+
+async def test_a_generated_answer_that_invents_or_echoes_is_never_shown(
+        runtime: BotRuntime) -> None:
+    """What the model says must be in the passages it cites: an invented amount, a place
+    nobody mentioned, the entry's question echoed as a title, or the question handed back
+    are replaced by the passage's own answer, and the turn records why."""
+    cases = {
+        "invents a number": ["You can reset your PIN for £25 in the app. [pin-reset]"],
+        "invents a name": ["Open the app, go to Card settings in Frankfurt. [pin-reset]"],
+        "echoes the title": ["How do I reset my PIN?: Open the app and choose Reset PIN. "
+                             "[pin-reset]"],
+        "hands the question back": ["Yes, you can reset your PIN of your card? [pin-reset]"],
+    }
+    async with running_stand_in() as stand_in:
+        replies = {}
+        for case, pieces in cases.items():
+            stand_in.pieces = pieces
+            replies[case] = await _generated(runtime, stand_in.url, "can I reset my PIN of my card")
+        stand_in.pieces = ["Open the app, go to Card settings and choose Reset PIN. [pin-reset]"]
+        faithful = await _generated(runtime, stand_in.url, "can I reset my PIN of my card")
+    problems = {case: (r.decision or {}).get("generated_replaced") for case, r in replies.items()}
+    assert problems == {"invents a number": ["number:25"], "invents a name": ["name:frankfurt"],
+                        "echoes the title": ["echo"], "hands the question back": ["restates"]}
+    for reply in replies.values():
+        assert reply.kind == "faq" and reply.text.startswith("Open the app, go to Card settings")
+        assert [c.passage_id for c in reply.citations] == ["pin-reset"]
+    assert faithful.kind == "generated" and faithful.decision is None

@@ -6,8 +6,8 @@ import pytest
 
 from bot.build import build_index
 from bot.definition.loader import load_bot
-from bot.definition.schema import Secret
 from bot.errors import ConfigError
+from foundation.settings import Secret
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import BOT_YAML, MakeBot
@@ -143,7 +143,7 @@ def test_model_server_errors_name_file_and_key_path(make_bot: MakeBot) -> None:
     message = server("    url: http://h/v1\n    model: m\n    adapters: x\n")
     assert "bot.yaml:6: model.server.adapters: unknown key" in message
     assert "api_key" in message and "timeout_s" in message
-    assert "model.server.url: must be an http:// or https:// URL" in server(
+    assert "model.server.url: must be an absolute http:// or https:// URL with a host" in server(
         "    url: 10.0.0.7:8000/v1\n    model: m\n")
     assert "model.server.timeout_s: must be greater than 0" in server(
         "    url: https://h/v1\n    model: m\n    timeout_s: 0\n")

@@ -7,8 +7,8 @@ import pytest
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.errors import BadRequest, TurnTimeout
-from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.runtime import BotRuntime
+from foundation.messages import BotReply, ReplyStream, UserMessage
 
 from ..conftest import BOT_YAML, MakeBot
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.intents import OUT_OF_SCOPE, IntentPrediction
+from adapters.classifiers.intents import OUT_OF_SCOPE, IntentPrediction
 from bot.cli import main
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError

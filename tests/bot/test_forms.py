@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters.entities import EntityExtractor
+from adapters.classifiers.entities import EntityExtractor
 from bot.definition.dialogue import SlotDefinition
 from bot.definition.loader import load_bot
 from bot.dialogue.forms import parse_slot

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.messages import UserMessage
 from bot.runtime import BotRuntime
+from foundation.messages import UserMessage
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import BOT_YAML, MakeBot

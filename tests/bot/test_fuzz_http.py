@@ -4,16 +4,14 @@ size and type) never give a 5xx, a dropped socket, or harm the store."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
-import threading
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +19,6 @@ from bot.build import train
 from bot.definition.loader import load_bot
 from bot.server.app import create_app
 from bot.server.pipeline import PIPELINE
-from tests.local_redis import free_port
 
 from ..conftest import BOT_YAML, MakeBot
 from .production_support import (
@@ -29,6 +26,8 @@ from .production_support import (
     JSON_ENDPOINTS,
     LIGHT_CORE,
     SOCKETS,
+    ServerThread,
+    raw_request,
     signed_headers,
     socket_url,
 )
@@ -50,47 +49,6 @@ requests = st.one_of(
     st.integers(65_000, 150_000).map(
         lambda n: b'{"sender": "big", "message": "' + b"x" * n + b'"}'),
 )
-
-
-class ServerThread:
-    """Serve an aiohttp app on 127.0.0.1 from a thread, for synchronous clients."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner = web.AppRunner(app, access_log=None)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=120)
-        return self
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-    def call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    def post(self, path: str, body: bytes, content_type: str,
-             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request("POST", path, body=body,
-                               headers={**(headers or {}), "Content-Type": content_type})
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
 
 
 @pytest.fixture
@@ -208,3 +166,85 @@ async def socket_frames(port: int, path: str, frames: list[bytes]) -> int:
                     answered += 1
                     break
     return answered
+
+
+# Hostile values for every part of a request: huge numbers, lone surrogates, invalid UTF-8,
+# digits of other scripts, malformed URLs, control bytes (no CR/LF: they end a header).
+odd_digits = st.text(alphabet="0123456789٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹०१२३४५६७८९", min_size=1, max_size=12)
+hostile_text = st.one_of(
+    st.sampled_from(["9" * 5000, "-" + "1" * 4400, "1e99999", "\\ud800", "a\\udfff", "\\u0000",
+                     "http://[", "https://[::1", "//evil", "sha256=", "v0=", "Bearer ",
+                     "Bearer a.b", "null", "é", "../../etc/passwd", "%ED%A0%80"]),
+    odd_digits, st.text(max_size=40))
+hostile_bytes = st.one_of(
+    hostile_text.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.sampled_from([b"\xff\xfe", b"\xc3\xa9", b"\xed\xa0\x80", b"abc.\xc3\xa9", b"\x00"]))
+header_names = st.sampled_from([
+    b"Authorization", b"X-Api-Token", b"Origin", b"X-Bot-Signature", b"X-Bot-Timestamp",
+    b"X-Slack-Signature", b"X-Slack-Request-Timestamp", b"X-Telegram-Bot-Api-Secret-Token",
+    b"X-Request-Id", b"Content-Type", b"X-Forwarded-For", b"Cookie"])
+query_names = st.sampled_from(["token", "id", "sender", "channel", "status", "since", "x"])
+json_bodies = st.one_of(
+    hostile_text.map(lambda t: ('{"sender": "' + t + '", "message": "hi"}').encode(
+        "utf-8", "surrogatepass")),
+    hostile_text.map(lambda t: ('{"sender": "f", "message": "hi", "metadata": {"n": '
+                                + (t if t.lstrip("-").isdigit() else '"' + t + '"')
+                                + "}}").encode("utf-8", "surrogatepass")),
+    st.binary(max_size=200), st.just(b"[" * 5000))
+
+
+def _quoted(raw: bytes) -> bytes:
+    return b"".join(bytes([c]) if c < 128 and chr(c).isalnum() else b"%%%02X" % c for c in raw)
+
+
+def test_every_route_header_and_query_survives_hostile_bytes(
+        every_channel: ServerThread) -> None:
+    server = every_channel
+    routes = sorted({(r.method, r.resource.canonical) for r in server.app.router.routes()
+                     if r.resource is not None and r.method in ("GET", "POST", "OPTIONS")})
+    assert len(routes) >= 15, routes
+    statuses: list[int] = []
+
+    @settings(max_examples=250, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(route=st.sampled_from(routes), segment=hostile_bytes,
+           headers=st.dictionaries(header_names, hostile_bytes, max_size=3),
+           query=st.lists(st.tuples(query_names, hostile_bytes), max_size=3), body=json_bodies)
+    def request(route: tuple[str, str], segment: bytes, headers: dict[bytes, bytes],
+                query: list[tuple[str, bytes]], body: bytes) -> None:
+        method, template = route
+        path = re.sub(r"\{[^}]+\}", _quoted(segment).decode(), template).encode()
+        if query:
+            path += b"?" + b"&".join(name.encode() + b"=" + _quoted(v) for name, v in query)
+        status, raw = raw_request(server.port, method, path, headers=headers,
+                                  body=body if method == "POST" else b"")
+        assert status < 500, (method, path, headers, status, raw[:300])
+        statuses.append(status)
+
+    request()
+    assert len(statuses) >= 200 and len(set(statuses)) >= 4, sorted(set(statuses))
+
+
+def test_every_websocket_frame_type_gets_an_answer_not_a_drop(
+        every_channel: ServerThread) -> None:
+    async def talk(path: str) -> list[str]:
+        kinds = []
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(f"http://127.0.0.1:{every_channel.port}{socket_url(path)}",
+                                max_msg_size=0) as ws:
+            sends = [ws.send_bytes(b"\xff\x00binary"), ws.send_str('{"n": ' + "9" * 5000 + "}"),
+                     ws.send_str('{"type": "message", "message": "\\ud800"}'),
+                     ws.send_str('{"type": "hello", "sender": "\\udfff"}'),
+                     ws.send_str('{"type": ' + "[" * 3000 + "]" * 3000 + "}")]
+            for send in sends:
+                await send
+                message = await ws.receive(timeout=30)
+                assert message.type == aiohttp.WSMsgType.TEXT, message
+                kinds.append(json.loads(message.data)["type"])
+            await ws.ping()
+            assert not ws.closed
+        return kinds
+
+    for path in SOCKETS:
+        assert asyncio.run(talk(path)) == ["error"] * 5, path

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.answers import GenerationRequest
-from adapters.llama_model import LlamaCppDialogueModel
-from adapters.remote_model import RemoteAnswerStream
+from adapters.engines.answers import GenerationRequest
+from adapters.engines.llama_model import LlamaCppDialogueModel
+from adapters.engines.remote_model import RemoteAnswerStream
 from bot.build import build_index, train
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError, NotTrainedError
@@ -115,7 +115,7 @@ async def test_streamed_deltas_add_up_to_the_reply(
         trained_bot: tuple[Path, list[Any]], requests_seen: list[GenerationRequest]) -> None:
     runtime = await BotRuntime.aload(load_bot(trained_bot[0]))
     try:
-        from bot.messages import UserMessage
+        from foundation.messages import UserMessage
 
         stream = runtime.dialogue.stream(UserMessage("u4", PARAPHRASE))
         deltas = [delta async for delta in stream]

@@ -8,9 +8,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.cli import main
-from bot.messages import BotReply
 from bot.runtime import BotRuntime
 from bot.server.agent_api import DELIVER
+from foundation.messages import BotReply
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot

@@ -13,12 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.definition.loader import load_bot
+from bot.definition.secrets import bot_secrets
 from bot.errors import BotError
-from bot.messages import BotReply
 from bot.server.app import create_app
-from bot.server.logs import bot_secrets, configure_logging
+from bot.server.logs import configure_logging
 from bot.server.pipeline import PIPELINE
 from channels.registry import CHANNELS
+from foundation.messages import BotReply
 from tests.local_redis import LocalRedis
 
 from ..conftest import MakeBot

@@ -8,9 +8,9 @@ import pytest
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.dialogue.follow_up import contextual_query, is_follow_up, is_question
-from bot.messages import UserMessage
 from bot.runtime import BotRuntime
 from bot.sessions.store import Session
+from foundation.messages import UserMessage
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import MakeBot
@@ -58,6 +58,18 @@ async def test_replies_carry_intent_confidence_and_sentiment(runtime: BotRuntime
     assert faq["kind"] == "faq" and faq["intent"] is None
     assert faq["confidence"] == pytest.approx(faq["citations"][0]["score"])  # type: ignore[index]
     assert fallback["kind"] == "fallback" and fallback["sentiment"] == "negative"
+    assert fallback["confidence"] is None  # a fallback is no answer: nothing to be sure of
+
+
+async def test_a_frustrated_customer_is_offered_a_person_at_the_first_miss(
+        runtime: BotRuntime) -> None:
+    calm, = await talk(runtime, "u8", "what's the weather on mars today")
+    (cross,) = await talk(runtime, "u9", "ugh this is useless, where is my refund from the shop")
+    offer = runtime.bot.config.handoff.offer  # type: ignore[union-attr]
+    assert calm["kind"] == "fallback" and offer not in calm["text"]  # offered after 2 misses
+    assert cross["kind"] == "fallback" and cross["sentiment"] == "negative"
+    assert cross["text"].endswith(offer)  # type: ignore[union-attr]
+    assert {"title": "Talk to a person", "payload": "human_agent"} in cross["buttons"]
 
 
 async def test_a_near_certain_intent_keeps_its_canned_response(

@@ -12,15 +12,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
-from adapters.prompting import system_prompt
+from adapters.engines.prompting import system_prompt
 from bot.definition.config import RateLimit, SecuritySettings
 from bot.definition.loader import load_bot
-from bot.definition.schema import Secret
-from bot.messages import BotReply, ReplyStream, UserMessage
+from bot.definition.secrets import bot_secrets
 from bot.runtime import BotRuntime
 from bot.server.app import create_app
 from bot.server.guard import inspect_input
-from bot.server.logs import REQUEST_ID, JsonFormatter, RedactingFilter, bot_secrets
+from bot.server.logs import REQUEST_ID, JsonFormatter, RedactingFilter
 from bot.server.metrics import model_timer
 from bot.server.pipeline import PIPELINE
 from bot.server.security import (
@@ -31,6 +30,8 @@ from bot.server.security import (
     token_middleware,
 )
 from bot.sessions.store import Session
+from foundation.messages import BotReply, ReplyStream, UserMessage
+from foundation.settings import Secret
 from tests.local_redis import LocalRedis
 
 from ..conftest import MakeBot

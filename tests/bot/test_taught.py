@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from adapters.training_data import TaughtAnswer, build_examples, data_digest
+from adapters.training.training_data import TaughtAnswer, build_examples, data_digest
 from bot.build import build_index
 from bot.definition.loader import load_bot
 from bot.learning import import_files

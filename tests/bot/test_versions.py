@@ -15,7 +15,7 @@ from bot.definition.loader import load_bot
 from bot.errors import BotError
 from bot.runtime import BotRuntime
 from bot.server.app import create_app
-from bot.versions import list_versions, rollback
+from bot.versions.store import list_versions, rollback
 from tests.conftest import FAQ_YAML, MakeBot
 
 ANSWERS = """

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.errors import ChannelError
-from bot.messages import BotReply
 from channels.registry import CHANNELS
+from foundation.messages import BotReply
 
 from .support import Serve, StandIn, assert_nothing_stored, user_texts
 

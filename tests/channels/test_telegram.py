@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bot.errors import ChannelError
-from bot.messages import BotReply
 from channels.delivery import split_text
 from channels.registry import CHANNELS
+from foundation.messages import BotReply
 
 from .support import Serve, StandIn, assert_nothing_stored, user_texts
 

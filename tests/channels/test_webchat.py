@@ -102,8 +102,8 @@ async def test_without_allowed_origins_every_cross_origin_call_is_refused(serve:
 
 
 async def test_webchat_push_reaches_the_open_widget(serve: Serve) -> None:
-    from bot.messages import BotReply
     from channels.registry import CHANNELS
+    from foundation.messages import BotReply
 
     client = await serve({"webchat": WEBCHAT})
     channel: Any = client.app[CHANNELS]["webchat"]

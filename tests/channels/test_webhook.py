@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.messages import BotReply, ReplyStream, UserMessage
 from bot.server.app import errors_middleware
 from channels.delivery import DeliveryError, RetryPolicy
 from channels.registry import CHANNELS
 from channels.signing import sign, signature_headers, verify
 from channels.webhook import WebhookChannel, WebhookSettings
+from foundation.messages import BotReply, ReplyStream, UserMessage
 
 from .support import Serve, StandIn, assert_nothing_stored, user_texts
 

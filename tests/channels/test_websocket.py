@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.errors import ChannelError
-from bot.messages import BotReply, Citation
 from channels.registry import CHANNELS
+from foundation.messages import BotReply, Citation
 
 from .support import Serve, assert_nothing_stored, user_texts, visitor
 

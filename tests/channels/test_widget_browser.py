@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.messages import BotReply
 from channels.registry import CHANNELS
+from foundation.messages import BotReply
 
 from .cdp import CHROMIUM, Page, chromium
 from .support import Serve, user_texts

@@ -11,7 +11,7 @@ from bot.dialogue.handoff import trigger
 from bot.dialogue.stages.intent import faq_is_better
 from bot.dialogue.stages.triggers import hand_off
 from bot.dialogue.turn import Parts, Turn, form_reply, joined, rendered_reply
-from bot.messages import BotReply
+from foundation.messages import BotReply
 
 
 async def active_form(turn: Turn, parts: Parts) -> BotReply | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.intents import IntentPrediction
-from adapters.sentiment import Frustration
+from adapters.classifiers.intents import IntentPrediction
+from adapters.classifiers.sentiment import Frustration
 from bot.dialogue.handoff import FRUSTRATION_KEY
 from bot.dialogue.turn import ChosenIntent, Parts, Turn
 

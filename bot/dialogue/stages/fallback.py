@@ -1,5 +1,6 @@
 """Fallback: nothing answered. Clarify, then offer a person, then hand off
-(``handoff.offer_after`` / ``handoff.fallback_streak`` misses in a row)."""
+(``handoff.offer_after`` / ``handoff.fallback_streak`` misses in a row); a clearly
+frustrated customer is offered a person at the first miss."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 
 from bot.dialogue.handoff import MISSES_KEY, start_handoff
 from bot.dialogue.turn import Parts, Turn
-from bot.messages import BotReply
+from foundation.messages import BotReply
 
 
 async def fallback(turn: Turn, parts: Parts) -> BotReply:
@@ -32,7 +33,9 @@ def escalate(turn: Turn, parts: Parts, reply: BotReply) -> BotReply:
         start_handoff(session, "not understood")
         return BotReply(text=f"{reply.text}\n\n{settings.fallback_message}", kind="handoff",
                         handoff=True)
-    if settings is not None and settings.offer_after and misses >= settings.offer_after:
+    frustrated = turn.analysis is not None and turn.analysis.sentiment.label == "negative"
+    if settings is not None and settings.offer_after and \
+            (misses >= settings.offer_after or frustrated):
         offer = {"title": settings.offer_button, "payload": settings.intent}
         buttons = (*(b for b in buttons if b["payload"] != settings.intent), offer)
         return dataclasses.replace(reply, text=f"{reply.text}\n\n{settings.offer}",

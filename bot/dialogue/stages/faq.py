@@ -1,5 +1,6 @@
-"""FAQ: the answer decision (``adapters/answer_policy.py``) over the retrieved passages and
-the intents with a canned response, then the answer, "Do you mean A or B?", or nothing.
+"""FAQ: the answer decision (``adapters/answering/answer_policy.py``) over the retrieved
+passages and the intents with a canned response, then the answer, "Do you mean A or B?", or
+nothing.
 
 Follow-ups ("and how long does that take?") are searched together with the previous
 question (``bot/dialogue/follow_up.py``); a question that asks several things is answered
@@ -16,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from adapters.answer_policy import AnswerPolicy, Decision
-from adapters.evidence import Candidate, content_words
+from adapters.answering.answer_policy import AnswerPolicy, Decision
+from adapters.answering.evidence import Candidate, content_words
 from bot.dialogue.answerer import citation
 from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question
 from bot.dialogue.multi_part import question_parts
 from bot.dialogue.stages.fallback import escalate
 from bot.dialogue.stages.intent import clarify_options, intent_title
 from bot.dialogue.turn import Parts, Turn, rendered_reply
-from bot.messages import BotReply, Citation, ReplyHook, ReplyStream
+from foundation.messages import BotReply, Citation, ReplyHook, ReplyStream
 from retrieval.index import Hit
 
 MIN_PART_WORDS = 2  # content words for a part the bot cannot answer to be named
@@ -107,7 +108,8 @@ def _tagger(decision: Decision) -> ReplyHook:
 def _with(reply: BotReply, decision: Decision) -> BotReply:
     best = decision.best
     confidence = round(best.probability, 4) if best is not None else reply.confidence
-    return dataclasses.replace(reply, decision=decision.evidence(), confidence=confidence)
+    return dataclasses.replace(reply, decision={**(reply.decision or {}), **decision.evidence()},
+                               confidence=confidence)
 
 
 def intent_answer(parts: Parts, turn: Turn, chosen: Candidate, hits: list[Hit]) -> BotReply:
@@ -146,6 +148,21 @@ def _option(parts: Parts, candidate: Candidate) -> tuple[str, str]:
     title = candidate.target if passage is None else \
         (passage.question or passage.title or passage.id).rstrip("?")
     return title, f"{title}?"
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+def part_name(index: int, count: int) -> str:
+    """How a reply names part ``index`` (0-based) of a ``count``-part question, without
+    quoting it: "the second part of your question", "the last part of your question"."""
+    if index == count - 1 and count > 2:
+        name = "the last part"
+    elif index < len(ORDINALS):
+        name = f"the {ORDINALS[index]} part"
+    else:
+        name = f"part {index + 1}"
+    return f"{name} of your question"
 
 
 async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
@@ -190,7 +207,8 @@ async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
         texts.append(reply.text)
         citations.extend(reply.citations)
     for question in missing:
-        texts.append(parts.config.answers.unknown_part.format(part=question.rstrip("?. ")))
+        texts.append(parts.config.answers.unknown_part.format(
+            part=part_name(questions.index(question), len(questions))))
     evidence = {"action": "answer_parts", "parts": [
         {"question": q, **d.evidence()} for q, d, _ in decided]}
     probability = min(d.best.probability for _, d, _ in answered if d.best is not None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.dialogue.handoff import handoff_status, pop_outbox_text
 from bot.dialogue.turn import Parts, Turn
-from bot.messages import BotReply
+from foundation.messages import BotReply
 
 
 async def handed_off(turn: Turn, parts: Parts) -> BotReply | None:

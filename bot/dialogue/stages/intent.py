@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.definition.config import Intent
 from bot.dialogue.templates import Rendered, session_context
 from bot.dialogue.turn import Parts, Turn, form_reply, joined, rendered_reply
-from bot.messages import BotReply
+from foundation.messages import BotReply
 
 
 async def intent(turn: Turn, parts: Parts) -> BotReply | None:

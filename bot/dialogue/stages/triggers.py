@@ -1,17 +1,22 @@
-"""Handoff triggers: a person asked for, or a negative streak (``handoff`` settings)."""
+"""Handoff triggers: a person asked for (by an intent marked ``handoff: true``, the
+``handoff.intent`` or in so many words, :mod:`bot.dialogue.person_request`), or a negative
+streak (``handoff`` settings)."""
 
 from __future__ import annotations
 
 from bot.dialogue.handoff import start_handoff, trigger
+from bot.dialogue.person_request import asks_for_person
 from bot.dialogue.templates import Rendered
 from bot.dialogue.turn import Parts, Turn
-from bot.messages import BotReply
+from foundation.messages import BotReply
 
 
 async def triggers(turn: Turn, parts: Parts) -> BotReply | None:
     chosen = turn.chosen
+    asked = (chosen.intent is not None and chosen.intent.handoff) or \
+        asks_for_person(turn.text)
     reason = trigger(parts.config.handoff, intent=None if chosen.ambiguous else chosen.name,
-                     asked=chosen.intent is not None and chosen.intent.handoff,
+                     asked=asked,
                      frustration=turn.analysis.frustration if turn.analysis else None)
     return None if reason is None else hand_off(turn, parts, reason)
 

@@ -1,0 +1,317 @@
+"""Training questions for the answer policy, made from the bot's own data (no labels needed).
+
+- Each FAQ entry's ``alternatives``, each searched with its own vector left out of the index
+  (an unseen paraphrase): right = the entry (and the intents linked to it). The same
+  question searched with the whole entry left out stands for a question the FAQ does not
+  cover: nothing is right. With a FAQ encoder tuned on those alternatives, each is embedded
+  by an encoder tuned without it (cross-fitted folds), as a customer's question would be.
+- The intent examples, in folds: each fold's classifier is trained without a fifth of every
+  intent's examples and without a fifth of the intents altogether; the held-out examples
+  are classified and searched. Right: their intent when it was trained (and answers with a
+  response), the passage it is linked to.
+- The packaged out-of-scope messages, in the same folds: nothing is right.
+
+Intents are linked to the passage their response states: ``faq:`` in the intent, else the
+passage most of its examples retrieve first (at least half of them, mean score >= 0.5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.answering.answer_policy import AnswerPolicy, Example, policy_artifact
+from adapters.answering.evidence import Candidate, EvidenceBuilder, passage_texts, word_counts
+from adapters.classifiers.intents import (
+    OUT_OF_SCOPE,
+    IntentClassifier,
+    IntentPrediction,
+    background_examples,
+)
+from adapters.errors import ModelError, NotTrainedError
+from adapters.settings import AnswerSettings, ClassifierSettings
+from retrieval.artifacts import digest
+from retrieval.documents import Passage
+from retrieval.embedder import Embedder
+from retrieval.index import FaqIndex, Hit
+
+FOLDS = 5
+MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
+UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
+BACKGROUND_SHARE = 0.2  # of all training questions' weight
+LINK_SHARE, LINK_SCORE = 0.5, 0.5
+Refit = Callable[[Sequence[Passage]], Embedder]  # an encoder tuned on these FAQ entries
+
+
+@dataclass(frozen=True)
+class IntentUse:
+    """An intent as the policy sees it: its examples, whether it answers with a canned
+    response, whether it acts instead (a form, an HTTP action, a handoff: the policy does
+    not decide those) and its explicit FAQ link."""
+
+    name: str
+    examples: tuple[str, ...]
+    response: bool = False
+    acts: bool = False
+    faq: str | None = None
+
+    @property
+    def answers(self) -> bool:
+        return self.response and not self.acts
+
+
+def policy_fingerprint(index: FaqIndex, uses: Sequence[IntentUse],
+                       classifier: IntentClassifier | None, answers: AnswerSettings,
+                       k: int) -> dict[str, Any]:
+    """What a trained policy depends on; any change means it is learned again."""
+    built = {key: index.manifest.get(key) for key in ("model", "chunking", "sources")}
+    content = {"index": built, "intents": [dataclasses.asdict(u) for u in uses],
+               "classifier": classifier.manifest.get("examples_sha256") if classifier else None,
+               "answers": dataclasses.asdict(answers), "top_k": k}
+    return {"policy_sha256": digest(content)}
+
+
+def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
+                 uses: Sequence[IntentUse], classifier: IntentClassifier | None,
+                 settings: ClassifierSettings, answers: AnswerSettings, *, k: int,
+                 refit: Refit | None = None, force: bool = False) -> tuple[AnswerPolicy, bool]:
+    """Learn (or reuse) the bot's answer policy in ``directory``; returns it and whether it
+    was learned anew. ``refit``: how ``embedder`` was tuned on the FAQ, to tune it again
+    without the questions each fold asks (``_searches``)."""
+    wanted = policy_fingerprint(index, uses, classifier, answers, k)
+    if not force and policy_artifact(directory).is_current(wanted):
+        try:
+            return AnswerPolicy.load(directory, wanted), False
+        except (NotTrainedError, ModelError):
+            pass  # damaged: learn again below
+    links = intent_links(uses, index, embedder, k)
+    evidence = evidence_for(uses, index, links)
+    examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
+                               unanswerable_share=answers.unanswerable_share, refit=refit)
+    if len(examples) < MIN_QUESTIONS:  # too little to learn from: the cosine threshold
+        policy = AnswerPolicy({}, 1.0, evidence, {"examples": len(examples)})
+    else:
+        policy = AnswerPolicy.fit(examples, evidence, max_wrong_rate=answers.max_wrong_rate)
+    policy.manifest.update(links=len(links))
+    policy.save(directory, wanted)
+    return policy, True
+
+
+class MaskedSearch:
+    """Exact cosine search over the index's vectors (or the same texts embedded by another
+    encoder: ``vectors``) with some rows left out."""
+
+    def __init__(self, index: FaqIndex, vectors: np.ndarray | None = None) -> None:
+        self.index = index
+        self.vectors = index.index.reconstruct_n(0, index.index.ntotal) if vectors is None \
+            else vectors
+        self.owners = np.asarray(index.owners)
+        self.texts = [t for p in index.passages for t in p.search_texts()]
+
+    def search(self, query: np.ndarray, k: int, *, without: np.ndarray | None = None,
+               ) -> list[Hit]:
+        scores = self.vectors @ query
+        if without is not None:
+            scores = np.where(without, -np.inf, scores)
+        best: dict[int, float] = {}
+        for row in np.argsort(-scores):
+            if not np.isfinite(scores[row]):
+                break
+            owner = int(self.owners[row])
+            best.setdefault(owner, float(scores[row]))
+            if len(best) == k:
+                break
+        return [Hit(self.index.passages[i], s) for i, s in best.items()]
+
+
+def intent_links(uses: Sequence[IntentUse], index: FaqIndex, embedder: Embedder,
+                 k: int) -> dict[str, str]:
+    """Each intent's passage: explicit, or the one most of its examples retrieve first."""
+    links = {u.name: u.faq for u in uses if u.faq}
+    for name, passage in links.items():
+        if index.get(passage) is None:
+            raise ModelError(f"intents: {name}: faq: {passage!r} is no FAQ entry's id")
+    search = MaskedSearch(index)
+    for use in uses:
+        if use.name in links or use.acts or not use.examples:
+            continue
+        hits = [search.search(v, 1) for v in embedder.embed(list(use.examples))]
+        firsts = Counter(h[0].passage.id for h in hits if h)
+        if not firsts:
+            continue
+        passage, count = firsts.most_common(1)[0]
+        scores = [h[0].score for h in hits if h and h[0].passage.id == passage]
+        if count >= LINK_SHARE * len(use.examples) and float(np.mean(scores)) >= LINK_SCORE:
+            links[use.name] = passage
+    return links
+
+
+def evidence_for(uses: Sequence[IntentUse], index: FaqIndex,
+                 links: Mapping[str, str]) -> EvidenceBuilder:
+    """The bot's vocabulary (FAQ and intent examples), each intent's words and links."""
+    texts = [t for p in index.passages for t in passage_texts(p)]
+    texts += [e for u in uses for e in u.examples]
+    return EvidenceBuilder(word_counts(texts),
+                           {u.name: word_counts(dict.fromkeys(u.examples)) for u in uses},
+                           dict(links))
+
+
+def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
+                    classifier: IntentClassifier | None, settings: ClassifierSettings,
+                    evidence: EvidenceBuilder, *, k: int, unanswerable_share: float = 0.2,
+                    refit: Refit | None = None, seed: int = 0) -> list[Example]:
+    """Every training question with its candidates and what is right for it."""
+    answerable = {u.name for u in uses if u.answers}
+    by_passage: dict[str, set[str]] = {}
+    for name, passage in evidence.links.items():
+        if name in answerable:
+            by_passage.setdefault(passage, set()).add(f"intent:{name}")
+    examples = _faq_examples(index, classifier, evidence, answerable, by_passage, k, refit,
+                             seed)
+    if classifier is not None:
+        examples += _intent_examples(index, embedder, uses, classifier, settings, evidence,
+                                     answerable, k, seed)
+    return reweighed(examples, unanswerable_share)
+
+
+def reweighed(examples: list[Example], share: float) -> list[Example]:
+    """``examples`` with the unanswerable ones weighed to ``share`` of the total weight."""
+    negative = sum(e.weight for e in examples if not e.right)
+    positive = sum(e.weight for e in examples if e.right)
+    if not negative or not positive:
+        return examples
+    scale = share * positive / ((1 - share) * negative)
+    return [e if e.right else dataclasses.replace(e, weight=e.weight * scale)
+            for e in examples]
+
+
+def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
+                  evidence: EvidenceBuilder, answerable: set[str],
+                  by_passage: Mapping[str, set[str]], k: int,
+                  refit: Refit | None = None, seed: int = 0) -> list[Example]:
+    search = MaskedSearch(index)
+    queries: list[tuple[int, int]] = []  # (row of the alternative, owner)
+    for row, (text, owner) in enumerate(zip(search.texts, search.owners, strict=True)):
+        passage = index.passages[int(owner)]
+        if passage.question and text in passage.alternatives:
+            queries.append((row, int(owner)))
+    if not queries:
+        return []
+    texts = [search.texts[row] for row, _ in queries]
+    verdicts = _classify(classifier, texts)
+    covered_in, uncovered_in = _searches(index, search, queries, refit, seed)
+    examples: list[Example] = []
+    for (row, owner), text, verdict in zip(queries, texts, verdicts, strict=True):
+        passage_id = index.passages[owner].id
+        alone = np.zeros(len(search.texts), dtype=bool)
+        alone[row] = True
+        fold = covered_in[row]
+        hits = fold.search(fold.vectors[row], k, without=alone)
+        right = frozenset({f"faq:{passage_id}", *by_passage.get(passage_id, ())})
+        examples.append(Example(_candidates(evidence, text, hits, verdict, answerable), right))
+        fold = uncovered_in[row]
+        hits = fold.search(fold.vectors[row], k, without=fold.owners == owner)
+        examples.append(Example(_candidates(evidence, text, hits, verdict, answerable),
+                                frozenset(), UNCOVERED_WEIGHT))
+    return examples
+
+
+def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
+              refit: Refit | None, seed: int,
+              ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch]]:
+    """For each alternative's row, the search it is asked in as a covered question and as
+    an uncovered one. Without ``refit``: the index's own vectors. With it (a tuned encoder),
+    cross-fitted: in fold f the encoder is tuned without the entries of fold f and without
+    the alternatives of fold f; an alternative is asked as covered in its own fold (never
+    its entry's) and as uncovered in its entry's, so no question was seen by its encoder."""
+    if refit is None:
+        return {row: search for row, _ in queries}, {row: search for row, _ in queries}
+    rng = np.random.default_rng(seed)
+    owners = sorted({owner for _, owner in queries})
+    entry_fold = dict(zip(owners, rng.permutation(len(owners)) % FOLDS, strict=True))
+    alternative_fold = {row: int((entry_fold[owner] + rng.integers(1, FOLDS)) % FOLDS)
+                        for row, owner in queries}
+    covered_in: dict[int, MaskedSearch] = {}
+    uncovered_in: dict[int, MaskedSearch] = {}
+    for fold in range(FOLDS):
+        left_out = {search.texts[row] for row, f in alternative_fold.items() if f == fold}
+        kept = [dataclasses.replace(p, alternatives=tuple(a for a in p.alternatives
+                                                          if a not in left_out))
+                for n, p in enumerate(index.passages) if entry_fold.get(n) != fold]
+        encoder = refit(kept)
+        folded = MaskedSearch(index, encoder.embed(search.texts))
+        for row, owner in queries:
+            if alternative_fold[row] == fold:
+                covered_in[row] = folded
+            if entry_fold[owner] == fold:
+                uncovered_in[row] = folded
+    return covered_in, uncovered_in
+
+
+def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
+                     classifier: IntentClassifier, settings: ClassifierSettings,
+                     evidence: EvidenceBuilder, answerable: set[str], k: int,
+                     seed: int) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    rows = [(text, u.name) for u in uses for text in dict.fromkeys(u.examples)]
+    background = background_examples() if settings.builtin_out_of_scope else []
+    texts = [t for t, _ in rows] + background
+    labels = [name for _, name in rows] + [OUT_OF_SCOPE] * len(background)
+    fold = rng.integers(0, FOLDS, len(texts))
+    names = sorted({u.name for u in uses})
+    removed = {name: int(g) for name, g in zip(names, rng.permutation(len(names)) % FOLDS,
+                                               strict=True)}
+    own = classifier.embedder.embed(texts)  # the classifier's (maybe tuned) encoder
+    shared = own if not classifier.tuned else embedder.embed(texts)
+    search = MaskedSearch(index)
+    # examples whose right answer the policy cannot know: acting intents, and topic-only
+    # intents (no response) linked to no passage
+    unknown = {u.name for u in uses if u.acts or not (u.answers or u.name in evidence.links)}
+    examples: list[Example] = []
+    for k_fold in range(FOLDS):
+        train = [i for i, label in enumerate(labels)
+                 if fold[i] != k_fold and removed.get(label, -1) != k_fold]
+        kept = set(train)
+        test = [i for i, label in enumerate(labels) if i not in kept and label not in unknown]
+        if len({labels[i] for i in train}) < 2 or not test:
+            continue
+        model = IntentClassifier.fit([texts[i] for i in train], [labels[i] for i in train],
+                                     own[train], classifier.embedder, settings=settings,
+                                     seed=seed)
+        verdicts = model.predict_vectors(own[test], [texts[i] for i in test])
+        trained = {labels[i] for i in train}
+        background_weight = BACKGROUND_SHARE * len(rows) / max(1, len(background))
+        for i, verdict in zip(test, verdicts, strict=True):
+            label = labels[i]
+            right: set[str] = set()
+            if label in answerable and label in trained:
+                right.add(f"intent:{label}")
+            if label in evidence.links:
+                right.add(f"faq:{evidence.links[label]}")
+            hits = search.search(shared[i], k)
+            examples.append(Example(
+                _candidates(evidence, texts[i], hits, verdict, answerable,
+                            own=label != OUT_OF_SCOPE), frozenset(right),
+                background_weight if label == OUT_OF_SCOPE else 1.0))
+    return examples
+
+
+def _classify(classifier: IntentClassifier | None,
+              texts: list[str]) -> list[IntentPrediction | None]:
+    if classifier is None:
+        return [None] * len(texts)
+    return list(classifier.predict_many(texts))
+
+
+def _candidates(evidence: EvidenceBuilder, text: str, hits: list[Hit],
+                verdict: IntentPrediction | None, answerable: set[str], *,
+                own: bool = True) -> tuple[Candidate, ...]:
+    """The candidates of one of the bot's own texts (``own``: its words do not count as
+    known; False for the background messages, which the bot's data does not hold)."""
+    return tuple(evidence.candidates(text, hits, verdict, answerable, own=own))

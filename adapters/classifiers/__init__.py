@@ -1,0 +1,1 @@
+"""The message classifiers: intent, sentiment, frustration and entities of a user message."""

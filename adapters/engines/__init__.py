@@ -1,0 +1,1 @@
+"""The dialogue engines: llama.cpp, transformers or a model server, and the choice among them."""

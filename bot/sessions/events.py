@@ -1,0 +1,17 @@
+"""The kinds of event the session store keeps (``SessionStore.log_event``): one place for all.
+
+Whoever writes an event (the server, the agent API, the stores) and whoever reads it back
+(``bot stats``, ``bot export``, ``bot train``'s taught answers) names its kind from here, so
+the readers need not import the writers.
+"""
+
+from __future__ import annotations
+
+TURN_EVENT = "turn"  # a served turn (no text): channel, kind, intent, latency
+FEEDBACK_EVENT = "feedback"  # a thumbs up/down on a reply, with the conversation up to it
+AGENT_REPLY_EVENT = "agent_reply"  # an agent's answer and the question it answers
+HANDOFF_TAKEN_EVENT = "handoff_taken"  # an agent took a handed-off conversation
+HANDOFF_RELEASED_EVENT = "handoff_released"  # an agent handed it back to the bot
+INJECTION_FLAGGED_EVENT = "injection_flagged"  # a message the injection guard flagged
+REPLY_GUARDED_EVENT = "reply_guarded"  # a reply the reply guard replaced
+SESSION_EXPIRED_EVENT = "session_expired"  # a session past its lifetime was started afresh

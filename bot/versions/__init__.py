@@ -1,0 +1,1 @@
+"""Trained versions of a bot: the versions folder (store.py), the promotion gate (gate.py)."""

@@ -1,0 +1,1 @@
+"""The floor every package stands on: message types, errors, settings fields."""
