@@ -126,7 +126,9 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(args.checkout.resolve()))
     bot = args.bot.resolve()
-    if not (bot / ".bot" / "faq_index" / "manifest.json").is_file():
+    from bot.definition.loader import load_bot
+
+    if not (load_bot(bot).index_dir / "manifest.json").is_file():  # the served version's
         raise SystemExit(f"{bot} is not trained: run `bot train {args.bot}` first")
     with tempfile.TemporaryDirectory(prefix="supportbot-work-") as tmp:
         copy = Path(tmp) / bot.name

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from channels.boundary import credential, same_secret
+from channels.boundary import credential, query_value, same_secret
 from channels.http import request_token, unauthorized
 from channels.signing import hmac_hex
 from foundation.errors import Forbidden
@@ -96,7 +96,7 @@ def presented_token(request: web.Request) -> str | None:
     never shows a query string, see bot/server/logs.py)."""
     token = request_token(request)
     if token is None and request.headers.get("Upgrade", "").lower() == "websocket":
-        token = request.query.get("token") or None
+        token = query_value(request, "token") or None
     return token
 
 

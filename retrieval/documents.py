@@ -52,6 +52,7 @@ class Passage:
     question: str | None = None
     alternatives: tuple[str, ...] = ()
     category: str = ""
+    audience: str = "customers"  # "agents": written for the team, never quoted to customers
 
     def search_texts(self) -> list[str]:
         """The texts embedded for this passage; its score is the best of them."""

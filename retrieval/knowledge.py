@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class FaqSource:
     name: str
     shown: str
     display: str = ""
+    audience: str = "customers"  # "agents": its passages are never quoted to customers
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
@@ -43,7 +44,7 @@ def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passag
     for source in sources:
         document = read_source(source.path, display=source.display or source.shown,
                                chunking=chunking, source=source.shown)
-        passages.extend(document.passages)
+        passages.extend(replace(p, audience=source.audience) for p in document.passages)
         extensions.extend(document.extensions)
     return extend(passages, extensions)
 
@@ -51,12 +52,16 @@ def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passag
 def fingerprint(sources: Sequence[FaqSource], faq: FaqSettings,
                 model: str) -> dict[str, object]:
     """What the index depends on: if any of it changes, the index is rebuilt."""
-    return {
+    found: dict[str, object] = {
         "model": model,
         "chunking": {"words": faq.chunk_words, "overlap": faq.chunk_overlap,
                      "rules": CHUNKING_RULES},
         "sources": {s.name: file_digest(s.path) for s in sources},
     }
+    agents = sorted(s.name for s in sources if s.audience == "agents")
+    if agents:  # only then: the indexes of bots without them stay current
+        found["agent_sources"] = agents
+    return found
 
 
 def build_index(folder: Path, sources: Sequence[FaqSource], faq: FaqSettings,

@@ -10,6 +10,9 @@ from foundation.checks import between, check, non_empty, positive
 @dataclass(frozen=True)
 class FaqSettings:
     sources: tuple[str, ...] = check(non_empty)
+    # written for the team (agent guidelines): they may ground a checked generated answer
+    # and agents see them, but customers are never shown them as written
+    agent_sources: tuple[str, ...] = ()
     top_k: int = check(positive, default=3)
     answer_threshold: float = check(between(-1.0, 1.0), default=0.55)
     chunk_words: int = check(positive, default=120)

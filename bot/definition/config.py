@@ -224,20 +224,25 @@ class BotDefinition:
             return str(path)
 
     def faq_sources(self) -> list[FaqSource]:
-        """The FAQ files named in ``faq.sources``, in a stable order: files, globs, or
-        folders (every file of a supported format in it, sub-folders included)."""
+        """The FAQ files named in ``faq.sources`` and ``faq.agent_sources`` (their passages
+        are for agents), in a stable order: files, globs, or folders (every file of a
+        supported format in it, sub-folders included)."""
         faq = self.config.faq
         if faq is None:
             raise ConfigError("this bot has no 'faq' section", file=self.shown(self.file))
-        files: list[Path] = []
-        for i, pattern in enumerate(faq.sources):
-            matches = self._source_files(pattern)
-            if not matches:
-                raise ConfigError(f"no FAQ file matches {pattern!r}",
-                                  file=self.shown(self.file), path=f"faq.sources[{i}]")
-            files.extend(m for m in matches if m not in files)
+        audiences: dict[Path, str] = {}
+        for key, audience in (("sources", "customers"), ("agent_sources", "agents")):
+            for i, pattern in enumerate(getattr(faq, key)):
+                matches = self._source_files(pattern)
+                if not matches:
+                    raise ConfigError(f"no FAQ file matches {pattern!r}",
+                                      file=self.shown(self.file), path=f"faq.{key}[{i}]")
+                for match in matches:  # a file both lists name is for agents
+                    if audience == "agents" or match not in audiences:
+                        audiences[match] = audience
         return [FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
-                          else str(f), self.shown(f), typed_path(f)) for f in files]
+                          else str(f), self.shown(f), typed_path(f), audience)
+                for f, audience in audiences.items()]
 
     def _source_files(self, pattern: str) -> list[Path]:
         if _is_glob(pattern):
@@ -254,7 +259,8 @@ class BotDefinition:
         if self.config.faq is None:
             return []
         taken = {s.path for s in self.faq_sources()}
-        folders = {self._folder_of(pattern) for pattern in self.config.faq.sources}
+        faq = self.config.faq
+        folders = {self._folder_of(p) for p in (*faq.sources, *faq.agent_sources)}
         found = {f for folder in folders for f in folder.rglob("*")
                  if f.is_file() and not _hidden(f, folder) and f not in taken}
         return sorted(self.shown(f) for f in found)

@@ -5,7 +5,9 @@ answers with the best passage above ``faq.answer_threshold``: a FAQ answer as wr
 free text the sentences closest to the question. With it, a top match at or above
 ``model.exact_answer_threshold`` still gets the FAQ's own answer (the fast path); otherwise
 the dialogue model answers from the passages above ``faq.answer_threshold``, streaming, and
-cites the ones it used. No relevant passage, or a model that declines, is a fallback turn
+cites the ones it used. A passage of ``faq.agent_sources`` is never quoted: it may only
+ground a generated answer that passes the checks (``adapters/answering/grounding.py``).
+No relevant passage, or a model that declines, is a fallback turn
 (the fallback stage then offers a person); when the answer policy decided on the passage, a
 declining model gets the passage's own answer instead (the model declines more often with a
 conversation's earlier turns in its prompt).
@@ -93,7 +95,7 @@ class FaqAnswerer:
         threshold (or the answer policy ``decided`` on it): a FAQ answer as written; of free
         text, the whole sentences closest to the question (``KnowledgeBase.excerpt``)."""
         relevant = hits[:1] if decided else self.relevant(hits[:1])
-        if not relevant:
+        if not relevant or relevant[0].passage.audience == "agents":  # never quoted as written
             return None
         best = relevant[0]
         text = best.passage.text
@@ -115,7 +117,8 @@ class FaqAnswerer:
         """The answer to ``text`` from the passages ``hits`` (searched for it, or for it
         with its context), or None when none is relevant. ``decided``: the answer policy
         chose ``hits[0]``; it is answered, with the others that are relevant."""
-        confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold
+        confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold \
+            and hits[0].passage.audience != "agents"  # agents' text: only ever generated from
         relevant = self.relevant(hits, margin=self.config.model.passage_margin)
         if decided and hits:
             relevant = [hits[0], *(h for h in relevant if h.passage.id != hits[0].passage.id)]

@@ -40,6 +40,7 @@ from bot.errors import BadRequest, BotError, Forbidden
 from bot.server.callers import conversation_of
 from bot.sessions.events import AGENT_REPLY_EVENT, HANDOFF_RELEASED_EVENT, HANDOFF_TAKEN_EVENT
 from bot.sessions.store import Session, SessionStore
+from channels.boundary import query_value
 from channels.http import check_token, read_json
 from foundation.messages import BotReply
 
@@ -154,7 +155,7 @@ class AgentDesk:
 
     async def conversations(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        wanted = request.query.get("status", "all")
+        wanted = query_value(request, "status") or "all"
         statuses = {"waiting": ["waiting"], "active": ["active"],
                     "all": ["waiting", "active"]}.get(wanted)
         if statuses is None:
@@ -176,7 +177,7 @@ class AgentDesk:
 
     async def conversation(self, request: web.Request) -> web.Response:
         agent = self._authorize(request)
-        session = await self._load(request.query.get("id", ""))
+        session = await self._load(query_value(request, "id") or "")
         _check_holder(session, agent)
         return web.json_response({**self._brief(session), "history": session.history,
                                   "slots": session.slots})
@@ -250,8 +251,8 @@ class AgentDesk:
         return "queued"
 
     async def outbox(self, request: web.Request) -> web.Response:
-        channel, sender = conversation_of(request, sender=request.query.get("sender"),
-                                          channel=request.query.get("channel"),
+        channel, sender = conversation_of(request, sender=query_value(request, "sender"),
+                                          channel=query_value(request, "channel"),
                                           channels=self.config.channels)
         key = f"{channel}:{sender}"
         store = self.store()
