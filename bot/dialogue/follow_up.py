@@ -17,7 +17,7 @@ from bot.sessions.store import Session
 Retrieve = Callable[[str], Awaitable[Sequence[Any]]]  # hits with a ``score``, best first
 
 _ANAPHORA = frozenset({"it", "that", "this", "those", "these", "they", "them", "then",
-                       "its", "their", "one", "ones", "same"})
+                       "its", "their", "one", "ones", "same", "he", "she", "him", "her"})
 _OPENERS = ("and ", "what about", "how about", "also ", "but ", "so ", "what if", "and?")
 _WORD = re.compile(r"[a-z']+")
 
@@ -56,6 +56,26 @@ def previous_question(session: Session) -> str | None:
         if answer.get("kind") == "faq":
             return str(turn.get("text"))
     return last_user
+
+
+# words that ask rather than name a topic: "how long does an international transfer take?"
+# is about "international transfer"; a follow-up asks its own question about that topic
+_ASKING = frozenset({
+    "a", "an", "the", "to", "for", "of", "in", "on", "at", "by", "with", "from", "and", "or",
+    "i", "me", "my", "we", "our", "you", "your", "it", "its", "that", "this", "there", "is",
+    "are", "was", "were", "be", "been", "am", "do", "does", "did", "can", "could", "will",
+    "would", "should", "may", "might", "must", "have", "has", "had", "how", "what", "when",
+    "where", "why", "who", "which", "whats", "what's", "hows", "how's", "long", "much", "many",
+    "take", "takes", "took", "time", "cost", "costs", "fee", "fees", "charge", "charges",
+    "price", "get", "got", "need", "want", "like", "make", "made", "still", "yet", "not",
+    "any", "some", "just", "please", "hi", "hello", "thanks", "ok", "okay", "so", "then",
+    "hasn't", "haven't", "isn't", "doesn't", "don't", "didn't", "can't", "won't", "i'm",
+    "i've", "it's", "yes", "no"})
+
+
+def topic_of(question: str) -> str:
+    """The words of ``question`` that name its topic, without those that ask."""
+    return " ".join(w for w in _WORD.findall(question.lower()) if w not in _ASKING)
 
 
 def _best(hits: Sequence[Any]) -> float:

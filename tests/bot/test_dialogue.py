@@ -74,3 +74,14 @@ async def test_stream_yields_text_then_the_reply_and_saves_once(runtime: BotRunt
     assert stream.reply is not None and "".join(deltas) == stream.reply.text
     session = await runtime.store.get("rest:u5", channel="rest", sender="u5")
     assert len(session.history) == 2
+
+
+@pytest.mark.parametrize(("question", "topic"), [
+    ("How long does an international transfer take?", "international transfer"),
+    ("What exchange rate do you use when I spend in dollars?", "exchange rate use spend dollars"),
+    ("How do I order a new debit card?", "order new debit card"),
+])
+def test_a_questions_topic_is_its_words_that_do_not_ask(question: str, topic: str) -> None:
+    from bot.dialogue.follow_up import topic_of
+
+    assert topic_of(question) == topic

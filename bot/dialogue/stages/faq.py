@@ -20,7 +20,7 @@ import dataclasses
 from adapters.answering.answer_policy import AnswerPolicy, Decision
 from adapters.answering.evidence import Candidate, content_words
 from bot.dialogue.answerer import citation
-from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question
+from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question, topic_of
 from bot.dialogue.multi_part import question_parts
 from bot.dialogue.stages.fallback import escalate
 from bot.dialogue.stages.intent import clarify_options, intent_title
@@ -49,11 +49,17 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     previous = previous_question(turn.session) if dialogue.follow_up else None
     if previous and query == turn.text and decision.action != "answer" and \
             is_follow_up(turn.text, max_words=dialogue.follow_up_max_words):
-        combined = f"{previous} {turn.text}"  # "what about the fees?" after a question
-        combined_hits = await turn.hits(combined)
-        with_context = _decide(policy, turn, parts, combined, combined_hits)
-        if _best_probability(with_context) > _best_probability(decision):
-            query, hits, decision = combined, combined_hits, with_context
+        # "what about the fees?" after a question: with the whole question, and with its
+        # topic alone ("international transfer"), whose own ask would pull the old answer
+        topic = topic_of(previous)
+        for combined in dict.fromkeys([f"{previous} {turn.text}",
+                                       f"{turn.text} {topic}" if topic else ""]):
+            if not combined:
+                continue
+            combined_hits = await turn.hits(combined)
+            with_context = _decide(policy, turn, parts, combined, combined_hits)
+            if _best_probability(with_context) > _best_probability(decision):
+                query, hits, decision = combined, combined_hits, with_context
     if parts.config.answers.multi_part and query == turn.text:
         split = await _multi_part(policy, turn, parts, decision)
         if split is not None:
