@@ -87,3 +87,20 @@ def test_shell_chats_in_the_terminal(make_bot: MakeBot) -> None:
     assert "Ava> Cards arrive within 5-7 working days." in out
     assert "[source: My card has not arrived yet — test_bot/faq/main.yaml]" in out
     assert out.count("Ava>") == 1  # a blank line just prompts again
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(make_bot: MakeBot) -> None:
+    import socket
+
+    root = make_bot()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "serve", str(root), "--port",
+                               str(port)], capture_output=True, text=True, timeout=300,
+                              cwd=REPO)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == (f"error: port {port} on 127.0.0.1 is already in use: stop "
+                                   "what is listening there or choose another with --port")
+    assert "Traceback" not in done.stderr and "web chat on" not in done.stdout
