@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from retrieval.artifacts import Artifact
-from retrieval.documents import Passage
+from retrieval.documents import Passage, check_unique
 from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
 
@@ -65,7 +65,7 @@ class FaqIndex:
     def build(cls, passages: list[Passage], embedder: Embedder, *, progress: bool = False,
               manifest: dict[str, Any] | None = None) -> FaqIndex:
         """Embed every passage's search texts and index them."""
-        _check_unique(passages)
+        check_unique(passages)
         texts, owners = _search_texts(passages, offset=0)
         vectors = embedder.embed(texts, progress=progress)
         index = _new_index(embedder.dimensions, len(texts))
@@ -100,7 +100,7 @@ class FaqIndex:
 
     def add(self, passages: list[Passage], embedder: Embedder) -> None:
         """Add passages (ids must be new)."""
-        _check_unique([*self.passages, *passages])
+        check_unique([*self.passages, *passages])
         texts, owners = _search_texts(passages, offset=len(self.passages))
         if texts:
             self.index.add(embedder.embed(texts))
@@ -182,13 +182,3 @@ def _search_texts(passages: list[Passage], *, offset: int) -> tuple[list[str], n
             owners.append(position)
     return texts, np.array(owners, dtype=np.int64)
 
-
-def _check_unique(passages: list[Passage]) -> None:
-    seen: dict[str, str] = {}
-    for passage in passages:
-        if passage.id in seen:
-            raise RetrievalError(
-                f"duplicate FAQ id {passage.id!r} in {passage.source} "
-                f"(also in {seen[passage.id]}); give one of them an explicit 'id'"
-            )
-        seen[passage.id] = passage.source

@@ -12,8 +12,11 @@ from retrieval.artifacts import file_digest
 from retrieval.documents import (
     CHUNKING_RULES,
     ChunkSettings,
+    Document,
     Extension,
     Passage,
+    Place,
+    check_unique,
     extend,
     read_source,
 )
@@ -37,16 +40,29 @@ class FaqSource:
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
-    """Every source's passages, with the ``extends`` items of any source merged in."""
+    """Every source's passages, with the ``extends`` items of any source merged in; two
+    passages with one id are an error naming where each was written."""
+    return read_sources(sources, faq)[0]
+
+
+def read_sources(sources: Sequence[FaqSource], faq: FaqSettings
+                 ) -> tuple[list[Passage], list[Document]]:
+    """:func:`load_passages`, and what was read from each source, in order (its pages and
+    warnings: what `bot validate` reports)."""
     chunking = ChunkSettings(words=faq.chunk_words, overlap=faq.chunk_overlap)
     passages: list[Passage] = []
+    places: list[Place] = []
     extensions: list[Extension] = []
+    documents: list[Document] = []
     for source in sources:
         document = read_source(source.path, display=source.display or source.shown,
                                chunking=chunking, source=source.shown)
         passages.extend(replace(p, audience=source.audience) for p in document.passages)
+        places.extend(document.places)
         extensions.extend(document.extensions)
-    return extend(passages, extensions)
+        documents.append(document)
+    check_unique(passages, places)
+    return extend(passages, extensions), documents
 
 
 def fingerprint(sources: Sequence[FaqSource], faq: FaqSettings,

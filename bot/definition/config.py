@@ -233,7 +233,7 @@ class BotDefinition:
         audiences: dict[Path, str] = {}
         for key, audience in (("sources", "customers"), ("agent_sources", "agents")):
             for i, pattern in enumerate(getattr(faq, key)):
-                matches = self._source_files(pattern)
+                matches = self.source_files(pattern)
                 if not matches:
                     raise ConfigError(f"no FAQ file matches {pattern!r}",
                                       file=self.shown(self.file), path=f"faq.{key}[{i}]")
@@ -244,7 +244,8 @@ class BotDefinition:
                           else str(f), self.shown(f), typed_path(f), audience)
                 for f, audience in audiences.items()]
 
-    def _source_files(self, pattern: str) -> list[Path]:
+    def source_files(self, pattern: str) -> list[Path]:
+        """The files one ``faq.sources`` entry names: a file, a glob, or a folder's files."""
         if _is_glob(pattern):
             return [m for m in sorted(self.root.glob(pattern)) if m.is_file()]
         path = self.path(pattern)

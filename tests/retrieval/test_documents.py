@@ -153,7 +153,7 @@ def test_an_answer_that_is_all_internal_notes_names_file_and_entry(
     ("c.yaml", "just text", "must be a list of entries"),
     ("d.csv", "q,a\nx,y\n", "d.csv:1: CSV needs a header"),
     ("e.jsonl", '{"question": "Q?", "answer": "A"}\n{bad\n', "e.jsonl:2: invalid JSON"),
-    ("f.txt", "hello", "unsupported FAQ file type '.txt'"),
+    ("f.rtf", "hello", "unsupported FAQ file type '.rtf'"),
     ("g.md", "", "contains no FAQ entries"),
 ])
 def test_bad_sources_name_file_and_entry(tmp_path: Path, name: str, content: str,

@@ -1,0 +1,4 @@
+"""Converters: documents a support team already has (PDF, Word, HTML, plain text) as
+titled sections of text, one module per format behind one protocol
+(:class:`~retrieval.converters.base.Converter`), chosen by suffix in ``router.py``.
+``retrieval.passages`` turns their sections into passages."""

@@ -1,0 +1,134 @@
+"""PDF: each page's text layer, read with pypdfium2 (PDFium), the outline's headings above it.
+
+pypdfium2 was chosen over pypdf by measurement (docs/documents.md): the same text recall on
+the PDFs we wrote, about eight times faster. A page with something on it but no text (a
+scanned image) is a warning naming the file and page; a damaged or password-protected file
+is a :class:`~retrieval.errors.SourceError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrieval.converters.base import Converted, Section, clean, one_line, read_bytes, title_from
+from retrieval.errors import SourceError
+
+if TYPE_CHECKING:
+    import pypdfium2
+
+_NO_TEXT = "no text layer (a scanned page?)"
+
+
+class PdfConverter:
+    """Reads ``.pdf`` files: one section per page with text, under the outline's headings."""
+
+    suffixes: tuple[str, ...] = (".pdf",)
+    kind: str = "PDF"
+
+    def convert(self, path: Path, *, display: str) -> Converted:
+        import pypdfium2  # a native library: loaded when a PDF is read, not at start-up
+
+        data = read_bytes(path, display)
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as exc:
+            raise SourceError(_why(exc), file=display) from exc
+        try:
+            return self._read(document, path, display)
+        finally:
+            document.close()
+
+    def _read(self, document: pypdfium2.PdfDocument, path: Path, display: str) -> Converted:
+        import pypdfium2
+
+        pages = len(document)
+        outline = _outline(document)
+        headings = _headings(outline, pages)
+        sections: list[Section] = []
+        warnings: list[str] = []
+        for number in range(1, pages + 1):
+            try:
+                text, has_objects = _page_text(document, number - 1)
+            except pypdfium2.PdfiumError as exc:
+                warnings.append(f"{display}, page {number}: cannot be read ({exc})")
+                continue
+            text = _without_headings(text, {t for _, t, i in outline if i == number - 1})
+            if text:
+                sections.append(Section(headings[number - 1], text, number))
+            elif has_objects:
+                warnings.append(f"{display}, page {number}: {_NO_TEXT}")
+        if not sections and pages:
+            raise SourceError(f"no page has a text layer ({pages} page{'s' * (pages > 1)}; "
+                              "a scanned document? run OCR on it first)", file=display)
+        title = one_line(str(document.get_metadata_dict().get("Title", "")))
+        return Converted(title or title_from(path), tuple(sections), pages, tuple(warnings))
+
+
+def _page_text(document: pypdfium2.PdfDocument, index: int) -> tuple[str, bool]:
+    """A page's text and whether anything at all is drawn on it."""
+    page = document[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            text = textpage.get_text_range().replace("\x02\r\n", "").replace("\x02", "")
+        finally:
+            textpage.close()
+        has_objects = next(iter(page.get_objects(max_depth=1)), None) is not None
+    finally:
+        page.close()
+    return clean(text), has_objects
+
+
+def _without_headings(text: str, titles: set[str]) -> str:
+    """A page's text less the lines that are the titles of outline entries starting on it
+    (they are the passages' headings, not a sentence's first words)."""
+    if not titles:
+        return text
+    return "\n".join(line for line in text.split("\n") if one_line(line) not in titles).strip()
+
+
+def _outline(document: pypdfium2.PdfDocument) -> list[tuple[int, str, int]]:
+    """The outline (bookmarks): level, title and 0-based page of each entry with a page."""
+    entries = []
+    for bookmark in document.get_toc():
+        destination = bookmark.get_dest()
+        index = destination.get_index() if destination is not None else None
+        title = one_line(bookmark.get_title() or "")
+        if index is not None and title:
+            entries.append((bookmark.level, title, index))
+    return entries
+
+
+def _headings(outline: Iterable[tuple[int, str, int]], pages: int) -> list[tuple[str, ...]]:
+    """Each page's heading path: that of the first outline entry on it, else the path in
+    force from the pages before."""
+    starting: dict[int, list[tuple[int, str]]] = {}
+    for level, title, index in outline:
+        starting.setdefault(index, []).append((level, title))
+    path: list[str] = []
+    found = []
+    for index in range(pages):
+        first: tuple[str, ...] | None = None
+        for level, title in starting.get(index, []):
+            del path[level:]
+            path.append(title)
+            first = first or tuple(path)
+        found.append(first or tuple(path))
+    return found
+
+
+def _why(exc: Exception) -> str:
+    """What a PDFium loading error means for the person whose file it is."""
+    import pypdfium2.raw as codes
+
+    code = getattr(exc, "err_code", None)
+    if code == codes.FPDF_ERR_PASSWORD:
+        return ("is encrypted (it needs a password to open): save a copy without a password "
+                "and list that instead")
+    if code == codes.FPDF_ERR_SECURITY:
+        return "is protected by a security handler PDFium cannot open"
+    if code in (codes.FPDF_ERR_FORMAT, codes.FPDF_ERR_FILE):
+        return "is not a readable PDF (damaged, cut short, or not a PDF at all)"
+    return f"cannot be read as a PDF ({exc})"
