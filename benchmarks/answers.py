@@ -1,6 +1,7 @@
 """Answer trust: answered right / answered wrong / abstained on questions the bot never saw.
 
-Run: .venv/bin/python -m benchmarks.answers     (writes benchmarks/results/answers.json)
+Run: .venv/bin/python -m benchmarks.answers     (writes benchmarks/results/answers.json;
+     ``--only stackfaq stackfaq_plain`` runs those parts, the others keep their figures)
 
 1. acme_bank, the whole bot (its trained models, the full turn pipeline, generation off so
    the figures measure the decision, not the dialogue model), on its held-out paraphrases
@@ -15,7 +16,10 @@ Run: .venv/bin/python -m benchmarks.answers     (writes benchmarks/results/answe
 2. StackFAQ (../shared/data/stackfaq): 100 threads become a bot's FAQ, each with its
    question and first 3 user paraphrases as ``alternatives``; the other paraphrases are
    asked. The remaining 25 threads are left out of the FAQ: their paraphrases are questions
-   the bot must not answer.
+   the bot must not answer. ``stackfaq_plain``: the same bot with every ``alternatives``
+   removed (a plain FAQ, as most teams write one), asked the same questions; "before" is
+   what it got until the policy learned from the knowledge itself: the cosine threshold
+   (``answers.policy: threshold``, the fallback the learned policy took with no alternatives).
 3. FAQ turn latency, p50 over acme_bank questions answered from the FAQ, with the policy
    vs with the cosine threshold, the two alternating in one run.
 """
@@ -53,6 +57,7 @@ STACKFAQ_COVERED, STACKFAQ_ALTERNATIVES = 100, 3
 # variant: (answers.policy, embedder.tuning_rounds; None: the bot's default)
 VARIANTS = {"threshold": ("threshold", 0), "stock_encoder": ("learned", 0),
             "learned": ("learned", None)}
+PARTS = ("acme_bank", "stackfaq", "stackfaq_plain")
 
 
 def copy_bot(source: Path, target: Path, overrides: dict[str, dict[str, Any]]) -> Path:
@@ -88,8 +93,10 @@ def faq_turn_p50(runtimes: dict[str, BotRuntime], questions: list[str],
     return asyncio.run(run())
 
 
-def stackfaq_bot(folder: Path, seed: int = 0) -> list[AnswerCase]:
-    """Write the StackFAQ bot into ``folder``; returns the questions to ask it."""
+def stackfaq_bot(folder: Path, seed: int = 0, *,
+                 alternatives: bool = True) -> list[AnswerCase]:
+    """Write the StackFAQ bot into ``folder`` (``alternatives``: False, a plain FAQ of
+    question and answer only); returns the questions to ask it (the same either way)."""
     threads = load_threads(STACKFAQ)
     random.Random(seed).shuffle(threads)
     folder.mkdir(parents=True)
@@ -99,10 +106,11 @@ def stackfaq_bot(folder: Path, seed: int = 0) -> list[AnswerCase]:
         for n, thread in enumerate(threads):
             paraphrases = list(thread["rephrasings"])  # type: ignore[call-overload]
             if n < STACKFAQ_COVERED:
-                out.write(json.dumps({"id": thread["id"], "question": thread["question"],
-                                      "answer": thread["answer"],
-                                      "alternatives": paraphrases[:STACKFAQ_ALTERNATIVES]})
-                          + "\n")
+                entry = {"id": thread["id"], "question": thread["question"],
+                         "answer": thread["answer"]}
+                if alternatives:
+                    entry["alternatives"] = paraphrases[:STACKFAQ_ALTERNATIVES]
+                out.write(json.dumps(entry) + "\n")
                 asked, expect = paraphrases[STACKFAQ_ALTERNATIVES:], str(thread["id"])
             else:
                 asked, expect = paraphrases, "none"
@@ -113,9 +121,12 @@ def stackfaq_bot(folder: Path, seed: int = 0) -> list[AnswerCase]:
     return cases
 
 
-def trained(bot_dir: Path) -> BotRuntime:
+def trained(bot_dir: Path, said: dict[str, str] | None = None) -> BotRuntime:
+    """The bot trained and loaded; ``said``: filled with what `bot train` said of each step."""
     bot = load_bot(bot_dir)
-    train(bot, progress=False)
+    for step in train(bot, progress=False):
+        if said is not None:
+            said[step.step] = step.detail
     return BotRuntime.load(bot)
 
 
@@ -125,15 +136,16 @@ def brief(scored: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("acme_bank", "stackfaq"))
+    parser.add_argument("--only", choices=PARTS, nargs="+", default=list(PARTS),
+                        help="the parts to run (the others keep their figures in the file)")
     parser.add_argument("--repeat", type=int, default=3, help="latency rounds")
     args = parser.parse_args()
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
-                                           "load_average": os.getloadavg()}}
+    machine: dict[str, Any] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    results: dict[str, Any] = {"machine": machine}
     details: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if args.only in (None, "acme_bank"):
+        if "acme_bank" in args.only:
             cases = acme_cases()
             runtimes = {}
             for variant, (policy, rounds) in VARIANTS.items():
@@ -153,7 +165,26 @@ def main() -> None:
             results["faq_turn_p50_ms"] = {"before": p50["threshold"], "after": p50["learned"]}
             for runtime in runtimes.values():
                 asyncio.run(runtime.close())
-        if args.only in (None, "stackfaq"):
+        if "stackfaq_plain" in args.only:
+            runs = {}
+            for variant, policy in (("threshold", "threshold"), ("learned", "learned")):
+                folder = work / f"stackfaq_plain-{variant}"
+                cases = stackfaq_bot(folder, alternatives=False)
+                with (folder / "bot.yaml").open("a") as out:
+                    out.write(f"answers: {{policy: {policy}}}\n")
+                said: dict[str, str] = {}
+                runtime = trained(folder, said)
+                scored = score_cases(runtime, cases)
+                asyncio.run(runtime.close())
+                details[f"stackfaq_plain_{variant}"] = scored
+                runs[variant] = {"recall_at_1": _recall_at_1(folder, cases), **_keys(scored)}
+                if "answer policy" in said:
+                    runs[variant]["bot_train"] = said["answer policy"]
+                print("stackfaq_plain", variant, brief(scored), said.get("answer policy"),
+                      flush=True)
+            results["stackfaq_plain"] = runs["learned"]
+            results["stackfaq_plain_before"] = runs["threshold"]
+        if "stackfaq" in args.only:
             recall = {}
             for variant, (policy, rounds) in VARIANTS.items():
                 folder = work / f"stackfaq-{variant}"
@@ -174,10 +205,16 @@ def main() -> None:
                                           **_keys(details["stackfaq_threshold"])}
             results["stackfaq_stock_encoder"] = {"recall_at_1": recall["stock_encoder"],
                                                  **_keys(details["stackfaq_stock_encoder"])}
-    results["machine"]["load_average_end"] = os.getloadavg()
+    machine["load_average_end"] = os.getloadavg()
+    kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    kept_details = json.loads(DETAILS.read_text()) if DETAILS.exists() else {}
+    if set(args.only) != set(PARTS):  # the other parts keep their figures and machine
+        del results["machine"]
+        results.update({f"machine_{part}": machine for part in args.only})
+    results = {**kept, **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    DETAILS.write_text(json.dumps(details, indent=1) + "\n")
+    DETAILS.write_text(json.dumps({**kept_details, **details}, indent=1) + "\n")
     print(json.dumps(results, indent=2))
 
 

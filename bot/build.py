@@ -212,13 +212,17 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
 def policy_detail(policy: AnswerPolicy, max_wrong_rate: float) -> str:
     """What ``bot train`` says of the answer policy it learned."""
     questions = policy.manifest.get("examples", 0)
+    kinds = policy.manifest.get("questions") or {}
+    learned_from = f"{questions} questions" + (
+        f" ({', '.join(f'{n} {kind}' for kind, n in kinds.items())})" if kinds else "")
     if not policy.learned:
-        return (f"only {questions} questions to learn from: answering by faq.answer_threshold "
-                "(add 'alternatives' to FAQ entries, or intents)")
+        why = policy.manifest.get("not_learned") or f"only {learned_from}"
+        return (f"no learned decision: {why}; answering by faq.answer_threshold alone "
+                "(add FAQ entries, 'alternatives' or intents)")
     held_out = policy.manifest.get("held_out", {})
-    return (f"{questions} questions; answers from p >= {policy.threshold:.2f}: on held-out "
-            f"folds {held_out.get('answered', 0):.0%} answered, {held_out.get('wrong', 0):.1%} "
-            f"wrongly (target at most {max_wrong_rate:.0%})")
+    return (f"learned from {learned_from}; answers from p >= {policy.threshold:.2f}: on "
+            f"held-out folds {held_out.get('answered', 0):.0%} answered, "
+            f"{held_out.get('wrong', 0):.1%} wrongly (target at most {max_wrong_rate:.0%})")
 
 
 def _engine_files(bot: BotDefinition) -> StepResult:

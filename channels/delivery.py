@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -123,16 +124,23 @@ class Outbox:
 
     async def post(self, url: str, payload: Any, *, what: str,
                    headers: Mapping[str, str] | None = None,
-                   headers_for: HeadersFor | None = None) -> Any:
-        """POST ``payload`` as JSON; the decoded 2xx response (or ``None`` when not JSON).
+                   headers_for: HeadersFor | None = None, form: bool = False) -> Any:
+        """POST ``payload`` as JSON (``form=True``: a flat mapping, form-encoded as
+        Twilio's and OAuth token endpoints want); the decoded 2xx response (or ``None`` when
+        not JSON).
 
         ``headers_for(body)`` adds headers computed per attempt (fresh signatures). Raises
         :class:`DeliveryError` on a 4xx (other than 429) or when the attempts run out.
         """
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if form:
+            body = urlencode(payload).encode("ascii")
+            content_type = "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            content_type = "application/json; charset=utf-8"
         policy, problem = self.policy, "not attempted"
         for attempt in range(1, policy.attempts + 1):
-            sent = {"Content-Type": "application/json; charset=utf-8", **(headers or {}),
+            sent = {"Content-Type": content_type, **(headers or {}),
                     **(headers_for(body) if headers_for else {})}
             retry_after: float | None = None
             try:

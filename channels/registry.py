@@ -25,6 +25,12 @@ BUILTIN: dict[str, str] = {
     "webchat": "channels.webchat:WebChatChannel",
     "telegram": "channels.telegram:TelegramChannel",
     "slack": "channels.slack:SlackChannel",
+    "email": "channels.email:EmailChannel",
+    "twilio": "channels.twilio_sms:TwilioSmsChannel",
+    "teams": "channels.teams:TeamsChannel",
+    "whatsapp": "channels.whatsapp:WhatsAppChannel",
+    "messenger": "channels.messenger:MessengerChannel",
+    "instagram": "channels.messenger:InstagramChannel",
 }
 
 OnMessage = Callable[[UserMessage], Awaitable[BotReply]]
@@ -45,6 +51,8 @@ class Channel(Protocol):
       for (a human agent's reply) to ``sender``; raises :class:`~foundation.errors.ChannelError`
       when it cannot (``webhook``, ``telegram``, ``slack``, and ``websocket``/``webchat``
       while the sender is connected).
+    - ``async start() -> None``: called once the server has started (the bot is loaded), for
+      a channel that reads on its own (``email`` reads its mailbox); it must not block.
     - ``async close() -> None``: called on server shutdown (finish deliveries, close sockets).
     - ``allowed_origins: tuple[str, ...]``: browser origins allowed to call the bot.
     """
@@ -103,11 +111,17 @@ def can_push(channel: object) -> PushFn | None:
 
 def install_channels(app: web.Application, channels: Mapping[str, Channel], *,
                      cors_origins: tuple[str, ...] = ()) -> None:
-    """Keep the app's channels (``app[CHANNELS]``), their allowed origins, and close them
-    on shutdown."""
+    """Keep the app's channels (``app[CHANNELS]``), their allowed origins, start them on
+    startup and close them on shutdown."""
     app[CHANNELS] = dict(channels)
     app[ALLOWED_ORIGINS] = allowed_origins(
         cors_origins, *(getattr(c, "allowed_origins", ()) for c in channels.values()))
+
+    async def start_channels(app: web.Application) -> None:
+        for channel in app[CHANNELS].values():
+            start = getattr(channel, "start", None)
+            if callable(start):
+                await start()
 
     async def close_channels(app: web.Application) -> None:
         for channel in app[CHANNELS].values():
@@ -115,4 +129,5 @@ def install_channels(app: web.Application, channels: Mapping[str, Channel], *,
             if callable(close):
                 await close()
 
+    app.on_startup.append(start_channels)  # after the app's cleanup contexts (the runtime)
     app.on_shutdown.append(close_channels)

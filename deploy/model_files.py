@@ -5,7 +5,8 @@ llama.cpp runs it, ``model.gguf_type``), ``FOLDER/adapter.gguf`` (the served ver
 adapter for llama.cpp) and ``FOLDER/adapter`` (the same adapter as peft saved it, for vLLM)
 point at the files `bot train` wrote, wherever their cache keys and version numbers put them. The
 Dockerfile runs it after `bot train`; deploy/compose.yaml and deploy/k8s/model.yaml start
-llama-server with these two paths.
+llama-server with these two paths. A bot with ``model.generation`` off has none: it quotes its
+passages and needs no model server.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from bot.definition.loader import load_bot
 def link_model_files(bot_dir: str, folder: Path) -> dict[str, Path]:
     """Link ``base.gguf`` and ``adapter.gguf`` in ``folder``; returns link -> file."""
     bot = load_bot(bot_dir)
+    if not bot.config.model.generation:  # the folder is made anyway: the image copies it
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"{bot_dir}: model.generation is off: no model files to serve")
+        return {}
     files = {"base.gguf": engine_base_file(bot.config.model),
              "adapter.gguf": bot.adapter_dir / ADAPTER_GGUF, "adapter": bot.adapter_dir}
     folder.mkdir(parents=True, exist_ok=True)

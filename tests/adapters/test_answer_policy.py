@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adapters.answering.answer_policy import (
@@ -16,12 +18,20 @@ from adapters.answering.answer_policy import (
     upper_share,
 )
 from adapters.answering.evidence import Candidate, EvidenceBuilder, content_words
-from adapters.answering.policy_data import IntentUse, MaskedSearch, intent_links, train_policy
+from adapters.answering.knowledge_questions import knowledge_entries
+from adapters.answering.policy_data import (
+    IntentUse,
+    MaskedSearch,
+    evidence_for,
+    intent_links,
+    policy_examples,
+    train_policy,
+)
 from adapters.classifiers.intents import IntentPrediction
 from adapters.errors import ModelError, NotTrainedError
 from adapters.settings import AnswerSettings, ClassifierSettings
 from retrieval.documents import Passage
-from retrieval.embedder import SentenceEmbedder
+from retrieval.embedder import Embedder, SentenceEmbedder
 from retrieval.index import FaqIndex, Hit
 
 PASSAGES = [
@@ -201,3 +211,107 @@ def test_too_little_data_leaves_the_threshold_rule(embedder: SentenceEmbedder,
         AnswerPolicy.fit([], EvidenceBuilder(Counter(), {}, {}), max_wrong_rate=0.05)
     assert Example((), frozenset()).weight == 1.0
 
+
+
+PLAIN = [  # a plain FAQ: questions and answers, no alternatives (as most teams write one)
+    ("pin", "How do I reset my PIN?", "Open the app, go to Card settings and choose Reset PIN."),
+    ("card-late", "My card has not arrived", "Cards arrive within 5-7 working days."),
+    ("transfer-time", "How long does a bank transfer take?",
+     "Domestic transfers arrive the same day; transfers abroad take 1-3 working days."),
+    ("hours", "When is customer support open?", "Monday to Friday, 9:00 to 17:00."),
+    ("lost-card", "I lost my card, what should I do?",
+     "Freeze the card in the app at once and order a replacement."),
+    ("statement", "Where can I download my account statement?",
+     "Statements are under Accounts > Documents in the app, as PDF."),
+    ("address", "How do I change my address?",
+     "Go to Profile > Personal details and edit your address; we confirm by e-mail."),
+    ("fees", "Does the account have a monthly fee?",
+     "The standard account is free; the premium account costs 7 euros a month."),
+    ("overdraft", "Can I get an overdraft?",
+     "Customers over 18 with a regular income can request an overdraft in the app."),
+    ("close", "How do I close my account?",
+     "Send us a message in the app; we close the account within five working days."),
+]
+
+
+def test_a_plain_faq_gets_a_decision_learned_from_its_own_questions(
+        embedder: SentenceEmbedder, tmp_path: Path) -> None:
+    index = FaqIndex.build([Passage(id_, answer, "faq.jsonl", title=question,
+                                    question=question) for id_, question, answer in PLAIN],
+                           embedder)
+    policy, learned = train_policy(tmp_path / "policy", index, embedder, [], None,
+                                   ClassifierSettings(), AnswerSettings(), k=3)
+    assert learned and policy.learned
+    assert policy.manifest["questions"] == {"entry questions": 10,
+                                            "reordered entry questions": 20,
+                                            "uncovered": 30, "off-topic": 126}
+    assert 0.0 <= policy.manifest["held_out"]["wrong"] <= 0.1
+
+    def decide(text: str) -> tuple[str, str | None]:
+        decision = policy.decide(text, index.search_vector(embedder.embed([text])[0], 3), None)
+        return decision.action, decision.best.target if decision.best else None
+
+    assert decide("I forgot my PIN, how can I set a new one?") == ("answer", "pin")
+    assert decide("What's the weather like in Paris tomorrow?")[0] == "abstain"
+    assert decide("can I get a mortgage and what is the interest rate on it?")[0] != "answer"
+
+
+def test_a_plain_faq_too_small_to_learn_from_says_why(embedder: SentenceEmbedder,
+                                                      tmp_path: Path) -> None:
+    index = FaqIndex.build([Passage(id_, answer, "faq.jsonl", title=question,
+                                    question=question) for id_, question, answer in PLAIN[:4]],
+                           embedder)
+    policy, _ = train_policy(tmp_path / "policy", index, embedder, [], None,
+                             ClassifierSettings(), AnswerSettings(), k=3)
+    assert not policy.learned
+    assert "only 4 questions with a right answer" in policy.manifest["not_learned"]
+    assert policy.manifest["questions"]["entry questions"] == 4
+
+
+class Tuned:
+    """Stands for an encoder tuned on ``kept``: embeds as ``embedder`` and logs what."""
+
+    def __init__(self, embedder: SentenceEmbedder, kept: Sequence[Passage],
+                 log: list[tuple[set[str], list[str]]]) -> None:
+        self.embedder, self.kept, self.log = embedder, {p.id for p in kept}, log
+        self.name, self.dimensions = embedder.name, embedder.dimensions
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        self.log.append((self.kept, list(texts)))
+        return self.embedder.embed(texts)
+
+
+def test_no_entry_question_is_asked_of_an_encoder_tuned_on_it(
+        embedder: SentenceEmbedder) -> None:
+    plain = [Passage(id_, answer, "faq.jsonl", title=question, question=question)
+             for id_, question, answer in PLAIN[4:7]]
+    passages = [*PASSAGES, *plain, *(
+        Passage(f"extra-{n}", f"Answer {n}.", "faq.yaml", question=f"Question number {n}?",
+                alternatives=(f"question {n} again", f"another way to ask {n}"))
+        for n in range(6))]
+    index = FaqIndex.build(passages, embedder)
+    rows = MaskedSearch(index).texts
+    log: list[tuple[set[str], list[str]]] = []
+
+    def refit(kept: Sequence[Passage]) -> Embedder:
+        return Tuned(embedder, kept, log)
+
+    found = policy_examples(index, embedder, [], None, ClassifierSettings(),
+                            evidence_for([], index, {}), k=3, refit=refit)
+    assert found.counts["entry questions"] == len(passages)
+    assert found.counts["reordered entry questions"] == 2 * len(passages)
+    words = {p.id: sorted((p.question or "").split()) for p in passages}
+    asked_by_folds = set()
+    for kept, texts in log:
+        if texts == rows:  # a fold's index, not questions
+            continue
+        for text in texts:  # an entry's question, verbatim or reordered
+            owner = next(id_ for id_, w in words.items() if w == sorted(text.split()))
+            assert owner not in kept  # that fold's encoder was tuned without the entry
+            asked_by_folds.add(owner)
+    # entries with alternatives were tuned on: asked in folds; plain ones never were
+    assert asked_by_folds == {p.id for p in passages if p.alternatives}
+    # a bot with intents asks only the entries without alternatives their question
+    assert [passages[n].id for n in knowledge_entries(passages, intents=True)] == \
+        [p.id for p in plain]
+    assert len(knowledge_entries(passages, intents=False)) == len(passages)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import http.client
 import logging
 import socket
@@ -11,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
@@ -20,6 +23,7 @@ from bot.definition.loader import load_bot
 from bot.server.app import create_app
 from channels.signing import signature_headers
 from channels.slack import slack_signature
+from channels.twilio_sms import twilio_signature
 from channels.visitors import VisitorTokens
 from tests.local_redis import LocalRedis, free_port
 
@@ -42,6 +46,13 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TELEGRAM_SECRET = "tg-webhook-secret_42"
 AGENT_TOKEN = "agent-token-0123456789"
 SESSION_SECRET = "session-secret-0123456789abcdef"
+META_APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # WhatsApp, Messenger and Instagram
+META_VERIFY_TOKEN = "verify-me_3f9c"
+WHATSAPP_NUMBER_ID = "106540352242922"
+TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2
+TWILIO_AUTH_TOKEN = "9f86d081884c7d659a2feaa0c55ad015"
+TWILIO_URL = "https://bot.example.com/webhooks/twilio"  # the public_url Twilio signs
+TEAMS_APP_ID = "c9e8c047-2a74-40a2-b28a-b162d5f5327c"
 
 
 def visitor_token(channel: str) -> str:
@@ -63,6 +74,37 @@ channels:
     signing_secret: {SLACK_SECRET}
     bot_token: xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy
     api_base: http://127.0.0.1:9
+  whatsapp:
+    app_secret: {META_APP_SECRET}
+    verify_token: {META_VERIFY_TOKEN}
+    access_token: EAAJB0a3ZCRZBsBAKtestaccesstoken
+    phone_number_id: "{WHATSAPP_NUMBER_ID}"
+    graph_base: http://127.0.0.1:9
+    retry: {{attempts: 1}}
+  messenger:
+    app_secret: {META_APP_SECRET}
+    verify_token: {META_VERIFY_TOKEN}
+    access_token: EAAJB0a3ZCRZBsBAKtestaccesstoken
+    graph_base: http://127.0.0.1:9
+    retry: {{attempts: 1}}
+  instagram:
+    app_secret: {META_APP_SECRET}
+    verify_token: {META_VERIFY_TOKEN}
+    access_token: EAAJB0a3ZCRZBsBAKtestaccesstoken
+    graph_base: http://127.0.0.1:9
+    retry: {{attempts: 1}}
+  twilio:
+    account_sid: {TWILIO_ACCOUNT}
+    auth_token: {TWILIO_AUTH_TOKEN}
+    public_url: {TWILIO_URL}
+    api_base: http://127.0.0.1:9
+    retry: {{attempts: 1}}
+  teams:
+    app_id: {TEAMS_APP_ID}
+    app_password: teams-client-secret~0123456789
+    openid_metadata_url: http://127.0.0.1:9/v1/.well-known/openidconfiguration
+    token_url: http://127.0.0.1:9/oauth2/v2.0/token
+    retry: {{attempts: 1}}
 handoff:
   agent_token: {AGENT_TOKEN}
 security:
@@ -71,10 +113,32 @@ security:
 NESTED = "[" * 990 + "]" * 990  # about 2 KB, deeper than Python's recursion limit
 
 
+def meta_signature(body: bytes) -> str:
+    """``X-Hub-Signature-256`` as Meta sends it: HMAC-SHA256 of the raw body, app secret."""
+    return "sha256=" + hmac.new(META_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def twilio_params(body: bytes) -> list[tuple[str, str]]:
+    """The form parameters Twilio would have signed for ``body``: what the body parses to
+    as a UTF-8 form, else none (a signature of the URL alone)."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return []
+
+
 def signed_headers(path: str, body: bytes) -> dict[str, str]:
-    """What each endpoint needs besides the body to get as far as reading it."""
+    """What each endpoint needs besides the body to get as far as reading it. Teams gets
+    nothing: a valid Bot Framework token needs a signing-keys stand-in, so ``/webhooks/teams``
+    is fuzzed unauthenticated only (:data:`TOKEN_ENDPOINTS`)."""
     headers = {"Content-Type": "application/json"}
-    if path == "/webhooks/webhook":
+    if path in META_ENDPOINTS:
+        headers["X-Hub-Signature-256"] = meta_signature(body)
+    elif path in FORM_ENDPOINTS:
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "X-Twilio-Signature": twilio_signature(TWILIO_AUTH_TOKEN, TWILIO_URL,
+                                                          twilio_params(body))}
+    elif path == "/webhooks/webhook":
         headers |= signature_headers(WEBHOOK_SECRET, body)
     elif path == "/webhooks/slack":
         timestamp = str(int(time.time()))
@@ -95,9 +159,12 @@ def socket_url(path: str) -> str:
     return f"{path}?token={visitor_token(channel)}"
 
 
+META_ENDPOINTS = ["/webhooks/whatsapp", "/webhooks/messenger", "/webhooks/instagram"]
 JSON_ENDPOINTS = ["/webhooks/rest", "/webhooks/webchat", "/webhooks/webhook",
                   "/webhooks/telegram", "/webhooks/slack", "/webhooks/rest/feedback",
-                  "/agent/take", "/agent/reply", "/agent/release"]
+                  "/agent/take", "/agent/reply", "/agent/release", *META_ENDPOINTS]
+FORM_ENDPOINTS = ["/webhooks/twilio"]  # signed form posts (Twilio's signature)
+TOKEN_ENDPOINTS = ["/webhooks/teams"]  # a signed JWT gets past auth: fuzzed without one
 SOCKETS = ["/webhooks/websocket", "/webhooks/webchat/ws"]
 
 

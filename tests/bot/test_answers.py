@@ -25,6 +25,7 @@ from bot.sessions.store import Session
 from foundation.messages import BotReply, Citation, UserMessage
 from retrieval.index import FaqIndex
 
+from ..adapters.test_answer_policy import PLAIN
 from ..adapters.test_remote_model import remote, running_stand_in
 from ..conftest import REPO, MakeBot
 
@@ -331,3 +332,36 @@ async def test_a_generated_answer_that_invents_or_echoes_is_never_shown(
         assert reply.kind == "faq" and reply.text.startswith("Open the app, go to Card settings")
         assert [c.passage_id for c in reply.citations] == ["pin-reset"]
     assert faithful.kind == "generated" and faithful.decision is None
+
+
+PLAIN_FAQ = "\n".join(
+    f'{{"id": "{id_}", "question": "{question}", "answer": "{answer}"}}'
+    for id_, question, answer in PLAIN) + "\n"
+
+
+async def test_a_plain_faq_is_answered_by_a_decision_learned_from_its_knowledge(
+        make_bot: MakeBot) -> None:
+    root = make_bot(BOT.replace("faq/main.yaml", "faq/plain.jsonl"),
+                    files={"faq/plain.jsonl": PLAIN_FAQ})
+    bot = load_bot(root)
+    details = {r.step: r.detail for r in train(bot, progress=False)}
+    said = details["answer policy"]
+    assert said.startswith("learned from 186 questions (10 entry questions, 20 reordered "
+                           "entry questions, 30 uncovered, 126 off-topic)")
+    assert "wrongly (target at most 5%)" in said and "faq.answer_threshold" not in said
+    loaded = BotRuntime.load(bot)
+    try:
+        answer = await ask(loaded, "I forgot my PIN, how can I set a new one?")
+        assert answer.decision is not None and answer.citations[0].passage_id == "pin"
+        stranger = await ask(loaded, "What's the weather like in Paris tomorrow?")
+        assert not stranger.citations and stranger.kind != "faq"
+    finally:
+        await loaded.close()
+
+
+def test_bot_train_says_plainly_when_it_cannot_learn_a_decision(make_bot: MakeBot) -> None:
+    root = make_bot(BOT.replace("faq/main.yaml", "faq/plain.jsonl"),
+                    files={"faq/plain.jsonl": "\n".join(PLAIN_FAQ.splitlines()[:4]) + "\n"})
+    said = {r.step: r.detail for r in train(load_bot(root), progress=False)}["answer policy"]
+    assert said.startswith("no learned decision: only 4 questions with a right answer")
+    assert "answering by faq.answer_threshold alone" in said
