@@ -215,7 +215,7 @@ class AppToken:
             result = await self.outbox.post(self.token_url, {
                 "grant_type": "client_credentials", "client_id": self.app_id,
                 "client_secret": self.app_password, "scope": SCOPE},
-                form=True, what="bot framework token request")
+                form=True, what="bot framework token request", paced=False)
             token = result.get("access_token") if isinstance(result, dict) else None
             lifetime = result.get("expires_in") if isinstance(result, dict) else None
             if isinstance(lifetime, str) and lifetime.isdecimal():

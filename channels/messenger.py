@@ -48,6 +48,7 @@ from channels.meta_graph import (
     objects,
     string,
 )
+from channels.pacing import RateLimit
 from foundation.errors import ChannelError
 from foundation.messages import BotReply
 
@@ -80,6 +81,11 @@ class MessengerChannel(GraphChannel):
     name: ClassVar[str] = "messenger"
     Settings: ClassVar[type[Any]] = MessengerSettings
     webhook_object: ClassVar[str] = "page"
+    # Send API: 300 calls a second per Page (Instagram: per professional account) for text;
+    # Meta names no per-thread figure ("may be rate limited if too many messages are sent
+    # to a single thread"), so one a second with bursts of 5 is kept per person.
+    rate_defaults: ClassVar[RateLimit] = RateLimit(rate_per_s=300, burst=300,
+                                                   each_rate_per_s=1, each_burst=5)
     max_text: ClassVar[int] = 2000
 
     def read(self, entry: dict[str, Any]) -> list[Inbound]:
@@ -125,7 +131,8 @@ class MessengerChannel(GraphChannel):
                                        "message": message}
             if tag:
                 payload["tag"] = tag
-            await self.graph_post("me/messages", payload, what=f"{self.name} message")
+            await self.graph_post("me/messages", payload, what=f"{self.name} message",
+                                  to=sender)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """A human agent's message: a response inside the 24-hour window, tagged

@@ -11,7 +11,9 @@ Meta calls one webhook URL per connector (``/webhooks/<name>``):
   channel answers 200 at once (Meta resends what it did not see acknowledged, and disables
   a webhook that keeps failing), drops events it has seen before, and answers from a
   background task: ``POST {graph_base}/...`` with the access token as a bearer header,
-  retried on 429 and 5xx (:meth:`channels.delivery.Outbox.post`).
+  retried on 429 and 5xx (:meth:`channels.delivery.Outbox.post`), paced by the connector's
+  ``rate_defaults`` under the ``rate_limit`` settings (lanes are recipients). The Graph send
+  APIs read no idempotency key: a retry after a lost answer may deliver twice.
 
 The customer-service window: a business may message a person freely for 24 hours after
 that person's last message. The channel remembers when each sender last wrote **in memory,
@@ -34,8 +36,9 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from channels.boundary import parse_json, query_value, same_secret, text_value
-from channels.delivery import DeliveryError, Outbox, RecentIds, RetryPolicy
+from channels.delivery import Outbox, RecentIds, RetryPolicy
 from channels.http import MAX_SENDER_CHARS, unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from channels.signing import hmac_hex
 from foundation.checks import check, http_url, non_empty
@@ -63,6 +66,7 @@ class GraphSettings:
     unsupported_text: str = check(non_empty, default=CANNOT_READ)
     show_citations: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # over the connector's defaults
 
 
 def graph_signature(app_secret: str, body: bytes) -> str:
@@ -159,12 +163,14 @@ class GraphChannel:
     name: ClassVar[str]
     Settings: ClassVar[type[Any]]
     webhook_object: ClassVar[str]  # the event's "object": whatsapp_business_account, page, ...
+    rate_defaults: ClassVar[RateLimit]  # the provider's documented send limits
 
     def __init__(self, settings: GraphSettings, *, on_message: OnMessage,
                  on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry,
+                             settings.rate_limit.over(self.rate_defaults))
         self.seen = RecentIds()
         self.window = ServiceWindow()
         self.clock: Callable[[], float] = time.time
@@ -235,16 +241,15 @@ class GraphChannel:
                                  about=f"message {message.metadata.get('message_id')}")
 
     async def _tell(self, sender: str, text: str, about: str) -> None:
-        try:
-            await self.reply(sender, text, ())
-        except DeliveryError as exc:
-            log.error("%s: gave up sending the reply to %s: %s", self.name, about, exc)
+        await self.outbox.attempt(self.reply(sender, text, ()), about=f"message {about}")
 
-    async def graph_post(self, path: str, payload: dict[str, Any], *, what: str) -> Any:
-        """POST ``payload`` to ``{graph_base}/{path}`` with the access token; retried."""
+    async def graph_post(self, path: str, payload: dict[str, Any], *, what: str,
+                         to: str) -> Any:
+        """POST ``payload`` for recipient ``to`` to ``{graph_base}/{path}`` with the access
+        token; paced and retried."""
         url = f"{self.settings.graph_base.rstrip('/')}/{path}"
         return await self.outbox.post(
-            url, payload, what=what,
+            url, payload, what=what, to=to,
             headers={"Authorization": f"Bearer {self.settings.access_token}"})
 
     async def close(self) -> None:

@@ -26,7 +26,6 @@ from aiohttp import web
 
 from channels.boundary import parse_json, same_secret
 from channels.delivery import (
-    DeliveryError,
     Outbox,
     RecentIds,
     RetryPolicy,
@@ -34,6 +33,7 @@ from channels.delivery import (
     split_text,
 )
 from channels.http import unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from channels.signing import ReplayCache, SignatureError, check_timestamp, hmac_hex
 from foundation.checks import check, http_url, non_empty, positive
@@ -42,6 +42,10 @@ from foundation.messages import BotReply, UserMessage
 log = logging.getLogger(__name__)
 MAX_TEXT = 3000  # chat.postMessage truncates past 40k; keep messages readable
 KNOWN_CHANNELS = 10_000
+# chat.postMessage: about one message a second per channel, short bursts allowed; Slack also
+# keeps a workspace-wide limit it does not publish (its 429's Retry-After covers that).
+# Lanes are channels (a DM is one too).
+SLACK_RATE = RateLimit(rate_per_s=0, each_rate_per_s=1, each_burst=3)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class SlackSettings:
     window_s: float = check(positive, default=300.0)
     show_citations: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # over SLACK_RATE
 
 
 def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -70,6 +75,13 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def slack_ok(result: Any) -> str | None:
+    """What is wrong with a Web API answer (None when it says ``ok``)."""
+    if isinstance(result, dict) and result.get("ok"):
+        return None
+    return f"slack said {result.get('error') if isinstance(result, dict) else result}"
+
+
 class SlackChannel:
     """Answers people who write to the Slack app."""
 
@@ -80,7 +92,7 @@ class SlackChannel:
                  on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry, settings.rate_limit.over(SLACK_RATE))
         self.replays = ReplayCache(settings.window_s)
         self.seen = RecentIds()
         self.conversations: OrderedDict[str, str] = OrderedDict()  # user -> last channel
@@ -158,11 +170,8 @@ class SlackChannel:
             payload: dict[str, Any] = {"channel": channel, "text": escape(piece)}
             if thread:
                 payload["thread_ts"] = thread
-            result = await self.outbox.post(url, payload, headers=auth,
-                                            what="slack chat.postMessage")
-            if not (isinstance(result, dict) and result.get("ok")):
-                error = result.get("error") if isinstance(result, dict) else result
-                raise DeliveryError(f"slack chat.postMessage failed: {error}")
+            await self.outbox.post(url, payload, headers=auth, to=channel,
+                                   what="slack chat.postMessage", accept=slack_ok)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Post to the conversation ``sender`` last wrote in (else their DM with the app)."""

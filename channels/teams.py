@@ -44,6 +44,7 @@ from channels.botframework import (
 from channels.boundary import parse_json
 from channels.delivery import DeliveryError, Outbox, RecentIds, RetryPolicy, reply_text, split_text
 from channels.http import unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from foundation.checks import check, http_url, non_empty
 from foundation.errors import BadRequest, ChannelError, Forbidden
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # Teams takes about 28 KB per message, markup included
 KNOWN_SENDERS = 10_000
 HERO_CARD = "application/vnd.microsoft.card.hero"
+# Teams' bot limits: 50 requests a second per app and tenant; per bot and conversation 7 a
+# second, 60 in 30 seconds (and 1,800 an hour). Lanes are conversations. The Bot Connector
+# reads no idempotency key.
+TEAMS_RATE = RateLimit(rate_per_s=50, burst=50, each_rate_per_s=2, each_burst=7)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class TeamsSettings:
     attachment_reply: str = check(non_empty, default=(
         "Sorry, I can only read text. Please type your question."))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # over TEAMS_RATE
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ class TeamsChannel:
                  on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry, settings.rate_limit.over(TEAMS_RATE))
         self.keys = SigningKeys(settings.openid_metadata_url, self.outbox)
         self.validator = TokenValidator(settings.app_id, self.keys)
         self.token = AppToken(settings.token_url, settings.app_id, settings.app_password,
@@ -218,10 +224,9 @@ class TeamsChannel:
                                  about=f"activity {message.metadata['activity_id']}")
 
     async def _tell(self, reference: Reference, activity_id: str) -> None:
-        try:
-            await self.send(reference, self.settings.attachment_reply, reply_to=activity_id)
-        except DeliveryError as exc:
-            log.error("teams: gave up answering activity %s: %s", activity_id, exc)
+        await self.outbox.attempt(
+            self.send(reference, self.settings.attachment_reply, reply_to=activity_id),
+            about=f"activity {activity_id}")
 
     async def send(self, reference: Reference, text: str, *, reply_to: str | None = None,
                    buttons: tuple[dict[str, str], ...] = ()) -> None:
@@ -244,7 +249,9 @@ class TeamsChannel:
             if buttons and number == len(pieces):
                 activity["attachments"] = [hero_card(buttons)]
             auth = {"Authorization": f"Bearer {await self.token.get()}"}
-            await self.outbox.post(url, activity, headers=auth, what="teams reply")
+            await self.outbox.post(url, activity, headers=auth, what="teams reply",
+                                   to=reference.user.get("id"),
+                                   lane=reference.conversation["id"])
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Post into the conversation ``sender`` last wrote in (known in this process)."""

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from channels.boundary import parse_json, same_secret
 from channels.delivery import (
-    DeliveryError,
     Outbox,
     RecentIds,
     RetryPolicy,
@@ -28,6 +27,7 @@ from channels.delivery import (
     split_text,
 )
 from channels.http import unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from foundation.checks import check, http_url
 from foundation.errors import BadRequest
@@ -36,6 +36,9 @@ from foundation.messages import BotReply, UserMessage
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = 4096  # Telegram's limit for one message
+# Telegram's bot FAQ: about 30 messages a second overall, about one a second in one chat
+# (short bursts pass; a group allows some 20 a minute). Lanes are chats.
+TELEGRAM_RATE = RateLimit(rate_per_s=30, burst=30, each_rate_per_s=1, each_burst=3)
 
 
 def bot_token(value: Any) -> str | None:
@@ -59,6 +62,14 @@ class TelegramSettings:
     api_base: str = check(http_url, default="https://api.telegram.org")
     show_citations: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # over TELEGRAM_RATE
+
+
+def telegram_ok(result: Any) -> str | None:
+    """What is wrong with a Bot API answer (None when it says ``ok``)."""
+    if isinstance(result, dict) and result.get("ok"):
+        return None
+    return f"telegram answered {str(result)[:200]}"
 
 
 def _int_field(data: Any, *path: str) -> int:
@@ -80,7 +91,7 @@ class TelegramChannel:
                  on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry, settings.rate_limit.over(TELEGRAM_RATE))
         self.seen = RecentIds()
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
@@ -117,10 +128,8 @@ class TelegramChannel:
         """``sendMessage`` to ``chat_id``, split at Telegram's 4096-character limit."""
         url = f"{self.settings.api_base.rstrip('/')}/bot{self.settings.token}/sendMessage"
         for piece in split_text(text, MAX_TEXT):
-            result = await self.outbox.post(url, {"chat_id": chat_id, "text": piece},
-                                            what="telegram sendMessage")
-            if not (isinstance(result, dict) and result.get("ok")):
-                raise DeliveryError(f"telegram sendMessage answered {str(result)[:200]}")
+            await self.outbox.post(url, {"chat_id": chat_id, "text": piece}, to=str(chat_id),
+                                   what="telegram sendMessage", accept=telegram_ok)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Message user ``sender`` (their private chat with the bot); DeliveryError if it fails."""

@@ -35,8 +35,9 @@ import aiohttp
 from aiohttp import web
 
 from channels.boundary import MAX_INT_DIGITS, is_text, same_secret
-from channels.delivery import DeliveryError, Outbox, RecentIds, RetryPolicy, reply_text, split_text
+from channels.delivery import Outbox, RecentIds, RetryPolicy, reply_text, split_text
 from channels.http import unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from foundation.checks import between, check, http_url, non_empty
 from foundation.errors import BadRequest, ChannelError, Forbidden
@@ -48,6 +49,11 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_BODY = 1600  # the Messages API's limit for one Body
 KNOWN_SENDERS = 10_000
 _SENTENCE_END = re.compile(r"[.!?…]\s|\n")
+# Twilio sends one message segment a second from a US long code (toll-free numbers and short
+# codes more) and queues the rest itself; lanes are our sending numbers. Its Messages API
+# reads no idempotency key (I-Twilio-Idempotency-Token is what Twilio sends on its own
+# webhooks), so a retry after a lost answer may deliver twice.
+TWILIO_RATE = RateLimit(rate_per_s=0, each_rate_per_s=1, each_burst=5)
 
 
 def account_sid(value: Any) -> str | None:
@@ -70,6 +76,7 @@ class TwilioSettings:
     media_reply: str = check(non_empty, default=(
         "Sorry, I can only read text messages. Please type your question."))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # over TWILIO_RATE
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -130,6 +137,13 @@ def split_sentences(text: str, limit: int) -> list[str]:
     return [*pieces, text] if text or not pieces else pieces
 
 
+def twilio_accepted(result: Any) -> str | None:
+    """What is wrong with a Messages API answer (None when it names the message's sid)."""
+    if isinstance(result, dict) and result.get("sid"):
+        return None
+    return f"twilio answered {str(result)[:200]}"
+
+
 class TwilioSmsChannel:
     """Answers text messages sent to a Twilio number (SMS) or WhatsApp sender."""
 
@@ -140,7 +154,7 @@ class TwilioSmsChannel:
                  on_stream: OnStream) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry, settings.rate_limit.over(TWILIO_RATE))
         self.seen = RecentIds()
         self.numbers: OrderedDict[str, str] = OrderedDict()  # sender -> our number they wrote to
         self.urls = url_variants(settings.public_url)
@@ -179,7 +193,8 @@ class TwilioSmsChannel:
         has_media = media > 0 or "Latitude" in fields
         if not text:
             if has_media:  # a picture, a voice note, a location: say what we can read
-                self.outbox.spawn(self._send(sender, ours, self.settings.media_reply),
+                self.outbox.spawn(self._send(sender, ours, self.settings.media_reply,
+                                             f"message {message_sid}"),
                                   name=f"message {message_sid}")
             return self.twiml()
         message = UserMessage(sender=sender, text=text, channel=self.name, metadata={
@@ -207,11 +222,8 @@ class TwilioSmsChannel:
                                  citations=self.settings.show_citations,
                                  about=f"message {message.metadata.get('message_sid')}")
 
-    async def _send(self, to: str, sender: str, text: str) -> None:
-        try:
-            await self.send(to, sender, text)
-        except DeliveryError as exc:
-            log.error("twilio: gave up sending to %s: %s", to, exc)
+    async def _send(self, to: str, sender: str, text: str, about: str) -> None:
+        await self.outbox.attempt(self.send(to, sender, text), about=about)
 
     async def send(self, to: str, sender: str, text: str) -> None:
         """Send ``text`` from our number ``sender`` to ``to``, one message per piece."""
@@ -220,10 +232,9 @@ class TwilioSmsChannel:
         auth = {"Authorization": aiohttp.BasicAuth(self.settings.account_sid,
                                                    self.settings.auth_token).encode()}
         for piece in split_sentences(text, self.settings.max_message_chars):
-            result = await self.outbox.post(url, {"To": to, "From": sender, "Body": piece},
-                                            headers=auth, form=True, what="twilio Messages")
-            if not (isinstance(result, dict) and result.get("sid")):
-                raise DeliveryError(f"twilio Messages answered {str(result)[:200]}")
+            await self.outbox.post(url, {"To": to, "From": sender, "Body": piece},
+                                   headers=auth, form=True, what="twilio Messages", to=to,
+                                   lane=sender, accept=twilio_accepted)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Text ``sender`` from the number they last wrote to (else ``from_number``)."""

@@ -5,11 +5,16 @@ described in :mod:`channels.signing` (``X-Bot-Timestamp``, ``X-Bot-Signature``).
 ``202 {"status": "accepted", "id": ...}`` at once; the reply follows as a signed POST to
 ``callback_url``::
 
-    {"type": "reply", "in_reply_to": "<id>", "recipient_id": "<sender>", ...BotReply}
-    {"type": "error", "in_reply_to": "<id>", "recipient_id": "<sender>", "error": "..."}
+    {"id": "<delivery id>", "type": "reply", "in_reply_to": "<id>",
+     "recipient_id": "<sender>", ...BotReply}
+    {"id": "<delivery id>", "type": "error", "in_reply_to": "<id>",
+     "recipient_id": "<sender>", "error": "..."}
 
 Deliveries are retried with exponential backoff on connection errors, timeouts, 429 and
-5xx (``retry``); a delivery that still fails is logged as an error.
+5xx (``retry``); a delivery that still fails is logged as an error. Every retry of one
+delivery carries the same ``id``, also sent as the ``Idempotency-Key`` header, so the
+receiver can drop a duplicate (one it answered although our side saw a timeout); different
+deliveries have different ids. ``rate_limit`` (none by default) paces the callbacks.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from channels.boundary import parse_json
-from channels.delivery import DeliveryError, Outbox, RetryPolicy
+from channels.delivery import Outbox, RetryPolicy
 from channels.http import checked_text, message_fields, unauthorized
+from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from channels.signing import (
     SIGNATURE_HEADER,
@@ -40,6 +46,7 @@ from foundation.messages import BotReply, UserMessage
 log = logging.getLogger(__name__)
 MIN_SECRET_CHARS = 16
 MAX_ID_CHARS = 200
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # the IETF httpapi draft's name, as Stripe's and others
 
 
 def strong_secret(value: Any) -> str | None:
@@ -57,6 +64,7 @@ class WebhookSettings:
     secret: str = check(strong_secret)
     window_s: float = check(positive, default=300.0)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # the receiver is yours: none
 
 
 class WebhookChannel:
@@ -70,7 +78,8 @@ class WebhookChannel:
         self.settings = settings
         self.on_message = on_message
         self.replays = ReplayCache(settings.window_s)
-        self.outbox = Outbox(self.name, settings.retry)
+        self.outbox = Outbox(self.name, settings.retry, settings.rate_limit,
+                             idempotency_header=IDEMPOTENCY_HEADER)
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.post(prefix, self.receive)]
@@ -115,16 +124,14 @@ class WebhookChannel:
             payload = {"type": "error", "in_reply_to": message_id,
                        "recipient_id": message.sender,
                        "error": "the bot could not answer (internal error)"}
-        try:
-            await self.deliver(payload)
-        except DeliveryError as exc:
-            log.error("webhook: gave up delivering the reply to message %s: %s",
-                      message_id, exc)
+        await self.outbox.attempt(self.deliver(payload), about=f"message {message_id}")
 
     async def deliver(self, payload: dict[str, Any]) -> None:
-        """POST ``payload`` to the callback URL, signed, with retries."""
-        secret = self.settings.secret
-        await self.outbox.post(self.settings.callback_url, payload, what="webhook callback",
+        """POST ``payload`` to the callback URL, signed, with retries; its ``id`` is the
+        delivery's idempotency key (in the signed body and the ``Idempotency-Key`` header)."""
+        secret, key = self.settings.secret, uuid.uuid4().hex
+        await self.outbox.post(self.settings.callback_url, {"id": key, **payload}, key=key,
+                               what="webhook callback", to=payload.get("recipient_id"),
                                headers_for=lambda body: signature_headers(secret, body))
 
     async def push(self, sender: str, reply: BotReply) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,24 +34,27 @@ class Recorded:
 class StandIn:
     """A local aiohttp server on 127.0.0.1 that records every POST.
 
-    ``script`` lists the statuses (and JSON bodies) to answer in order; after it runs out,
-    ``default`` answers. ``delay_s`` slows every answer (for timeout tests).
+    ``script`` lists the statuses and JSON bodies (and, as a third item, response headers)
+    to answer in order; after it runs out, ``default`` answers. ``arrived_at`` holds each
+    request's ``time.monotonic()``.
     """
 
     def __init__(self, default: tuple[int, Any] = (200, {"ok": True}),
-                 script: list[tuple[int, Any]] | None = None) -> None:
+                 script: list[tuple[Any, ...]] | None = None) -> None:
         self.default = default
         self.script = list(script or [])
         self.requests: list[Recorded] = []
+        self.arrived_at: list[float] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._arrived = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(Recorded(request.path, dict(request.headers), await request.read()))
+        self.arrived_at.append(time.monotonic())
         self._arrived.set()
-        status, body = self.script.pop(0) if self.script else self.default
-        return web.json_response(body, status=status)
+        status, body, *headers = self.script.pop(0) if self.script else self.default
+        return web.json_response(body, status=status, headers=headers[0] if headers else None)
 
     async def start(self) -> str:
         app = web.Application()
