@@ -10,7 +10,11 @@ id or one of the topics the FAQ lacks. A reply is right when every answer it giv
 entry of the question's topic: the entry itself, or for an entry learned from a suggestion,
 the topic most of the conversations it was mined from have (the labels are used only here,
 never by the miner). Clarifying questions, fallbacks and handoffs count as abstained.
-Every suggestion is accepted, as a team that trusts the miner would.
+Every suggestion is accepted, as a team that trusts the miner would (with ``--force``, so
+that text the accept check would refuse is measured rather than stopping the run).
+``private_leaks``: the people's names and redaction placeholders found in the text the
+suggestions merge, by :func:`private_leaks`, a check of its own on the raw export (not the
+miner's name finder).
 Writes ``results/learning.json``.
 """
 
@@ -21,11 +25,13 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,59 @@ RESULTS = Path(__file__).parent / "results" / "learning.json"
 HELD_OUT = "eval/later_conversations.jsonl"
 TOPICS = "eval/conversation_topics.yaml"
 PAST = "history/past_conversations.jsonl"
+PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]*\]")  # [PHONE], [EMAIL], ...: masked on import
+CLOSING = re.compile(r"^(kind |best |warm |many )?(regards|thanks|thank you|cheers|best|"
+                     r"sincerely|yours\b.*)[,.!]?$", re.IGNORECASE)
+SALUTATION = re.compile(r"^(?:Dear|Hi|Hello)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
+                        r"([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+NOT_PEOPLE = {"Sir", "Madam", "Team", "All", "There", "Acme", "Bank", "Support", "Ava"}
+MERGED = {"faq": ("entry", ("question", "answer", "alternatives")),
+          "alternatives": ("entry", ("alternatives",)),
+          "intent": ("intent", ("examples", "title", "description"))}
+
+
+def history_names(path: Path) -> set[str]:
+    """The people a raw export names: each agent (``"name": "agent:Maria"``), each customer
+    by the line after their closing ("Kind regards,\nJane Smith") and by the agents'
+    salutations ("Dear Mr Hughes,")."""
+    names: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for message in json.loads(line)["messages"] if line.strip() else []:
+            author = str(message.get("name") or "")
+            if author.startswith("agent:"):
+                names.add(author.split(":", 1)[1])
+            lines = [t.strip() for t in str(message["content"]).splitlines() if t.strip()]
+            if author.startswith("agent:") and lines and (hello := SALUTATION.match(lines[0])):
+                names.update(hello.group(1).split())
+            if message["role"] == "user":
+                names.update(word for before, after in pairwise(lines)
+                             if CLOSING.match(before) and re.fullmatch(
+                                 r"[A-Z][a-z]+(?: [A-Z][a-z'-]+){0,2}", after)
+                             for word in after.split())
+    return names - NOT_PEOPLE
+
+
+def private_leaks(history: Path, suggestions: Path) -> list[str]:
+    """``file: field: value`` for each name of a person in ``history`` (the raw export) and
+    each placeholder in the text the suggestion files under ``suggestions`` merge into the
+    bot (the entry or intent, not the example conversations kept for review)."""
+    names = history_names(history)
+    person = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b") \
+        if names else None
+    found: list[str] = []
+    for path in sorted(suggestions.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        key, fields = MERGED.get(data.get("kind"), ("", ()))
+        item = data.get(key) or {}
+        for field in fields:
+            value = item.get(field)
+            for n, text in enumerate(value if isinstance(value, list) else [value]):
+                where = f"{path.name}: {key}.{field}" + (f"[{n}]" if isinstance(value, list)
+                                                         else "")
+                hits = PLACEHOLDER.findall(str(text or ""))
+                hits += person.findall(str(text or "")) if person else []
+                found += [f"{where}: {hit}" for hit in hits]
+    return found
 
 
 def held_out(bot_dir: Path) -> list[tuple[str, str]]:
@@ -124,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         kinds = Counter(found.values())
         wanted = [i for i, kind in found.items() if (args.accept == "all" and kind)
                   or kind in ("faq", "alternatives")]
+        leaks = private_leaks(work / PAST, work / "suggestions")
+        print(f"private leaks: {len(leaks)}", *leaks, sep="\n  ", flush=True)
         for suggestion in (["all"] if args.accept == "all" else wanted):
-            assert bot(["suggest", str(work), "--accept", suggestion]) == 0
+            assert bot(["suggest", str(work), "--accept", suggestion, "--force"]) == 0
         accepted = Counter(found[i] for i in wanted)
         mined_s = time.perf_counter() - started
         started = time.perf_counter()
@@ -148,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds_added": round(train_s, 1),
         "import_suggest_accept_seconds": round(mined_s, 1),
         "promoted": code == 0,
+        "private_leaks": len(leaks),
         "gate": {k: gate.get(k) for k in ("reason", "refused", "scores", "changed")},
         "learned_topics": learned,
         "errors": {"before": before["errors"], "after": after["errors"]},

@@ -4,6 +4,7 @@ mined from the imported conversations, as reviewable files under DIR/suggestions
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot.build import bot_embedder
 from bot.commands import bot_folder, bot_folder_argument, loaded_bot
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         f"{MiningSettings.min_count})")
     parser.add_argument("--accept", metavar="ID|all",
                         help="merge one suggestion (its file as you left it), or all pending")
+    parser.add_argument("--force", action="store_true",
+                        help="with --accept: merge text that still holds masked personal data "
+                        "([PHONE], ...) or a person's name, with a warning for each")
     parser.set_defaults(func=run)
 
 
@@ -43,17 +47,19 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     root = bot_folder(args)
+    if args.force and not args.accept:
+        raise ConfigError("--force goes with --accept ID|all")
     if args.accept:
-        accepted = accept(root, args.accept)
+        accepted = accept(root, args.accept, force=args.force)
         for line in describe(accepted):
-            print(line)
+            print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
         print(f"run `bot train {typed_path(loaded_bot(args).root)}` to use "
               f"{'it' if len(accepted) == 1 else 'them'}")
         return 0
     bot = loaded_bot(args)
     mined = mine_bot(bot, MiningSettings(min_count=args.min_count))
     found = store.from_mined(mined)
-    written = store.write(bot.root, found, mined.unanswered)
+    written = store.write(bot.root, found, mined.unanswered, mined.withheld)
     print(summary(written, mined, typed_path(store.folder(bot.root))))
     return 0
 
@@ -101,8 +107,10 @@ def summary(written: list[store.Suggestion], mined: Mined, where: str) -> str:
              _count(len(kinds["alternatives"]), "alternative"),
              _count(len(kinds["intent"]), "intent")]
     unanswered = sum(len(group) for group in mined.unanswered)
+    withheld = f"; {_count(len(mined.withheld), 'topic')} withheld (answers about one " \
+        "customer)" if mined.withheld else ""
     return (f"{_count(len(written), 'suggestion')}: {', '.join(parts)}; "
-            f"{_count(unanswered, 'question')} unanswered -> {where}/")
+            f"{_count(unanswered, 'question')} unanswered{withheld} -> {where}/")
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:

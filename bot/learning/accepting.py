@@ -5,6 +5,10 @@ to ``faq/learned.yaml``; a new intent to the bot's intents file, as text, so the
 and layout around it stay. Each suggestion is checked first (its fields, an id or name that
 is free, the entry it extends or links); the files are then replaced atomically and the
 bot loaded again with its FAQ, and everything is put back when it no longer loads.
+
+Text that still holds a redaction placeholder (``[PHONE]``...) or a person's name the imported
+conversations give (:mod:`bot.learning.privacy`) is refused, naming the file, line and field,
+unless forced; then each is a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from bot.definition.config import BotDefinition, typed_path
 from bot.definition.loader import load_bot
 from bot.errors import BotError, library_errors
 from bot.learning import suggestions as store
+from bot.learning.privacy import Names, private, vocabulary
 from bot.learning.suggestions import Suggestion, SuggestionError, dump_yaml, replace_files
+from bot.learning.transcripts import load_conversations
 from retrieval.knowledge import load_passages
 from retrieval.yamlio import load_yaml
 
@@ -31,6 +37,9 @@ LEARNED_HEADER = (
 ENTRY_KEYS = {"id", "question", "answer", "alternatives", "category"}
 INTENT_KEYS = {"name", "faq", "examples", "description", "title"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+CHECKED = {"faq": ("entry", ("question", "answer", "alternatives", "category")),
+           "alternatives": ("entry", ("alternatives",)),
+           "intent": ("intent", ("examples", "title", "description"))}  # the merged texts
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Accepted:
 
     id: str
     file: str
+    warnings: tuple[str, ...] = ()  # private text accepted with --force
 
 
 @dataclass
@@ -60,8 +70,9 @@ class _Plan:
         self.texts[path] = current + "\n" + text
 
 
-def accept(bot_root: Path, which: str) -> list[Accepted]:
-    """Merge suggestion ``which`` (or ``all`` pending ones) into the bot in ``bot_root``."""
+def accept(bot_root: Path, which: str, *, force: bool = False) -> list[Accepted]:
+    """Merge suggestion ``which`` (or ``all`` pending ones) into the bot in ``bot_root``;
+    text holding a placeholder or a person's name is refused unless ``force``."""
     bot = load_bot(bot_root)
     root = bot.root
     accepted = store.accepted_ids(root)
@@ -75,6 +86,14 @@ def accept(bot_root: Path, which: str) -> list[Accepted]:
     chosen = [store.load(root, i) for i in ids]
     with library_errors():
         passages = load_passages(bot.faq_sources(), bot.config.faq) if bot.config.faq else []
+    people = Names.learn(load_conversations(root), vocabulary(
+        passages, bot.config.name, bot.config.persona.name))
+    found = {s.id: _private(root, s, people) for s in chosen}
+    problems = [line for lines in found.values() for line in lines]
+    if problems and not force:
+        raise SuggestionError(problems[0] + "".join(f"\n  {p}" for p in problems[1:]) +
+                              "\nreplace or remove them in the suggestion file, or accept "
+                              "anyway with --force")
     plan = _Plan(bot, {p.id for p in passages}, {i.name for i in bot.config.intents})
     for suggestion in chosen:
         _merge(plan, suggestion)
@@ -89,7 +108,34 @@ def accept(bot_root: Path, which: str) -> list[Accepted]:
     except BotError:
         replace_files(before)
         raise
-    return [Accepted(s.id, plan.into[s.id]) for s in chosen]
+    return [Accepted(s.id, plan.into[s.id], tuple(found[s.id])) for s in chosen]
+
+
+def _private(root: Path, suggestion: Suggestion, people: Names) -> list[str]:
+    """``file:line: field: holds ...`` for each merged text of ``suggestion`` that holds a
+    placeholder or a person's name."""
+    where = typed_path(store.folder(root) / f"{suggestion.id}.yaml")
+    key, fields = CHECKED[suggestion.kind]
+    lines: list[str] = []
+    for name in fields:
+        for path, text, line in _texts(suggestion.item, key, name):
+            if found := private(text, people):
+                place = where if line is None else f"{where}:{line}"
+                held = ", ".join(dict.fromkeys(f.describe() for f in found))
+                lines.append(f"{place}: {path}: holds {held}")
+    return lines
+
+
+def _texts(item: Any, key: str, name: str) -> list[tuple[str, str, int | None]]:
+    """The text of field ``name`` (or of each item of a list), its key path and line."""
+    value = item.get(name)
+    if isinstance(value, str):
+        return [(f"{key}.{name}", value, getattr(item, "key_lines", {}).get(name))]
+    if not isinstance(value, list):
+        return []
+    lines = getattr(value, "item_lines", [None] * len(value))
+    return [(f"{key}.{name}[{n}]", text, lines[n]) for n, text in enumerate(value)
+            if isinstance(text, str)]
 
 
 def _merge(plan: _Plan, suggestion: Suggestion) -> None:
@@ -157,7 +203,7 @@ def _check(root: Path, plan: _Plan) -> None:
     with library_errors():
         sources = bot.faq_sources() if faq else []
         if root / LEARNED in plan.texts and all(s.path.resolve() != learned for s in sources):
-            patterns = ", ".join(faq.sources) if faq else "none"
+            patterns = ", ".join(map(str, faq.sources)) if faq else "none"
             raise SuggestionError(f"faq.sources ({patterns}) does not read {LEARNED}: add "
                                   f"'{LEARNED}' (or 'faq/*.yaml') to it, then accept again",
                                   file=typed_path(bot.file), path="faq.sources")
@@ -220,6 +266,8 @@ def _error(item: Any, key: str, name: str, reason: str, where: str) -> Suggestio
 
 
 def describe(accepted: Sequence[Accepted]) -> list[str]:
-    """One line per accepted suggestion."""
-    return [f"accepted {a.id} -> {a.file}" for a in accepted]
+    """One line per accepted suggestion, after a warning for each private text forced in."""
+    return [line for a in accepted for line in (
+        *(f"warning: accepted with --force: {w}" for w in a.warnings),
+        f"accepted {a.id} -> {a.file}")]
 

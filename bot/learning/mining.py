@@ -17,6 +17,11 @@ agent's reply). Then:
    conversations or more becomes a new entry (the most central question, other wordings as
    alternatives, the agents' consensus reply as the answer), and a large one also an intent
    linked to it. A cluster no agent answered is reported as unanswered.
+
+Private by construction (:mod:`bot.learning.privacy`): the answer is a reply other
+conversations' replies agree with, without its sentences holding a name, masked data or a fact
+(amount, date, reference) no other conversation's reply states; wordings holding a name or
+masked data are left out. A cluster with no such answer is withheld, with the reason.
 """
 
 from __future__ import annotations
@@ -32,14 +37,14 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from bot.learning.exchanges import SMALL_TALK, Exchange, first_question
+from bot.learning.privacy import Answer, Names, anonymous, general_answer, vocabulary
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
 
-__all__ = ["Mined", "MiningSettings", "NewAlternatives", "NewEntry", "NewIntent", "first_question",
-           "mine"]
+__all__ = ["Mined", "MiningSettings", "NewAlternatives", "NewEntry", "NewIntent", "Withheld",
+           "first_question", "mine"]
 
 GREETING = re.compile(r"^(?i:hi|hello|hey|hiya|dear \w+)( there)?[,!.]?\s+")
-PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")  # what redaction left: [EMAIL], [PHONE], ...
 INTENT_EXAMPLES = 5  # short examples an intent needs before long ones are left out
 TOPIC_WORDS = 2  # words in a new entry's id, at most
 NAME_STOP = ENGLISH_STOP_WORDS | SMALL_TALK | {
@@ -73,6 +78,15 @@ class NewEntry:
     answer: str
     alternatives: tuple[str, ...]
     exchanges: tuple[Exchange, ...]
+    removed: tuple[str, ...] = ()  # sentences of the agent's reply left out, and why
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """A new topic with no answer to suggest without one customer's details, and why."""
+
+    exchanges: tuple[Exchange, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class Mined:
     alternatives: tuple[NewAlternatives, ...] = ()
     intents: tuple[NewIntent, ...] = ()
     unanswered: tuple[tuple[Exchange, ...], ...] = ()  # clusters no agent replied to
+    withheld: tuple[Withheld, ...] = ()
 
 
 @dataclass
@@ -131,8 +146,9 @@ def mine(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder, *,
         elif place != _COVERED:
             alternatives.setdefault(place, []).append(i)
     found = _clusters(exchanges, vectors, rest, settings)
+    people = Names.learn((e.conversation for e in exchanges), vocabulary(index.passages))
     return _suggestions(exchanges, vectors, index, alternatives, found, settings,
-                        taken_intents)
+                        taken_intents, people)
 
 
 _COVERED, _REST = "", "\0rest"  # what _place returns besides an entry id
@@ -225,11 +241,12 @@ def _covered(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors,
 
 def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqIndex,
                  alternatives: dict[str, list[int]], groups: list[list[int]],
-                 settings: MiningSettings, taken_intents: Sequence[str]) -> Mined:
+                 settings: MiningSettings, taken_intents: Sequence[str], people: Names) -> Mined:
     all_questions = [e.question for e in exchanges]
     entries: list[NewEntry] = []
     intents: list[NewIntent] = []
     unanswered: list[tuple[Exchange, ...]] = []
+    withheld: list[Withheld] = []
     taken = {p.id for p in index.passages}
     names = set(taken_intents)
     for group in groups:
@@ -243,25 +260,32 @@ def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqInd
         if _covered(group, exchanges, vectors, index, settings) \
                 or _agreement(vectors.replies[replied]) < settings.consensus:
             continue
-        answer = _consensus(replied, exchanges, vectors.replies)
-        question, *others = _wordings(group, exchanges, vectors, settings,
-                                      enough=settings.max_alternatives + 1,
-                                      answer=vectors.replies[answer])
+        answer = _consensus(replied, exchanges, vectors.replies, settings, people)
+        wordings = _wordings(group, exchanges, vectors, settings, people,
+                             enough=settings.max_alternatives + 1,
+                             answer=vectors.replies[replied[answer.reply]])
+        if answer.text is None or not wordings:
+            withheld.append(Withheld(members, answer.reason or "every wording of the question "
+                                     "holds a person's name or masked personal data"))
+            continue
+        question, *others = wordings
         words = topic_words([exchanges[i].question for i in group], all_questions, question)
         entry_id = _unique("-".join(words) or "learned", taken)
         taken.add(entry_id)
-        entries.append(NewEntry(entry_id, _sentence(question), str(exchanges[answer].reply),
-                                tuple(others[:settings.max_alternatives]), members))
+        entries.append(NewEntry(entry_id, _sentence(question), answer.text,
+                                tuple(others[:settings.max_alternatives]), members,
+                                answer.removed))
         if len(group) >= settings.intent_count:
             name = _unique("_".join(words) or "learned", names, joiner="_")
             names.add(name)
             intents.append(NewIntent(name, entry_id, tuple(_wordings(
-                group, exchanges, vectors, settings, enough=INTENT_EXAMPLES)), members))
+                group, exchanges, vectors, settings, people, enough=INTENT_EXAMPLES)), members))
     found = tuple(NewAlternatives(entry, tuple(_distinct(
-        [_wording(exchanges[i].question) for i in members], index, entry)),
-        tuple(exchanges[i] for i in members)) for entry, members in sorted(alternatives.items()))
+        [w for i in members if (w := anonymous(_wording(exchanges[i].question), people))],
+        index, entry)), tuple(exchanges[i] for i in members))
+        for entry, members in sorted(alternatives.items()))
     return Mined(tuple(entries), tuple(a for a in found if a.alternatives), tuple(intents),
-                 tuple(unanswered))
+                 tuple(unanswered), tuple(withheld))
 
 
 def _agreement(replies: np.ndarray) -> float:
@@ -273,10 +297,11 @@ def _agreement(replies: np.ndarray) -> float:
 
 
 def _wordings(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors,
-              settings: MiningSettings, *, enough: int,
+              settings: MiningSettings, names: Names, *, enough: int,
               answer: np.ndarray | None = None) -> list[str]:
     """The group's distinct question wordings, the most central first (with an ``answer``,
-    one whose agent reply does not contradict it); long ones (e-mails) only when fewer than
+    one whose agent reply does not contradict it), names in apposition left out and those
+    still holding a name or masked data dropped; long ones (e-mails) only when fewer than
     ``enough`` short ones remain."""
     questions = vectors.questions[group]
     centrality = (questions @ questions.T).mean(axis=1)
@@ -289,7 +314,7 @@ def _wordings(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors
     for n in order:
         if all(float(questions[n] @ questions[k]) < 0.95 for k in kept):
             kept.append(n)
-    texts = [_wording(exchanges[group[n]].question) for n in kept]
+    texts = [t for n in kept if (t := anonymous(_wording(exchanges[group[n]].question), names))]
     short = [t for t in texts if len(t.split()) <= settings.short_words]
     if len(short) >= min(enough, len(texts)):
         return short
@@ -308,15 +333,20 @@ def _distinct(wordings: list[str], index: FaqIndex, entry: str) -> list[str]:
     return found
 
 
-def _consensus(replied: list[int], exchanges: Sequence[Exchange], replies: np.ndarray) -> int:
-    """The exchange whose reply is most like the group's other replies; one without
-    redaction placeholders when it is nearly as typical."""
+def _consensus(replied: list[int], exchanges: Sequence[Exchange], replies: np.ndarray,
+               settings: MiningSettings, names: Names) -> Answer:
+    """The answer drawn from the group's agent replies (``Answer.reply``: a position in
+    ``replied``): the reply most like the others that another conversation's reply agrees
+    with, without what is about one customer (:func:`bot.learning.privacy.general_answer`)."""
     vectors = replies[replied]
-    typical = (vectors @ vectors.T).mean(axis=1)
+    similarity = vectors @ vectors.T
+    typical = [float(t) for t in similarity.mean(axis=1)]
+    support = [int((row >= settings.consensus).sum()) - 1 for row in similarity]
     order = sorted(range(len(replied)), key=lambda n: -typical[n])
-    clean = [n for n in order if not PLACEHOLDER.search(str(exchanges[replied[n]].reply))
-             and typical[n] >= typical[order[0]] - 0.05]
-    return replied[(clean or order)[0]]
+    customers = [" ".join(m.text for m in exchanges[i].conversation.messages
+                          if m.speaker == "customer") for i in replied]
+    return general_answer([str(exchanges[i].reply) for i in replied], customers, order,
+                          typical, support, names)
 
 
 def topic_words(questions: Sequence[str], everything: Sequence[str], title: str) -> list[str]:

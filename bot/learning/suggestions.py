@@ -4,6 +4,8 @@
 ``accepted.json``) are left as they were and not suggested again. A file holds its ``kind``
 (``faq``, ``alternatives`` or ``intent``), the item to merge (``entry`` or ``intent``, as
 the user may edit it), how many conversations it came from and up to three of them.
+``unanswered.yaml`` and ``withheld.yaml`` list the topics no agent answered and those whose
+answer would hold one customer's details; they are not suggestions.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import yaml
 from bot.definition.config import typed_path
 from bot.errors import ConfigError, library_errors
 from bot.learning.exchanges import Exchange
-from bot.learning.mining import Mined
+from bot.learning.mining import Mined, Withheld
 from retrieval.artifacts import write_text_atomic
 from retrieval.yamlio import load_yaml
 
 FOLDER = "suggestions"
 ACCEPTED = "accepted.json"
 UNANSWERED = "unanswered"  # the file of question groups no agent answered (not a suggestion)
+WITHHELD = "withheld"  # ... and of those whose answer would be about one customer
+LISTS = (UNANSWERED, WITHHELD)
 EXAMPLES = 3
 SHOWN = 8  # pending ids an error lists
 WIDTH = 10_000  # one line per text: easier to edit than folded lines
@@ -56,6 +60,7 @@ class Suggestion:
     conversations: tuple[str, ...] = ()
     requires: str | None = None  # a suggestion to accept first
     examples: tuple[dict[str, str], ...] = ()
+    removed: tuple[str, ...] = ()  # what was left out of the agent's reply, and why
 
 
 def folder(bot_root: Path) -> Path:
@@ -66,7 +71,7 @@ def from_mined(mined: Mined) -> list[Suggestion]:
     """The suggestions mining found, in the order ``--accept all`` takes them."""
     found = [Suggestion(f"faq-{e.id}", "faq", {
         "id": e.id, "question": e.question, "answer": e.answer,
-        "alternatives": list(e.alternatives)}, *_provenance(e.exchanges))
+        "alternatives": list(e.alternatives)}, *_provenance(e.exchanges), removed=e.removed)
         for e in mined.entries]
     found += [Suggestion(f"alt-{a.entry}", "alternatives", {
         "extends": a.entry, "alternatives": list(a.alternatives)}, *_provenance(a.exchanges))
@@ -88,7 +93,8 @@ def _provenance(exchanges: Sequence[Exchange]) -> tuple[int, tuple[str, ...], No
 
 
 def write(bot_root: Path, suggestions: Sequence[Suggestion],
-          unanswered: Sequence[Sequence[Exchange]]) -> list[Suggestion]:
+          unanswered: Sequence[Sequence[Exchange]],
+          withheld: Sequence[Withheld] = ()) -> list[Suggestion]:
     """Replace the pending suggestions with ``suggestions`` (the accepted ones stay as they
     are and are not written again); returns those written."""
     target = folder(bot_root)
@@ -102,6 +108,8 @@ def write(bot_root: Path, suggestions: Sequence[Suggestion],
         changes[target / f"{suggestion.id}.yaml"] = render(suggestion, shown)
     if unanswered:
         changes[target / f"{UNANSWERED}.yaml"] = _render_unanswered(unanswered)
+    if withheld:
+        changes[target / f"{WITHHELD}.yaml"] = _render_withheld(withheld)
     target.mkdir(parents=True, exist_ok=True)
     replace_files(changes)
     return fresh
@@ -135,6 +143,9 @@ def render(suggestion: Suggestion, bot_shown: str) -> str:
              "or not; accepted ones stay."]
     if suggestion.requires:
         lines.append(f"# Accept {suggestion.requires} first (or all at once: --accept all).")
+    if suggestion.removed:
+        lines.append("# Left out of the agent's reply as details of one customer's case:")
+        lines += [f"#   {' '.join(why.split())}" for why in suggestion.removed]
     data: dict[str, Any] = {"id": suggestion.id, "kind": suggestion.kind,
                             "count": suggestion.count}
     if suggestion.requires:
@@ -154,13 +165,26 @@ def _render_unanswered(groups: Sequence[Sequence[Exchange]]) -> str:
             "say).\n" + dump_yaml(data))
 
 
+def _render_withheld(groups: Sequence[Withheld]) -> str:
+    data = {"kind": WITHHELD, "count": sum(len(g.exchanges) for g in groups), "groups": [
+        {"count": len(g.exchanges), "reason": g.reason,
+         "questions": [e.question for e in g.exchanges],
+         "conversations": [e.conversation.id for e in g.exchanges]} for g in groups]}
+    return ("# Topics `bot suggest` found but suggests no answer for: each agreed answer held "
+            "one customer's\n# details (names, masked data, amounts, dates, references). Not a "
+            "suggestion: write FAQ\n# entries for them yourself (in faq/learned.yaml, say).\n"
+            + dump_yaml(data))
+
+
 def load(bot_root: Path, suggestion_id: str) -> Suggestion:
     """A pending or accepted suggestion as its file now says (the user may have edited it)."""
     path = folder(bot_root) / f"{suggestion_id}.yaml"
     shown = typed_path(path)
-    if suggestion_id == UNANSWERED:
-        raise SuggestionError("lists questions no agent answered, nothing to accept: write "
-                              "FAQ entries for them yourself", file=shown)
+    if suggestion_id in LISTS:
+        what = "no agent answered" if suggestion_id == UNANSWERED else \
+            "whose answers would hold one customer's details"
+        raise SuggestionError(f"lists questions {what}, nothing to accept: write FAQ entries "
+                              "for them yourself", file=shown)
     if not path.is_file():
         ids = pending(bot_root)
         known = ", ".join(ids[:SHOWN]) + (f" and {len(ids) - SHOWN} more" if len(ids) > SHOWN
@@ -197,7 +221,7 @@ def pending(bot_root: Path) -> list[str]:
     """The ids of the suggestions not accepted yet, in the order ``--accept all`` takes."""
     accepted = accepted_ids(bot_root)
     ids = [p.stem for p in sorted(folder(bot_root).glob("*.yaml"))
-           if p.stem not in accepted and p.stem != UNANSWERED]
+           if p.stem not in accepted and p.stem not in LISTS]
     order = {kind: n for n, kind in enumerate(("faq-", "alt-", "intent-"))}
     return sorted(ids, key=lambda i: (next((n for p, n in order.items() if i.startswith(p)),
                                            len(order)), i))
