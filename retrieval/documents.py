@@ -1,5 +1,6 @@
 """FAQ documents: load question/answer pairs and free text from YAML, CSV, Markdown, JSONL,
-and the documents a team already has: PDF, Word (.docx), HTML and plain text.
+and the documents a team already has: PDF, Word (.docx), HTML, plain text, and help-center
+exports (Zendesk Guide and Intercom articles as their APIs return them, in .json or .jsonl).
 
 Each source becomes :class:`Passage` objects with stable ids (``retrieval.passages``).
 Question/answer pairs stay whole; free text is chunked into passages of whole sentences, about
@@ -25,8 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from retrieval.converters.base import PLAIN, ExportReader, ReadOptions
+from retrieval.converters.router import EXPORT_SUFFIXES, converter_for, export_reader_for
 from retrieval.converters.router import SUFFIXES as DOCUMENT_SUFFIXES
-from retrieval.converters.router import converter_for
 from retrieval.errors import SourceError
 from retrieval.markdown import load_markdown
 from retrieval.passages import (  # noqa: F401  (re-exported: the names every reader uses)
@@ -42,7 +44,8 @@ from retrieval.passages import (  # noqa: F401  (re-exported: the names every re
 )
 from retrieval.yamlio import load_yaml
 
-SUFFIXES = (".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl", *DOCUMENT_SUFFIXES)
+SUFFIXES = tuple(dict.fromkeys((".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl",
+                                 *DOCUMENT_SUFFIXES, *EXPORT_SUFFIXES)))
 _KINDS = {".yaml": "YAML", ".yml": "YAML", ".csv": "CSV", ".md": "Markdown",
           ".markdown": "Markdown", ".jsonl": "JSONL"}
 _QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "text"}
@@ -56,7 +59,8 @@ CHUNKING_RULES = 3
 class Document:
     """What one FAQ file holds: passages (each with the place it was written), wordings
     for entries elsewhere, and, for a converted document (PDF, Word, HTML, text), its kind,
-    its pages and what could not be read."""
+    its pages and what could not be read; an export holds ``documents`` (its published
+    articles) and left out ``drafts``."""
 
     passages: list[Passage]
     extensions: list[Extension]
@@ -64,6 +68,8 @@ class Document:
     kind: str = ""  # the file's format, as `bot validate` names it: "YAML", "PDF", "Word"...
     pages: int = 0
     warnings: tuple[str, ...] = ()
+    documents: int = 1
+    drafts: int = 0
 
 
 def load_source(path: Path, *, display: str, chunking: ChunkSettings,
@@ -102,17 +108,20 @@ def extend(passages: list[Passage], extensions: list[Extension]) -> list[Passage
 
 
 def read_source(path: Path, *, display: str, chunking: ChunkSettings,
-                source: str | None = None) -> Document:
+                source: str | None = None, options: ReadOptions = PLAIN) -> Document:
     """Read one FAQ file: its passages and its ``extends`` items, not yet merged (see
-    :func:`load_source` for the names)."""
+    :func:`load_source` for the names; ``options``: how converters read documents)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise SourceError(f"unsupported FAQ file type {suffix!r}; use one of {', '.join(SUFFIXES)}",
                           file=display)
     builder = PassageBuilder(display if source is None else source, chunking, display)
+    exported = export_reader_for(path)
+    if exported is not None:
+        return _read_export(exported, builder, path)
     converter = converter_for(suffix)
     if converter is not None:
-        converted = converter.convert(path, display=display)
+        converted = converter.convert(path, display=display, options=options)
         builder.document(converted, name=path.stem)
         if not builder.passages:
             raise SourceError("has no text to read", file=display)
@@ -143,6 +152,20 @@ def read_source(path: Path, *, display: str, chunking: ChunkSettings,
     if not builder.passages and not builder.extensions:
         raise SourceError("contains no FAQ entries", file=display)
     return Document(builder.passages, builder.extensions, builder.places, _KINDS[suffix])
+
+
+def _read_export(reader: ExportReader, builder: PassageBuilder, path: Path) -> Document:
+    """A help-center export: each published article a document, cited by its address."""
+    export = reader.read(path, display=builder.display)
+    for item in export.documents:
+        builder.document(item.document, name=item.name, url=item.url, part=item.part)
+    if not builder.passages:
+        drafts = f" ({export.drafts} draft{'s' * (export.drafts > 1)} left out)" \
+            if export.drafts else ""
+        raise SourceError(f"has no published article with text to read{drafts}",
+                          file=builder.display)
+    return Document(builder.passages, [], builder.places, export.kind, 0, export.warnings,
+                    len(export.documents), export.drafts)
 
 
 def _read_text(path: Path, display: str) -> str:

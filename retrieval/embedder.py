@@ -28,6 +28,25 @@ class Embedder(Protocol):
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
 
 
+class PassageEmbedder(Embedder, Protocol):
+    """An embedder that embeds passages (answers, document text) apart from queries
+    (questions, the FAQ's questions included): e5 models prefix ``query:`` and
+    ``passage:`` (``retrieval/multilingual.py``)."""
+
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+def embed_passages(embedder: Embedder, texts: list[str], *,
+                   progress: bool = False) -> np.ndarray:
+    """Vectors of passage text: ``embedder.embed_passages`` when it has one
+    (:class:`PassageEmbedder`), else ``embedder.embed``."""
+    own = getattr(embedder, "embed_passages", None)
+    if own is None:
+        return embedder.embed(texts, progress=progress)
+    vectors: np.ndarray = own(texts, progress=progress)
+    return vectors
+
+
 def resolve_embedding_model(name: str) -> str:
     """A local path for a packaged model name (``retrieval.packaged_models``), else ``name``
     unchanged (a path or hub id)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from retrieval.artifacts import Artifact
 from retrieval.documents import Passage, check_unique
-from retrieval.embedder import Embedder
+from retrieval.embedder import Embedder, embed_passages
 from retrieval.errors import RetrievalError
 
 FORMAT_VERSION = 1
@@ -66,8 +66,8 @@ class FaqIndex:
               manifest: dict[str, Any] | None = None) -> FaqIndex:
         """Embed every passage's search texts and index them."""
         check_unique(passages)
-        texts, owners = _search_texts(passages, offset=0)
-        vectors = embedder.embed(texts, progress=progress)
+        texts, owners, passage_rows = _search_texts(passages, offset=0)
+        vectors = _vectors(embedder, texts, passage_rows, progress=progress)
         index = _new_index(embedder.dimensions, len(texts))
         if len(texts):
             index.add(vectors)
@@ -101,9 +101,9 @@ class FaqIndex:
     def add(self, passages: list[Passage], embedder: Embedder) -> None:
         """Add passages (ids must be new)."""
         check_unique([*self.passages, *passages])
-        texts, owners = _search_texts(passages, offset=len(self.passages))
+        texts, owners, passage_rows = _search_texts(passages, offset=len(self.passages))
         if texts:
-            self.index.add(embedder.embed(texts))
+            self.index.add(_vectors(embedder, texts, passage_rows, progress=False))
         self.passages.extend(passages)
         self.owners = np.concatenate([self.owners, owners])
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
@@ -173,12 +173,33 @@ def _passage(data: dict[str, Any]) -> Passage:
     return Passage(**data)
 
 
-def _search_texts(passages: list[Passage], *, offset: int) -> tuple[list[str], np.ndarray]:
+def _search_texts(passages: list[Passage], *,
+                  offset: int) -> tuple[list[str], np.ndarray, list[bool]]:
+    """Every passage's search texts, the passage each belongs to, and which are passage text
+    (the last of each: question + answer, or the free text) rather than questions."""
     texts: list[str] = []
     owners: list[int] = []
+    passage_rows: list[bool] = []
     for position, passage in enumerate(passages, start=offset):
-        for text in passage.search_texts():
+        own = passage.search_texts()
+        for n, text in enumerate(own, start=1):
             texts.append(text)
             owners.append(position)
-    return texts, np.array(owners, dtype=np.int64)
+            passage_rows.append(n == len(own))
+    return texts, np.array(owners, dtype=np.int64), passage_rows
 
+
+def _vectors(embedder: Embedder, texts: list[str], passage_rows: list[bool], *,
+             progress: bool) -> np.ndarray:
+    """The rows' vectors: questions as queries, passage text as passages when the embedder
+    tells them apart (``retrieval.embedder.PassageEmbedder``), all in one call otherwise."""
+    if not hasattr(embedder, "embed_passages"):
+        return embedder.embed(texts, progress=progress)
+    vectors = np.zeros((len(texts), embedder.dimensions), dtype=np.float32)
+    for as_passage in (False, True):
+        rows = [i for i, flag in enumerate(passage_rows) if flag == as_passage]
+        if rows:
+            chosen = [texts[i] for i in rows]
+            vectors[rows] = embed_passages(embedder, chosen, progress=progress) if as_passage \
+                else embedder.embed(chosen, progress=progress)
+    return vectors

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.artifacts import file_digest
+from retrieval.converters.base import ReadOptions
 from retrieval.documents import (
     CHUNKING_RULES,
     ChunkSettings,
@@ -20,23 +21,27 @@ from retrieval.documents import (
     extend,
     read_source,
 )
-from retrieval.embedder import Embedder
+from retrieval.embedder import Embedder, embed_passages
 from retrieval.errors import RetrievalError
 from retrieval.index import FaqIndex, Hit, index_artifact
 from retrieval.sentences import join_sentences, select_sentences, split_sentences
 from retrieval.settings import FaqSettings
+from retrieval.sites.settings import SiteSource
+from retrieval.sites.store import read_site, site_digest
 
 
 @dataclass(frozen=True)
 class FaqSource:
     """One FAQ file: where it is, its stable ``name`` (the index fingerprint's key), how
-    citations show it, and how errors name it (``display``; default: ``shown``)."""
+    citations show it, and how errors name it (``display``; default: ``shown``). A crawled
+    site (``site``) is the snapshot its last crawl wrote (``path``; retrieval/sites/)."""
 
     path: Path
     name: str
     shown: str
     display: str = ""
     audience: str = "customers"  # "agents": its passages are never quoted to customers
+    site: SiteSource | None = None
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
@@ -50,13 +55,16 @@ def read_sources(sources: Sequence[FaqSource], faq: FaqSettings
     """:func:`load_passages`, and what was read from each source, in order (its pages and
     warnings: what `bot validate` reports)."""
     chunking = ChunkSettings(words=faq.chunk_words, overlap=faq.chunk_overlap)
+    options = ReadOptions(ocr=faq.ocr)
     passages: list[Passage] = []
     places: list[Place] = []
     extensions: list[Extension] = []
     documents: list[Document] = []
     for source in sources:
-        document = read_source(source.path, display=source.display or source.shown,
-                               chunking=chunking, source=source.shown)
+        document = read_site(source.path, display=source.display or source.shown,
+                             chunking=chunking) if source.site is not None else read_source(
+            source.path, display=source.display or source.shown, chunking=chunking,
+            source=source.shown, options=options)
         passages.extend(replace(p, audience=source.audience) for p in document.passages)
         places.extend(document.places)
         extensions.extend(document.extensions)
@@ -72,11 +80,14 @@ def fingerprint(sources: Sequence[FaqSource], faq: FaqSettings,
         "model": model,
         "chunking": {"words": faq.chunk_words, "overlap": faq.chunk_overlap,
                      "rules": CHUNKING_RULES},
-        "sources": {s.name: file_digest(s.path) for s in sources},
+        "sources": {s.name: site_digest(s.path) if s.site else file_digest(s.path)
+                    for s in sources},
     }
     agents = sorted(s.name for s in sources if s.audience == "agents")
     if agents:  # only then: the indexes of bots without them stay current
         found["agent_sources"] = agents
+    if faq.ocr:  # the same: OCR adds the text of scanned pages
+        found["ocr"] = True
     return found
 
 
@@ -127,5 +138,10 @@ class KnowledgeBase:
         sentences = split_sentences(text)
         if len(sentences) < 2:
             return text
-        vectors = self.embedder.embed([question, *(s.text for s in sentences)])
-        return join_sentences(select_sentences(sentences, (vectors[1:] @ vectors[0]).tolist()))
+        texts = [s.text for s in sentences]
+        if hasattr(self.embedder, "embed_passages"):  # the sentences as passages (e5)
+            query, rows = self.embedder.embed([question])[0], embed_passages(self.embedder, texts)
+        else:  # one call, as before
+            vectors = self.embedder.embed([question, *texts])
+            query, rows = vectors[0], vectors[1:]
+        return join_sentences(select_sentences(sentences, (rows @ query).tolist()))

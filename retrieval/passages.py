@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from retrieval.converters.base import Converted, Section
 from retrieval.errors import SourceError
@@ -111,19 +112,26 @@ class PassageBuilder:
                 source=self.source, title=title, category=category,
             ), Place(self.display, at[1]))
 
-    def document(self, converted: Converted, *, name: str) -> None:
+    def document(self, converted: Converted, *, name: str, url: str = "",
+                 part: str = "") -> None:
         """A converted document's sections as free-text passages: each titled with the
-        document's title and its headings, cited with its page where it has one, with an
-        id made of ``name`` (the file's stem) and the headings, ``-2``, ``-3`` ... after
-        the first under the same headings."""
+        document's title and its headings, cited with its page where it has one (a web
+        page: with its heading's anchor, ``#fees``), with an id made of ``name`` (the
+        file's stem) and the headings, ``-2``, ``-3`` ... after the first under the same
+        headings. A document that is one of many in its file (a help-center export's
+        article) is cited by its ``url`` (when it has one) and named in errors by its
+        ``part`` ("article 35")."""
         document = slug(name)
+        cited = url or self.source
+        within = f", {part}" if part else ""
         taken: set[str] = set()
         for section in converted.sections:
             page = f", page {section.page}" if section.page else ""
             where = f"page {section.page}" if section.page else TITLE_SEPARATOR.join(
                 section.headings)
-            shown = self.shown(section.text, (where, None), notes_only=True)
-            source = self.source + page
+            shown = self.shown(section.text, (": ".join(w for w in (part, where) if w), None),
+                               notes_only=True)
+            source = cited + _fragment(cited, section.anchor) + page
             base = "-".join([document, *_heading_slugs(section, document)])
             for chunk in chunk_text(shown, self.chunking):
                 passage_id, n = base, 1
@@ -133,7 +141,7 @@ class PassageBuilder:
                 taken.add(passage_id)
                 self.add(Passage(id=passage_id, text=chunk, source=source,
                                  title=_title(converted.title, section.headings)),
-                         Place(self.display + page))
+                         Place(self.display + within + page))
 
     def shown(self, text: str, at: tuple[str, int | None], *, notes_only: bool = False) -> str:
         """``text`` without its internal notes; an error names ``at`` when a comment is left
@@ -148,6 +156,13 @@ class PassageBuilder:
                               "paragraphs): nothing is left to show customers",
                               file=self.display, path=path, line=line)
         return shown
+
+
+def _fragment(source: str, anchor: str) -> str:
+    """``#anchor`` when the passage cites a web page and its heading has an anchor."""
+    if not anchor or not source.startswith(("http://", "https://")) or "#" in source:
+        return ""
+    return "#" + quote(anchor, safe="-._~!$&'()*+,;=:@/?")
 
 
 def _heading_slugs(section: Section, document: str) -> list[str]:

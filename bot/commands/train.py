@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _print(result: StepResult) -> None:
     state = "built" if result.rebuilt else "up to date"
     print(f"{result.step}: {state} ({result.detail}, {result.seconds:.1f} s)", flush=True)
+    for warning in result.warnings:  # a site's pages that could not be read
+        print(f"warning: {warning}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from bot.definition.config import BotConfig
 from bot.definition.dialogue import Reply
 from bot.definition.templates import compile_template
 from foundation.settings import Where
+from retrieval.multilingual import is_multilingual
 
 Sections = Mapping[str, tuple[Where, Any]]
 
@@ -41,6 +42,10 @@ def check_dialogue(config: BotConfig, sections: Sections) -> None:
 
     ``sections`` maps a top-level key to its position and raw YAML; ``"."`` is the top.
     """
+    if is_multilingual(config.embedder.model) and config.classifier.encoder_steps:
+        raise _where(sections, "classifier", "encoder_steps").error(
+            f"{config.embedder.model} is not a sentence-transformers model and cannot be "
+            "tuned for the intent classifier; set classifier.encoder_steps to 0")
     actions, forms = config.actions, config.forms
     declared: set[str] = set()
     for i, entity in enumerate(config.entities):

@@ -14,6 +14,7 @@ from adapters.settings import (
     ClassifierFolders,
     ClassifierSettings,
     EntityDefinition,
+    LanguageSettings,
     LoraSettings,  # noqa: F401  (re-exported: ModelSettings.lora)
     ModelServerSettings,  # noqa: F401  (re-exported: ModelSettings.server)
     ModelSettings,
@@ -32,6 +33,7 @@ from foundation.checks import between, check, identifier, non_empty, positive
 from retrieval.documents import SUFFIXES as SOURCE_SUFFIXES
 from retrieval.knowledge import FaqSource
 from retrieval.settings import EmbedderSettings, FaqSettings
+from retrieval.sites.settings import SiteSource, site_of
 
 BUILD_DIR = ".bot"
 VERSIONS_DIR = "versions"  # under BUILD_DIR: one folder per trained version (bot/versions/)
@@ -144,7 +146,7 @@ class VersionSettings:
 class BotConfig:
     name: str = check(identifier)
     description: str = ""
-    language: str = "en"
+    language: str | LanguageSettings = "en"  # a mapping: identify each message's language
     persona: Persona = field(default_factory=Persona)
     faq: FaqSettings | None = None
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
@@ -164,6 +166,13 @@ class BotConfig:
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     versions: VersionSettings = field(default_factory=VersionSettings)
+
+    @property
+    def languages(self) -> LanguageSettings:
+        """``language`` as settings: ``language: en`` is English with no identification."""
+        if isinstance(self.language, LanguageSettings):
+            return self.language
+        return LanguageSettings(code=self.language, detect=False)
 
 
 @dataclass(frozen=True)
@@ -231,18 +240,42 @@ class BotDefinition:
         if faq is None:
             raise ConfigError("this bot has no 'faq' section", file=self.shown(self.file))
         audiences: dict[Path, str] = {}
+        sites: dict[Path, SiteSource] = {}
         for key, audience in (("sources", "customers"), ("agent_sources", "agents")):
             for i, pattern in enumerate(getattr(faq, key)):
-                matches = self.source_files(pattern)
+                if (site := site_of(pattern)) is not None:  # the pages its last crawl kept
+                    matches = [self.site_snapshot(site)]
+                    sites.setdefault(matches[0], site)
+                else:
+                    matches = self.source_files(pattern)
                 if not matches:
                     raise ConfigError(f"no FAQ file matches {pattern!r}",
                                       file=self.shown(self.file), path=f"faq.{key}[{i}]")
                 for match in matches:  # a file both lists name is for agents
                     if audience == "agents" or match not in audiences:
                         audiences[match] = audience
-        return [FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
+        return [FaqSource(f, sites[f].url, sites[f].url, sites[f].url, audience, sites[f])
+                if f in sites else
+                FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
                           else str(f), self.shown(f), typed_path(f), audience)
                 for f, audience in audiences.items()]
+
+    def faq_sites(self) -> list[SiteSource]:
+        """The sites ``faq.sources`` and ``faq.agent_sources`` name (crawled by `bot train`)."""
+        faq = self.config.faq
+        found = [site_of(entry) for entry in (*faq.sources, *faq.agent_sources)] if faq else []
+        return list({site.url: site for site in found if site is not None}.values())
+
+    def site_snapshot(self, site: SiteSource, *, served: bool = False) -> Path:
+        """The pages of ``site`` the trained artefacts were built from (retrieval/sites/);
+        ``served``: those of the version being served (a candidate's is new)."""
+        folder = served_folder(self.build_dir) if served else self.artefacts_dir
+        return folder / "sites" / f"{site.key}.json"
+
+    def crawl_cache(self, site: SiteSource) -> Path:
+        """What the last crawl of ``site`` read, shared by every version: the next crawl
+        asks only for what changed."""
+        return self.build_dir / "crawl" / f"{site.key}.json"
 
     def source_files(self, pattern: str) -> list[Path]:
         """The files one ``faq.sources`` entry names: a file, a glob, or a folder's files."""
@@ -261,7 +294,8 @@ class BotDefinition:
             return []
         taken = {s.path for s in self.faq_sources()}
         faq = self.config.faq
-        folders = {self._folder_of(p) for p in (*faq.sources, *faq.agent_sources)}
+        folders = {self._folder_of(p) for p in (*faq.sources, *faq.agent_sources)
+                   if isinstance(p, str) and site_of(p) is None}
         found = {f for folder in folders for f in folder.rglob("*")
                  if f.is_file() and not _hidden(f, folder) and f not in taken}
         return sorted(self.shown(f) for f in found)

@@ -15,6 +15,7 @@ from bot.definition.config import BUILD_DIR, BotConfig, BotDefinition, served_fo
 from bot.errors import ConfigError, library_errors
 from channels.registry import validate_channel_settings
 from foundation.settings import Prebuilt, Where, build, convert
+from retrieval.sites.settings import check_site_entries
 from retrieval.yamlio import LocatedDict, load_yaml
 
 INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions")
@@ -59,7 +60,11 @@ def _load(directory: Path) -> BotDefinition:
             parsed = load_yaml(included, display=included_name)
             where = Where(included_name, key, getattr(parsed, "line", None))
             sections[key] = (where, parsed)
+            if key == "faq":  # a wrong site entry named with its own reason, not the union's
+                check_site_entries(parsed, where)
             data[key] = Prebuilt(convert(hints[key], parsed, where))
+    if not isinstance(data.get("faq"), Prebuilt):
+        check_site_entries(raw.get("faq"), top.key(raw, "faq"))
     located = LocatedDict(data)
     located.key_lines = dict(getattr(raw, "key_lines", {}))
     located.line = getattr(raw, "line", None)

@@ -3,6 +3,7 @@
 A :class:`~bot.dialogue.turn.Turn` runs through :data:`STAGES` in order; the first stage that
 answers wins (each is one module of ``bot/dialogue/stages``):
 
+0. ``language``: the customer's language, when ``language:`` asks for it (answers nothing);
 1. ``handed_off``: handed off to a person, the bot stays silent (a short note; queued agent
    messages);
 2. ``classify``: intent, sentiment and entities (answers nothing);
@@ -16,7 +17,9 @@ answers wins (each is one module of ``bot/dialogue/stages``):
 Agent messages still queued once the bot is back in charge (the handback note) come first in
 the next reply. Replies carry the intent and its confidence when the intent decided them
 (answers: the answer decision's probability that they are right; a fallback or a clarifying
-question: none), and the sentiment.
+question: none), and the sentiment. A reply the bot wrote in its own language to a customer
+writing in another ends with a line in the customer's language saying so
+(``bot/dialogue/language.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bot.dialogue.stages.fallback import fallback
 from bot.dialogue.stages.faq import faq
 from bot.dialogue.stages.handed_off import handed_off
 from bot.dialogue.stages.intent import intent
+from bot.dialogue.stages.language import language
 from bot.dialogue.stages.triggers import triggers
 from bot.dialogue.turn import MessageAnalyzer, Parts, Stage, Turn
 from bot.sessions.store import Session
@@ -42,7 +46,8 @@ from foundation.messages import BotReply, ReplyStream, UserMessage
 NOT_BY_INTENT = frozenset({"faq", "generated", "fallback", "clarify"})  # replies the intent
 # did not decide: they carry no ``intent``
 
-STAGES: tuple[Stage, ...] = (handed_off, classify, active_form, triggers, intent, faq, fallback)
+STAGES: tuple[Stage, ...] = (language, handed_off, classify, active_form, triggers, intent, faq,
+                             fallback)
 
 
 @dataclass
@@ -73,6 +78,10 @@ class Router:
         async def finish(reply: BotReply) -> BotReply:
             if queued is not None:
                 reply = dataclasses.replace(reply, text=f"{queued}\n\n{reply.text}")
+            note = None if self.parts.language is None or turn.language is None or \
+                not reply.text else self.parts.language.note(turn.language, reply.kind)
+            if note is not None:  # last, so that a streamed answer's text stays as shown
+                reply = dataclasses.replace(reply, text=f"{reply.text}\n\n{note}")
             return _finish(turn, reply)
 
         return stream.on_reply(finish)

@@ -22,6 +22,7 @@ from bot.definition.config import BotConfig, Intent
 from bot.dialogue.actions import ActionRunner
 from bot.dialogue.answerer import FaqAnswerer
 from bot.dialogue.forms import FormReply, FormRunner
+from bot.dialogue.language import CustomerLanguage
 from bot.dialogue.templates import Rendered, Templates, session_context
 from bot.sessions.store import Session
 from foundation.messages import BotReply, ReplyStream, UserMessage
@@ -59,6 +60,7 @@ class Parts:
     extractor: EntityExtractor = field(init=False)
     intents: dict[str, Intent] = field(init=False)
     answerable: frozenset[str] = field(init=False)  # intents that answer with a response
+    language: CustomerLanguage | None = field(init=False)  # None: no identification
 
     def __post_init__(self) -> None:
         config = self.config
@@ -71,6 +73,8 @@ class Parts:
         self.intents = {i.name: i for i in config.intents}
         self.answerable = frozenset(i.name for i in config.intents if i.response and not (
             i.form or i.action or i.handoff))
+        languages = config.languages
+        self.language = CustomerLanguage(languages).load() if languages.detect else None
 
     def response(self, name: str, session: Session) -> Rendered:
         """Response ``name`` rendered for ``session``."""
@@ -88,6 +92,7 @@ class Turn:
     chosen: ChosenIntent = ChosenIntent()
     entities: list[Entity] = field(default_factory=list)
     decision: Decision | None = None  # the answer decision, when it abstained
+    language: str | None = None  # the customer's language, when the bot identifies it
     _hits: dict[str, list[Hit]] = field(default_factory=dict)
 
     @property

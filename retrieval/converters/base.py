@@ -23,6 +23,7 @@ class Section:
     headings: tuple[str, ...]
     text: str
     page: int | None = None
+    anchor: str = ""  # a web page's fragment that links to its heading ("fees"), or ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ class Converted:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How documents are read: the bot's ``faq`` settings that concern converters."""
+
+    ocr: bool = False  # read pages without a text layer with Tesseract (``faq.ocr``)
+
+
+PLAIN = ReadOptions()
+
+
 class Converter(Protocol):
     """Turns one file of the formats it reads into a :class:`Converted` document; a file
     it cannot read is a :class:`~retrieval.errors.SourceError` naming ``display``."""
@@ -44,7 +55,40 @@ class Converter(Protocol):
     suffixes: tuple[str, ...]  # lower case, with the dot
     kind: str  # what `bot validate` calls the format: "PDF", "Word", ...
 
-    def convert(self, path: Path, *, display: str) -> Converted: ...
+    def convert(self, path: Path, *, display: str,
+                options: ReadOptions = PLAIN) -> Converted: ...
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One document of a file that holds many (an article of a help-center export)."""
+
+    document: Converted
+    name: str  # the first part of its passages' ids: "zendesk-360001234567"
+    url: str  # where it is published: its passages cite it ("" : they cite the file)
+    part: str  # how errors name it inside the file: "article 360001234567"
+
+
+@dataclass(frozen=True)
+class Export:
+    """What a file of many documents holds: the documents to read, how many were left out
+    as drafts, and warnings naming the file (and the document)."""
+
+    kind: str  # what `bot validate` calls the format: "Zendesk", "Intercom"
+    documents: tuple[Exported, ...]
+    drafts: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+class ExportReader(Protocol):
+    """Reads a file that holds many documents (a help center's articles as its API returns
+    them), recognised by its content among the files of its suffixes."""
+
+    suffixes: tuple[str, ...]
+
+    def recognises(self, path: Path) -> bool: ...
+
+    def read(self, path: Path, *, display: str) -> Export: ...
 
 
 def read_bytes(path: Path, display: str) -> bytes:

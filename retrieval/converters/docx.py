@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrieval.converters.base import (
+    PLAIN,
     Converted,
+    ReadOptions,
     Section,
     clean,
     one_line,
@@ -38,7 +40,7 @@ class DocxConverter:
     suffixes: tuple[str, ...] = (".docx",)
     kind: str = "Word"
 
-    def convert(self, path: Path, *, display: str) -> Converted:
+    def convert(self, path: Path, *, display: str, options: ReadOptions = PLAIN) -> Converted:
         data = read_bytes(path, display)
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise SourceError("is not a Word .docx file (it is not a zip package; an old .doc "

@@ -4,8 +4,9 @@ Left out: scripts, styles, forms, navigation (``nav``), ``aside``, the page's ``
 ``footer`` (those inside an ``article`` or ``main`` are the article's and stay), hidden
 elements, and cookie banners (any element whose id or class names cookie, consent or
 banner). When the page has a ``main`` element, only it is read. Headings ``h1`` to ``h6``
-make the heading path; list items become ``- item`` lines and tables rows of ``header:
-value``. The title is the ``<title>``, else the first ``h1``.
+make the heading path (each under the nearest heading of a higher level, so a page or an
+article body that starts at ``h2`` reads right); list items become ``- item`` lines and
+tables rows of ``header: value``. The title is the ``<title>``, else the first ``h1``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrieval.converters.base import (
+    PLAIN,
     Converted,
+    ReadOptions,
     Section,
     looks_binary,
     one_line,
@@ -47,22 +50,30 @@ class HtmlConverter:
     suffixes: tuple[str, ...] = (".html", ".htm")
     kind: str = "HTML"
 
-    def convert(self, path: Path, *, display: str) -> Converted:
+    def convert(self, path: Path, *, display: str, options: ReadOptions = PLAIN) -> Converted:
         data = read_bytes(path, display)
         if looks_binary(data):
             raise SourceError("is not an HTML file (it holds binary data)", file=display)
-        from bs4 import BeautifulSoup  # loaded when an HTML file is read, not at start-up
+        title, sections = read_html(data)
+        return Converted(title or title_from(path), sections)
 
-        soup = BeautifulSoup(data, "html.parser")
-        title = one_line(soup.title.get_text()) if soup.title is not None else ""
-        _drop_chrome(soup)
-        root = soup.find("main") or soup.body or soup
-        if not title and (first := root.find("h1")) is not None:
-            title = one_line(first.get_text(" "))
-        reader = _Reader()
-        reader.walk(root)
-        reader.flush()
-        return Converted(title or title_from(path), tuple(reader.sections))
+
+def read_html(data: bytes | str) -> tuple[str, tuple[Section, ...]]:
+    """A page's title ("" when it has none) and its sections, read as the module's
+    docstring says: for HTML that comes inside another format too (a help center's article
+    bodies), where a fragment without ``html`` or ``body`` is read whole."""
+    from bs4 import BeautifulSoup  # loaded when HTML is read, not at start-up
+
+    soup = BeautifulSoup(data, "html.parser")
+    title = one_line(soup.title.get_text()) if soup.title is not None else ""
+    _drop_chrome(soup)
+    root = soup.find("main") or soup.body or soup
+    if not title and (first := root.find("h1")) is not None:
+        title = one_line(first.get_text(" "))
+    reader = _Reader()
+    reader.walk(root)
+    reader.flush()
+    return title, tuple(reader.sections)
 
 
 def _drop_chrome(soup: BeautifulSoup) -> None:
@@ -94,7 +105,8 @@ class _Reader:
     """Walks the page in order, gathering its sections."""
 
     def __init__(self) -> None:
-        self.path: list[str] = []
+        self.path: list[tuple[int, str]] = []  # the headings above, with their levels
+        self.anchors: list[str] = []  # the id of each heading in ``path`` ("" for none)
         self.blocks: list[str] = []
         self.inline: list[str] = []
         self.sections: list[Section] = []
@@ -109,7 +121,7 @@ class _Reader:
                 continue
             name = child.name
             if name in _HEADINGS:
-                self.heading(_HEADINGS[name], _text_of(child))
+                self.heading(_HEADINGS[name], _text_of(child), _anchor(child))
             elif name in _LISTS:
                 self.end_block()
                 self.blocks.extend(_items(child))
@@ -131,18 +143,38 @@ class _Reader:
         if text:
             self.blocks.append(text)
 
-    def heading(self, level: int, title: str) -> None:
+    def heading(self, level: int, title: str, anchor: str = "") -> None:
         self.flush()
-        if title:
-            del self.path[level - 1:]
-            self.path.append(title)
+        if title:  # under the nearest heading of a higher level (an h3 after an h2 ...)
+            while self.path and self.path[-1][0] >= level:
+                self.path.pop()
+                self.anchors.pop()
+            self.path.append((level, title))
+            self.anchors.append(anchor)
 
     def flush(self) -> None:
         self.end_block()
         text = "\n\n".join(b for b in self.blocks if b)
         if text:
-            self.sections.append(Section(tuple(self.path), text))
+            anchor = next((a for a in reversed(self.anchors) if a), "")
+            self.sections.append(Section(tuple(t for _, t in self.path), text, anchor=anchor))
         self.blocks.clear()
+
+
+def _anchor(heading: Tag) -> str:
+    """The fragment that links to ``heading``: its ``id``, else that of an element in it
+    (``<a id>`` or ``<a name>``), else its parent's when the heading is the parent's first
+    element (``<section id="fees"><h2>``); "" when there is none."""
+    from bs4 import Tag
+
+    found = heading.get("id") or next(
+        (t.get("id") or t.get("name") for t in heading.find_all(True)
+         if isinstance(t, Tag) and (t.get("id") or (t.name == "a" and t.get("name")))), "")
+    parent = heading.parent
+    if not found and parent is not None and parent.name not in ("body", "html", "main") \
+            and parent.find(True) is heading:
+        found = parent.get("id") or ""
+    return one_line(str(found))
 
 
 def _is_text(node: PageElement) -> bool:

@@ -2,8 +2,9 @@
 
 pypdfium2 was chosen over pypdf by measurement (docs/documents.md): the same text recall on
 the PDFs we wrote, about eight times faster. A page with something on it but no text (a
-scanned image) is a warning naming the file and page; a damaged or password-protected file
-is a :class:`~retrieval.errors.SourceError`.
+scanned image) is a warning naming the file and page, or, when ``faq.ocr`` is on, read with
+Tesseract (``ocr.py``); a damaged or password-protected file is a
+:class:`~retrieval.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrieval.converters.base import Converted, Section, clean, one_line, read_bytes, title_from
+from retrieval.converters import ocr
+from retrieval.converters.base import (
+    PLAIN,
+    Converted,
+    ReadOptions,
+    Section,
+    clean,
+    one_line,
+    read_bytes,
+    title_from,
+)
 from retrieval.errors import SourceError
 
 if TYPE_CHECKING:
     import pypdfium2
 
-_NO_TEXT = "no text layer (a scanned page?)"
+_NO_TEXT = "no text layer (a scanned page? turn faq.ocr on to read it with OCR)"
 
 
 class PdfConverter:
@@ -27,7 +38,7 @@ class PdfConverter:
     suffixes: tuple[str, ...] = (".pdf",)
     kind: str = "PDF"
 
-    def convert(self, path: Path, *, display: str) -> Converted:
+    def convert(self, path: Path, *, display: str, options: ReadOptions = PLAIN) -> Converted:
         import pypdfium2  # a native library: loaded when a PDF is read, not at start-up
 
         data = read_bytes(path, display)
@@ -36,11 +47,12 @@ class PdfConverter:
         except pypdfium2.PdfiumError as exc:
             raise SourceError(_why(exc), file=display) from exc
         try:
-            return self._read(document, path, display)
+            return self._read(document, path, display, options)
         finally:
             document.close()
 
-    def _read(self, document: pypdfium2.PdfDocument, path: Path, display: str) -> Converted:
+    def _read(self, document: pypdfium2.PdfDocument, path: Path, display: str,
+              options: ReadOptions) -> Converted:
         import pypdfium2
 
         pages = len(document)
@@ -55,13 +67,18 @@ class PdfConverter:
                 warnings.append(f"{display}, page {number}: cannot be read ({exc})")
                 continue
             text = _without_headings(text, {t for _, t, i in outline if i == number - 1})
+            if not text and has_objects and options.ocr:
+                text, warning = _scanned(document, number, display)
+                warnings.extend(warning)
             if text:
                 sections.append(Section(headings[number - 1], text, number))
-            elif has_objects:
+            elif has_objects and not options.ocr:
                 warnings.append(f"{display}, page {number}: {_NO_TEXT}")
         if not sections and pages:
+            how = "OCR found no text either" if options.ocr else \
+                "a scanned document? turn faq.ocr on to read it with OCR"
             raise SourceError(f"no page has a text layer ({pages} page{'s' * (pages > 1)}; "
-                              "a scanned document? run OCR on it first)", file=display)
+                              f"{how})", file=display)
         title = one_line(str(document.get_metadata_dict().get("Title", "")))
         return Converted(title or title_from(path), tuple(sections), pages, tuple(warnings))
 
@@ -79,6 +96,22 @@ def _page_text(document: pypdfium2.PdfDocument, index: int) -> tuple[str, bool]:
     finally:
         page.close()
     return clean(text), has_objects
+
+
+def _scanned(document: pypdfium2.PdfDocument, number: int,
+             display: str) -> tuple[str, list[str]]:
+    """Page ``number``'s text read by OCR, and a warning when none could be read; OCR
+    asked for without Tesseract installed is an error naming the page."""
+    program = ocr.tesseract()
+    if program is None:
+        raise SourceError(f"page {number} has no text layer: {ocr.MISSING}", file=display)
+    try:
+        text = ocr.read_page(document, number - 1, program=program)
+    except ocr.OcrFailed as exc:
+        return "", [f"{display}, page {number}: no text layer, and {exc}"]
+    if not text:
+        return "", [f"{display}, page {number}: no text layer, and OCR found no text on it"]
+    return text, []
 
 
 def _without_headings(text: str, titles: set[str]) -> str:

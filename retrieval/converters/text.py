@@ -10,7 +10,9 @@ import codecs
 from pathlib import Path
 
 from retrieval.converters.base import (
+    PLAIN,
     Converted,
+    ReadOptions,
     Section,
     clean,
     looks_binary,
@@ -29,7 +31,7 @@ class TextConverter:
     suffixes: tuple[str, ...] = (".txt",)
     kind: str = "text"
 
-    def convert(self, path: Path, *, display: str) -> Converted:
+    def convert(self, path: Path, *, display: str, options: ReadOptions = PLAIN) -> Converted:
         data = read_bytes(path, display)
         if looks_binary(data):
             raise SourceError("is not a text file (it holds binary data)", file=display)

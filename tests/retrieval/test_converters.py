@@ -44,7 +44,8 @@ def test_pdf_pages_are_cited_under_the_outline_and_a_scanned_page_is_named(
               headings=["Card fees", "", "Transfer fees"], image_pages=[2])
     document = read(path)
     assert (document.kind, document.pages) == ("PDF", 3)
-    assert document.warnings == ("faq/fees.pdf, page 2: no text layer (a scanned page?)",)
+    assert document.warnings == ("faq/fees.pdf, page 2: no text layer (a scanned page? turn "
+                                 "faq.ocr on to read it with OCR)",)
     first_page = [p for p in document.passages if p.source == "faq/fees.pdf, page 1"]
     third_page = [p for p in document.passages if p.source == "faq/fees.pdf, page 3"]
     assert len(first_page) + len(third_page) == len(document.passages)

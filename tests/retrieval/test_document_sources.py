@@ -67,7 +67,8 @@ def test_validate_reports_what_each_source_read_and_pages_without_text(
     assert lines == [
         "faq.sources[0] faq/: 3 documents (1 HTML, 1 PDF, 1 Word), 3 pages, 4 passages, "
         "1 warning",
-        f"warning: {root}/faq/manual.pdf, page 2: no text layer (a scanned page?)",
+        f"warning: {root}/faq/manual.pdf, page 2: no text layer (a scanned page? turn faq.ocr "
+        "on to read it with OCR)",
         "faq.sources[1] more/extra.yaml: 1 document (1 YAML), 1 passage",
         f"{root}/bot.yaml: ok — bot 'docs_bot', 0 intents, 0 responses, 5 FAQ passages, "
         "channels: rest",

@@ -1,0 +1,1 @@
+"""Web pages, sitemaps and help-center sites as FAQ sources, crawled at `bot train` only."""
