@@ -52,7 +52,8 @@ _QA_KEYS = {"id", "question", "answer", "alternatives", "category", "title", "te
 _EXTENDS_KEYS = {"extends", "alternatives"}
 # How free text is chunked, notes stripped, Markdown cleaned and ids made: a change rebuilds
 # the index. 3: Markdown front matter, Liquid/Hugo tags, bold, HTML tags and Q:/A: labels.
-CHUNKING_RULES = 3
+# 4: HTML headings nest by level (an h2 after an h2 is its sibling), so such pages' ids change.
+CHUNKING_RULES = 4
 
 
 @dataclass(frozen=True)
