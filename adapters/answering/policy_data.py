@@ -275,17 +275,8 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
     return examples, places
 
 
-def _searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
-              refit: Refit | None, seed: int,
-              ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch]]:
-    """For each alternative's row, the search it is asked in as a covered question and as
-    an uncovered one (``_fold_searches``)."""
-    covered_in, uncovered_in, _ = _fold_searches(index, search, queries, refit, seed)
-    return covered_in, uncovered_in
-
-
 def _fold_searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
-              refit: Refit | None, seed: int,
+                   refit: Refit | None, seed: int,
                    ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch], dict[int, Place]]:
     """For each alternative's row, the search it is asked in as a covered question and as
     an uncovered one; and for each entry, the fold (search and encoder) that left it out.

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.answering.policy_data import MaskedSearch, _searches
+from adapters.answering.masked_search import MaskedSearch
+from adapters.answering.policy_data import _fold_searches
 from adapters.errors import ModelError
 from adapters.training.faq_encoder import load_faq_encoder, train_faq_encoder, tunable, tuning_texts
 from retrieval.documents import Passage
@@ -140,7 +141,7 @@ def test_cross_fitted_folds_never_ask_a_question_its_encoder_was_tuned_on(
     def refit(kept: Sequence[Passage]) -> Embedder:
         return Recording(embedder, kept, calls)
 
-    covered_in, uncovered_in = _searches(index, search, queries, refit, seed=0)
+    covered_in, uncovered_in, _ = _fold_searches(index, search, queries, refit, seed=0)
     assert len(calls) == 5  # one encoder per fold
     assert set(covered_in) == set(uncovered_in) == {row for row, _ in queries}
 
