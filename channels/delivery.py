@@ -167,8 +167,9 @@ class Outbox:
                      on_message: Callable[[UserMessage], Awaitable[BotReply]],
                      send: Callable[[str], Awaitable[None]], citations: bool,
                      about: str) -> None:
-        """Run the turn and ``send`` its text, or an apology when the turn fails; a
-        delivery that still fails after its retries is logged with ``about`` (the event)."""
+        """Run the turn and ``send`` its text (unless it is empty), or an apology when the
+        turn fails; a delivery that still fails after its retries is logged with ``about``
+        (the event)."""
         try:
             text = reply_text(await on_message(message), citations=citations)
         except ChannelError as exc:  # a message we cannot take, a rate limit
@@ -179,7 +180,8 @@ class Outbox:
         except Exception:  # a bug: the customer still hears back
             log.exception("%s: turn failed unexpectedly", self.what)
             text = SORRY
-        await self.attempt(send(text), about=about)
+        if text.strip():  # else nothing to say: a handoff's silence, a recorded reaction
+            await self.attempt(send(text), about=about)
 
     async def attempt(self, delivery: Awaitable[Any], *, about: str) -> None:
         """Await ``delivery`` (the sends answering event ``about``); a :class:`DeliveryError`

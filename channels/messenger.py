@@ -12,8 +12,11 @@ What the bot does with each event:
 - ``message.text`` is read as text; a tapped quick reply is read as its
   ``message.quick_reply.payload`` (the bot's button payload), a ``postback`` (a button, Get
   Started, a menu item) as its ``payload`` (else its ``title``).
+- A reaction that rates (👍 ``like``, ❤️ ``love``; 👎 ``dislike``, 😡 ``angry``) on one of
+  the bot's or an agent's messages (``reaction.mid``) is feedback on that reply
+  (:mod:`channels.reactions`); it is recorded and not answered.
 - Attachments without text (images, stickers, audio, video, files, locations, shares) and
-  reactions get one polite ``unsupported_text`` reply.
+  other reactions get one polite ``unsupported_text`` reply.
 - Echoes of the page's own messages (``is_echo``), deleted messages, reads, deliveries and
   other events are acknowledged and ignored; an event delivered twice (the same
   ``message.mid``) is answered once.
@@ -50,12 +53,14 @@ from channels.meta_graph import (
 )
 from channels.pacing import RateLimit
 from foundation.errors import ChannelError
+from foundation.feedback import DOWN, UP, rating_metadata, rating_of, rating_text
 from foundation.messages import BotReply
 
 log = logging.getLogger(__name__)
 HUMAN_AGENT_S = 7 * 24 * 3600.0  # how long after the person's last message an agent may write
 MAX_QUICK_REPLIES = 13
 MAX_KEY = 500  # a dedup key built from an event's fields
+NAMED_RATINGS = {"like": UP, "love": UP, "dislike": DOWN, "angry": DOWN}  # reaction.reaction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +117,13 @@ class MessengerChannel(GraphChannel):
             return Inbound(who, key[:MAX_KEY], text, metadata)
         if isinstance(reaction, dict) and reaction.get("action") == "react":
             key = f"reaction:{who}:{reaction.get('mid')}:{reaction.get('emoji')}"
-            return Inbound(who, key[:MAX_KEY], None, metadata)
+            rating = rating_of(string(reaction, "emoji") or "") or NAMED_RATINGS.get(
+                string(reaction, "reaction") or "")
+            if rating is None:
+                return Inbound(who, key[:MAX_KEY], None, metadata)
+            rated = self.sent.text_of(string(reaction, "mid"))
+            return Inbound(who, key[:MAX_KEY], rating_text(rating),
+                           metadata | rating_metadata(rating, rated))
         return None  # reads, deliveries, referrals, opt-ins
 
     async def reply(self, sender: str, text: str, buttons: Buttons) -> None:
@@ -125,14 +136,17 @@ class MessengerChannel(GraphChannel):
         parts: list[dict[str, Any]] = [{"text": piece} for piece in before]
         parts.append({"text": last, **({"quick_replies": quick_replies(buttons)}
                                        if choices(buttons) else {})})
+        sent: list[str | None] = []
         for message in parts:
             payload: dict[str, Any] = {"recipient": {"id": sender},
                                        "messaging_type": "MESSAGE_TAG" if tag else "RESPONSE",
                                        "message": message}
             if tag:
                 payload["tag"] = tag
-            await self.graph_post("me/messages", payload, what=f"{self.name} message",
-                                  to=sender)
+            answer = await self.graph_post("me/messages", payload,
+                                           what=f"{self.name} message", to=sender)
+            sent.append(string(answer, "message_id") if isinstance(answer, dict) else None)
+        self.sent.remember(sent, text)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """A human agent's message: a response inside the 24-hour window, tagged

@@ -39,6 +39,7 @@ from channels.boundary import parse_json, query_value, same_secret, text_value
 from channels.delivery import Outbox, RecentIds, RetryPolicy
 from channels.http import MAX_SENDER_CHARS, unauthorized
 from channels.pacing import RateLimit
+from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
 from channels.signing import hmac_hex
 from foundation.checks import check, http_url, non_empty
@@ -173,6 +174,7 @@ class GraphChannel:
                              settings.rate_limit.over(self.rate_defaults))
         self.seen = RecentIds()
         self.window = ServiceWindow()
+        self.sent = SentMessages()  # what each sent message id carried, for reactions to rate
         self.clock: Callable[[], float] = time.time
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
@@ -233,8 +235,7 @@ class GraphChannel:
             return reply
 
         async def send(text: str) -> None:
-            if text.strip():  # nothing to say (the bot is silent during a handoff)
-                await self.reply(message.sender, text, shown[0] if shown else ())
+            await self.reply(message.sender, text, shown[0] if shown else ())
 
         await self.outbox.answer(message, on_message=turn, send=send,
                                  citations=self.settings.show_citations,

@@ -10,6 +10,12 @@ people (no ``subtype``, no ``bot_id``) are answered asynchronously with
 thread when the message was in one. Retries (``X-Slack-Retry-Num``) and events seen
 before are acknowledged and ignored. Sessions are keyed ``slack:<user id>``.
 
+Feedback: subscribe to ``reaction_added`` too (scope ``reactions:read``). A 👍 (``+1``,
+``thumbsup``, ``heart``) or 👎 (``-1``, ``thumbsdown``) on one of the app's own messages
+(``item_user`` is the app's bot user, from the event's ``authorizations``) is feedback on
+that reply (:mod:`channels.reactions`); it is recorded and not answered. Other reactions
+are ignored.
+
 Retries: Slack resends an event (``X-Slack-Retry-Num``) when it got no 200 within 3 s.
 A retry of an event this process has taken is acknowledged and ignored; a retry of one it
 never saw (the first delivery never arrived) is answered, so no message is lost.
@@ -34,9 +40,11 @@ from channels.delivery import (
 )
 from channels.http import unauthorized
 from channels.pacing import RateLimit
+from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
 from channels.signing import ReplayCache, SignatureError, check_timestamp, hmac_hex
 from foundation.checks import check, http_url, non_empty, positive
+from foundation.feedback import DOWN, UP, reaction_message
 from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,7 @@ KNOWN_CHANNELS = 10_000
 # keeps a workspace-wide limit it does not publish (its 429's Retry-After covers that).
 # Lanes are channels (a DM is one too).
 SLACK_RATE = RateLimit(rate_per_s=0, each_rate_per_s=1, each_burst=3)
+RATINGS = {"+1": UP, "thumbsup": UP, "heart": UP, "-1": DOWN, "thumbsdown": DOWN}
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class SlackChannel:
         self.replays = ReplayCache(settings.window_s)
         self.seen = RecentIds()
         self.conversations: OrderedDict[str, str] = OrderedDict()  # user -> last channel
+        self.sent = SentMessages()  # "<channel>:<ts>" of each posted message -> its text
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.post(prefix, self.receive)]
@@ -128,6 +138,8 @@ class SlackChannel:
         event = data.get("event")
         if data.get("type") != "event_callback" or not isinstance(event, dict):
             return web.json_response({"ok": True, "ignored": f"type {data.get('type')!r}"})
+        if event.get("type") == "reaction_added":
+            return self.reaction(data, event)
         if event.get("type") != "message" or event.get("subtype") or event.get("bot_id") \
                 or not isinstance(event.get("user"), str) \
                 or not isinstance(event.get("channel"), str) \
@@ -148,6 +160,28 @@ class SlackChannel:
                           name=f"event {event_id}")
         return web.json_response({"ok": True})
 
+    def reaction(self, data: dict[str, Any], event: dict[str, Any]) -> web.Response:
+        """A rating reaction on one of the app's messages, recorded as feedback."""
+        item = event.get("item")
+        rating = RATINGS.get(str(event.get("reaction") or "").split("::")[0])
+        bots = {found.get("user_id") for found in data.get("authorizations") or []
+                if isinstance(found, dict) and found.get("is_bot")}
+        if rating is None or not isinstance(item, dict) or item.get("type") != "message" \
+                or not isinstance(item.get("channel"), str) \
+                or not isinstance(event.get("user"), str) \
+                or (bots and event.get("item_user") not in bots):
+            return web.json_response({"ok": True, "ignored": "not a rating of the app's message"})
+        channel = item["channel"]
+        event_id = str(data.get("event_id") or f"reaction:{channel}:{event.get('event_ts')}")
+        if not self.seen.add(event_id):
+            return web.json_response({"ok": True, "ignored": "duplicate event"},
+                                     headers={"X-Slack-No-Retry": "1"})
+        message = reaction_message(event["user"], self.name, rating,
+                                   rated_text=self.sent.text_of(f"{channel}:{item.get('ts')}"),
+                                   metadata={"slack_channel": channel, "event_id": event_id})
+        self.outbox.spawn(self._answer(message, channel, None), name=f"event {event_id}")
+        return web.json_response({"ok": True})
+
     def _remember(self, user: str, channel: str) -> None:
         self.conversations.pop(user, None)
         self.conversations[user] = channel
@@ -166,12 +200,16 @@ class SlackChannel:
         """``chat.postMessage`` to ``channel`` (in ``thread``), escaped, split if long."""
         url = f"{self.settings.api_base.rstrip('/')}/chat.postMessage"
         auth = {"Authorization": f"Bearer {self.settings.bot_token}"}
+        sent: list[str | None] = []
         for piece in split_text(text, MAX_TEXT):
             payload: dict[str, Any] = {"channel": channel, "text": escape(piece)}
             if thread:
                 payload["thread_ts"] = thread
-            await self.outbox.post(url, payload, headers=auth, to=channel,
-                                   what="slack chat.postMessage", accept=slack_ok)
+            answer = await self.outbox.post(url, payload, headers=auth, to=channel,
+                                            what="slack chat.postMessage", accept=slack_ok)
+            if isinstance(answer, dict) and answer.get("ts"):
+                sent.append(f"{answer.get('channel') or channel}:{answer['ts']}")
+        self.sent.remember(sent, text)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Post to the conversation ``sender`` last wrote in (else their DM with the app)."""

@@ -9,10 +9,12 @@ expired, for another app or for another ``serviceUrl``). ``message`` activities 
 answered from a background task with
 ``POST {serviceUrl}/v3/conversations/{conversation.id}/activities/{activity.id}`` (an OAuth
 token of the app), buttons as a hero card of ``imBack`` actions; messages with only
-attachments (pictures, files) get ``attachment_reply``; every other activity type
-(``conversationUpdate``, ``typing``, reactions, ...) is acknowledged and ignored, and so is an
-activity id seen before. The bot's own @mention is removed from the text in group chats and
-channels. Sessions are keyed ``teams:<from.id>``.
+attachments (pictures, files) get ``attachment_reply``; a ``messageReaction`` adding
+``like`` or ``heart`` (up) or ``angry`` (down) to one of the bot's messages (``replyToId``)
+is feedback on that reply (:mod:`channels.reactions`), recorded and not answered; every
+other activity type (``conversationUpdate``, ``typing``, other reactions, ...) is
+acknowledged and ignored, and so is an activity id seen before. The bot's own @mention is
+removed from the text in group chats and channels. Sessions are keyed ``teams:<from.id>``.
 
 Replies and pushes go only to a ``serviceUrl`` whose host is in ``service_hosts``. For
 ``push`` (human agents) the channel keeps each sender's last conversation reference in
@@ -45,9 +47,11 @@ from channels.boundary import parse_json
 from channels.delivery import DeliveryError, Outbox, RecentIds, RetryPolicy, reply_text, split_text
 from channels.http import unauthorized
 from channels.pacing import RateLimit
+from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
 from foundation.checks import check, http_url, non_empty
 from foundation.errors import BadRequest, ChannelError, Forbidden
+from foundation.feedback import DOWN, UP, reaction_message
 from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ HERO_CARD = "application/vnd.microsoft.card.hero"
 # second, 60 in 30 seconds (and 1,800 an hour). Lanes are conversations. The Bot Connector
 # reads no idempotency key.
 TEAMS_RATE = RateLimit(rate_per_s=50, burst=50, each_rate_per_s=2, each_burst=7)
+RATINGS = {"like": UP, "heart": UP, "angry": DOWN}  # messageReaction types
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class TeamsChannel:
                               self.outbox)
         self.seen = RecentIds()
         self.references: OrderedDict[str, Reference] = OrderedDict()
+        self.sent = SentMessages()  # "<conversation>:<activity id>" we posted -> its text
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.post(prefix, self.receive)]
@@ -175,7 +181,7 @@ class TeamsChannel:
     async def receive(self, request: web.Request) -> web.Response:
         activity = await self.authenticate(request)
         kind = activity.get("type")
-        if kind != "message":
+        if kind not in ("message", "messageReaction"):
             return web.json_response({"ok": True, "ignored": f"activity type {kind!r}"})
         activity_id = activity.get("id")
         if not isinstance(activity_id, str) or not activity_id:
@@ -186,6 +192,8 @@ class TeamsChannel:
             return web.json_response({"ok": True, "ignored": "duplicate activity"})
         reference = Reference(activity["serviceUrl"], conversation, bot, user)
         self._remember(user["id"], reference)
+        if kind == "messageReaction":
+            return self.reaction(activity, reference)
         text = spoken_text(activity)
         if not text:
             if has_attachments(activity):
@@ -199,6 +207,21 @@ class TeamsChannel:
             "tenant_id": tenant if isinstance(tenant, str) else None,
             "aad_object_id": user.get("aadObjectId")})
         self.outbox.spawn(self._answer(message, reference), name=f"activity {activity_id}")
+        return web.json_response({"ok": True})
+
+    def reaction(self, activity: dict[str, Any], reference: Reference) -> web.Response:
+        """Reactions added to one of the bot's messages: the first rating is feedback."""
+        added = activity.get("reactionsAdded") or []
+        kinds = [given.get("type") for given in added if isinstance(given, dict)]
+        rating = next((RATINGS[k] for k in kinds if isinstance(k, str) and k in RATINGS), None)
+        if rating is None:
+            return web.json_response({"ok": True, "ignored": "not a rating"})
+        conversation = reference.conversation["id"]
+        rated = self.sent.text_of(f"{conversation}:{activity.get('replyToId')}")
+        message = reaction_message(reference.user["id"], self.name, rating, rated_text=rated,
+                                   metadata={"activity_id": activity["id"],
+                                             "conversation_id": conversation})
+        self.outbox.spawn(self._answer(message, reference), name=f"activity {activity['id']}")
         return web.json_response({"ok": True})
 
     def _remember(self, sender: str, reference: Reference) -> None:
@@ -239,7 +262,7 @@ class TeamsChannel:
                f"{quote(reference.conversation['id'], safe='')}/activities")
         if reply_to:
             url += f"/{quote(reply_to, safe='')}"
-        pieces = split_text(text, MAX_TEXT)
+        pieces, sent = split_text(text, MAX_TEXT), list[str | None]()
         for number, piece in enumerate(pieces, start=1):
             activity: dict[str, Any] = {
                 "type": "message", "from": reference.bot, "recipient": reference.user,
@@ -249,9 +272,12 @@ class TeamsChannel:
             if buttons and number == len(pieces):
                 activity["attachments"] = [hero_card(buttons)]
             auth = {"Authorization": f"Bearer {await self.token.get()}"}
-            await self.outbox.post(url, activity, headers=auth, what="teams reply",
-                                   to=reference.user.get("id"),
-                                   lane=reference.conversation["id"])
+            answer = await self.outbox.post(url, activity, headers=auth, what="teams reply",
+                                            to=reference.user.get("id"),
+                                            lane=reference.conversation["id"])
+            if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+                sent.append(f"{reference.conversation['id']}:{answer['id']}")
+        self.sent.remember(sent, text)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Post into the conversation ``sender`` last wrote in (known in this process)."""

@@ -7,6 +7,10 @@ Register the webhook once with ``setWebhook`` (``url`` = ``https://<bot>/webhook
 with ``POST {api_base}/bot{token}/sendMessage`` (``chat_id``, ``text``), retried on 429/5xx.
 Sessions are keyed ``telegram:<from.id>``; replies go to ``message.chat.id``. Updates
 without text (stickers, photos, edits) are acknowledged and ignored.
+
+Feedback: with ``message_reaction`` in the webhook's ``allowed_updates``, a person's 👍 or
+👎 (or another rating emoji, :mod:`foundation.feedback`) on one of the bot's messages is
+feedback on that reply (:mod:`channels.reactions`); it is recorded and not answered.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from channels.delivery import (
 )
 from channels.http import unauthorized
 from channels.pacing import RateLimit
+from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
 from foundation.checks import check, http_url
 from foundation.errors import BadRequest
+from foundation.feedback import rating_of, reaction_message
 from foundation.messages import BotReply, UserMessage
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class TelegramChannel:
         self.on_message = on_message
         self.outbox = Outbox(self.name, settings.retry, settings.rate_limit.over(TELEGRAM_RATE))
         self.seen = RecentIds()
+        self.sent = SentMessages()  # "<chat id>:<message id>" of each sent message -> its text
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.post(prefix, self.receive)]
@@ -103,6 +110,9 @@ class TelegramChannel:
             raise unauthorized(f"missing or wrong {SECRET_HEADER} header")
         update = parse_json(await request.read())
         update_id = _int_field(update, "update_id")
+        reaction = update.get("message_reaction")
+        if isinstance(reaction, dict):
+            return self.reaction(update_id, reaction)
         message = update.get("message")
         if not isinstance(message, dict) or not isinstance(message.get("text"), str):
             return web.json_response({"ok": True, "ignored": "not a text message"})
@@ -116,6 +126,22 @@ class TelegramChannel:
         self.outbox.spawn(self._answer(incoming, chat_id), name=f"update {update_id}")
         return web.json_response({"ok": True})
 
+    def reaction(self, update_id: int, reaction: dict[str, Any]) -> web.Response:
+        """A person's rating reaction on one of the bot's messages, recorded as feedback."""
+        emojis = [given.get("emoji") for given in reaction.get("new_reaction") or []
+                  if isinstance(given, dict) and given.get("type") == "emoji"]
+        rating = next((r for e in emojis if isinstance(e, str) and (r := rating_of(e))), None)
+        if rating is None or not isinstance(reaction.get("user"), dict):
+            return web.json_response({"ok": True, "ignored": "not a person's rating"})
+        chat_id, user_id = _int_field(reaction, "chat", "id"), _int_field(reaction, "user", "id")
+        if not self.seen.add(str(update_id)):
+            return web.json_response({"ok": True, "ignored": "duplicate update"})
+        rated = self.sent.text_of(f"{chat_id}:{reaction.get('message_id')}")
+        message = reaction_message(str(user_id), self.name, rating, rated_text=rated,
+                                   metadata={"chat_id": chat_id, "update_id": update_id})
+        self.outbox.spawn(self._answer(message, chat_id), name=f"update {update_id}")
+        return web.json_response({"ok": True})
+
     async def _answer(self, message: UserMessage, chat_id: int) -> None:
         async def send(text: str) -> None:
             await self.send(chat_id, text)
@@ -127,9 +153,15 @@ class TelegramChannel:
     async def send(self, chat_id: int | str, text: str) -> None:
         """``sendMessage`` to ``chat_id``, split at Telegram's 4096-character limit."""
         url = f"{self.settings.api_base.rstrip('/')}/bot{self.settings.token}/sendMessage"
+        sent: list[str | None] = []
         for piece in split_text(text, MAX_TEXT):
-            await self.outbox.post(url, {"chat_id": chat_id, "text": piece}, to=str(chat_id),
-                                   what="telegram sendMessage", accept=telegram_ok)
+            answer = await self.outbox.post(url, {"chat_id": chat_id, "text": piece},
+                                            to=str(chat_id), what="telegram sendMessage",
+                                            accept=telegram_ok)
+            result = answer.get("result") if isinstance(answer, dict) else None
+            if isinstance(result, dict) and "message_id" in result:
+                sent.append(f"{chat_id}:{result['message_id']}")
+        self.sent.remember(sent, text)
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Message user ``sender`` (their private chat with the bot); DeliveryError if it fails."""

@@ -11,9 +11,12 @@ What the bot does with each kind of message:
 
 - ``text``; ``interactive`` ``button_reply`` and ``list_reply`` (the tapped choice's id,
   which is the bot's button payload) and template ``button`` answers are read as text.
-- Images, audio, video, documents, locations, stickers, contacts, reactions and kinds the
-  Cloud API itself does not support get one polite ``unsupported_text`` reply. ``system``
-  notices (a changed number) and reactions taken back (no emoji) are ignored.
+- A reaction with a thumbs up or down (or another rating emoji, :mod:`foundation.feedback`)
+  to one of the bot's or an agent's messages is feedback on that reply (its
+  ``reaction.message_id``, :mod:`channels.reactions`); it is recorded and not answered.
+- Images, audio, video, documents, locations, stickers, contacts, other reactions and kinds
+  the Cloud API itself does not support get one polite ``unsupported_text`` reply.
+  ``system`` notices (a changed number) and reactions taken back (no emoji) are ignored.
 - ``statuses`` (sent, delivered, read, failed) are logged and recorded: the last status per
   message id in :attr:`WhatsAppChannel.statuses`, a count per status in
   :attr:`WhatsAppChannel.status_counts`; they are not answered.
@@ -54,6 +57,7 @@ from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
 from foundation.checks import check, non_empty
 from foundation.errors import ChannelError
+from foundation.feedback import rating_metadata, rating_of, rating_text
 from foundation.messages import BotReply
 
 log = logging.getLogger(__name__)
@@ -178,11 +182,21 @@ class WhatsAppChannel(GraphChannel):
                 if kind in IGNORED_KINDS or (kind == "reaction" and not string(
                         member(message, "reaction"), "emoji")):
                     continue  # a changed number; a reaction taken back (no emoji)
-                found.append(Inbound(
-                    sender=id_field(message, "from", "'messages[].from'"),
-                    key=id_field(message, "id", "'messages[].id'"), text=message_text(message),
-                    metadata={"type": kind, "phone_number_id": number}))
+                found.append(self.inbound(message, kind, number))
         return found
+
+    def inbound(self, message: dict[str, Any], kind: str, number: str | None) -> Inbound:
+        """One message; a rating reaction as the rating of the message it is on."""
+        text, metadata = message_text(message), {"type": kind, "phone_number_id": number}
+        reaction = member(message, "reaction")
+        rating = rating_of(string(reaction, "emoji") or "") if kind == "reaction" else None
+        if rating is not None:
+            text = rating_text(rating)
+            metadata |= rating_metadata(rating, self.sent.text_of(string(reaction,
+                                                                         "message_id")))
+        return Inbound(sender=id_field(message, "from", "'messages[].from'"),
+                       key=id_field(message, "id", "'messages[].id'"), text=text,
+                       metadata=metadata)
 
     def record(self, status: dict[str, Any]) -> None:
         """Note a status webhook: the message's last status and a count per status."""
@@ -203,20 +217,27 @@ class WhatsAppChannel(GraphChannel):
 
     async def reply(self, sender: str, text: str, buttons: Buttons) -> None:
         """Text, or an interactive message when there are buttons (the text before it)."""
+        sent: list[str | None] = []
         if not choices(buttons):
             for piece in split_text(text, MAX_TEXT):
-                await self.send(sender, {"type": "text", "text": {"body": piece}})
-            return
-        *before, body = split_text(text, MAX_BODY)
-        for piece in before:
-            await self.send(sender, {"type": "text", "text": {"body": piece}})
-        await self.send(sender, interactive(body, buttons, self.settings.list_button))
+                sent.append(await self.send(sender, {"type": "text", "text": {"body": piece}}))
+        else:
+            *before, body = split_text(text, MAX_BODY)
+            for piece in before:
+                sent.append(await self.send(sender, {"type": "text", "text": {"body": piece}}))
+            sent.append(await self.send(sender, interactive(body, buttons,
+                                                            self.settings.list_button)))
+        self.sent.remember(sent, text)
 
-    async def send(self, to: str, content: dict[str, Any]) -> None:
-        """``POST {phone_number_id}/messages`` of one message to ``to``."""
-        await self.graph_post(f"{self.settings.phone_number_id}/messages",
-                              {"messaging_product": "whatsapp", "recipient_type": "individual",
-                               "to": to, **content}, what="whatsapp message", to=to)
+    async def send(self, to: str, content: dict[str, Any]) -> str | None:
+        """``POST {phone_number_id}/messages`` of one message to ``to``; its ``wamid``."""
+        answer = await self.graph_post(
+            f"{self.settings.phone_number_id}/messages",
+            {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+             **content}, what="whatsapp message", to=to)
+        messages = answer.get("messages") if isinstance(answer, dict) else None
+        first = messages[0] if isinstance(messages, list) and messages else None
+        return string(first, "id") if isinstance(first, dict) else None
 
     async def push(self, sender: str, reply: BotReply) -> None:
         """Free text inside the 24-hour window, the template outside it; ChannelError when

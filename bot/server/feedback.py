@@ -1,5 +1,8 @@
 """Thumbs up/down on replies, stored as events, exported as chat training data.
 
+Ratings come from the REST route below and from chat channels (:func:`record_rating`: a
+reaction to one of the bot's messages, or a message that is only a thumbs emoji).
+
 ``POST /webhooks/rest/feedback`` with ``{"sender"?, "reply_index"?, "rating": "up"|"down",
 "comment"?, "channel"?}`` and the conversation's credential (its session token, or an API
 token naming ``sender``/``channel``; see bot/server/callers.py). ``reply_index`` counts
@@ -13,20 +16,26 @@ writes one JSONL row per rated reply (the latest rating wins): ``{"messages": [{
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot.dialogue.handoff import handoff_status
 from bot.errors import BadRequest
 from bot.server.agent_api import text_field
 from bot.server.callers import conversation_of
 from bot.sessions.events import FEEDBACK_EVENT
 from bot.sessions.store import SessionStore
 from channels.http import read_json
+from foundation.feedback import Rating
+from foundation.messages import BotReply, UserMessage
 
+log = logging.getLogger(__name__)
 RATINGS = ("up", "down")
+THANKS = "Thank you for the feedback."
 MAX_COMMENT_CHARS = 1000
 _ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}
 
@@ -89,13 +98,57 @@ class FeedbackRoute:
         store = self.store()
         session = await store.get(key, channel=channel, sender=sender)
         turns, position = rated_turns(session.history, index)
-        rated = turns[-1]
-        await store.log_event(key, FEEDBACK_EVENT, {
-            "rating": rating, "comment": comment, "reply_index": index,
-            "turn_ts": rated.get("ts"), "kind": rated.get("kind"),
-            "citations": rated.get("citations", []), "messages": chat_messages(turns)})
-        return web.json_response({"ok": True, "rated": rated.get("text", ""),
+        await log_feedback(store, key, turns, rating=rating, comment=comment,
+                           reply_index=index, source="rest")
+        return web.json_response({"ok": True, "rated": turns[-1].get("text", ""),
                                   "position": position})
+
+
+async def log_feedback(store: SessionStore, key: str, turns: list[dict[str, Any]], *,
+                       rating: str, comment: str | None, reply_index: int, source: str) -> None:
+    """Store a rating of ``turns[-1]`` (a reply) with the conversation up to it."""
+    rated = turns[-1]
+    await store.log_event(key, FEEDBACK_EVENT, {
+        "rating": rating, "comment": comment, "reply_index": reply_index, "source": source,
+        "turn_ts": rated.get("ts"), "kind": rated.get("kind"),
+        "citations": rated.get("citations", []), "messages": chat_messages(turns)})
+
+
+def _sent_as(turn: dict[str, Any], sent: str) -> bool:
+    """Whether the channel's message ``sent`` carried this reply (a ``Sources:`` line and
+    the like may follow the reply's text)."""
+    text = str(turn.get("text") or "")
+    return bool(text) and (sent == text or sent.startswith(text))
+
+
+async def record_rating(store: SessionStore, message: UserMessage,
+                        rating: Rating) -> BotReply | None:
+    """Record a chat channel's ``rating`` of a reply in ``message``'s conversation.
+
+    A reaction rates the reply whose text it names (the last reply when it names none) and
+    gets no answer; one on a message that is not in the history (a notice, a reply since
+    forgotten) is ignored. A typed thumbs rates the last reply and is thanked; it is not
+    feedback (None: answer it as a message) when there is no reply yet or while a person
+    handles the conversation, to whom it is addressed.
+    """
+    key = message.session_key
+    session = await store.get(key, channel=message.channel, sender=message.sender)
+    if not rating.reaction and handoff_status(session) is not None:
+        return None
+    replies = [i for i, turn in enumerate(session.history) if turn.get("role") in ("bot", "agent")]
+    sent = rating.rated_text
+    found = [i for i in replies if sent is None or _sent_as(session.history[i], sent)]
+    if not found:
+        if not rating.reaction:
+            return None
+        log.info("feedback: a %s reaction in %s names no reply in the history; ignored",
+                 rating.rating, message.channel)
+        return BotReply(text="", kind="feedback")
+    position = found[-1]
+    await log_feedback(store, key, session.history[: position + 1], rating=rating.rating,
+                       comment=None, reply_index=replies.index(position) - len(replies),
+                       source="reaction" if rating.reaction else "message")
+    return BotReply(text="" if rating.reaction else THANKS, kind="feedback")
 
 
 async def export_feedback(store: SessionStore, out: Path, *,

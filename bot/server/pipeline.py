@@ -1,5 +1,5 @@
-"""A served turn: rate limit, message checks, injection guard, dialogue, reply guard,
-metrics, turn event.
+"""A served turn: rate limit, message checks, feedback, injection guard, dialogue, reply
+guard, metrics, turn event.
 
 Channels get :meth:`TurnPipeline.handle` / :meth:`TurnPipeline.stream` as their callbacks;
 the :class:`~bot.dialogue.DialogueManager` inside still locks, routes and saves the session.
@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.errors import BotError, StoreUnavailable
 from bot.runtime import BotRuntime
+from bot.server.feedback import record_rating
 from bot.server.guard import ReplyGuard, inspect_input
 from bot.server.metrics import BotMetrics
 from bot.server.security import RateLimiter
@@ -27,6 +28,7 @@ from bot.sessions.events import INJECTION_FLAGGED_EVENT, REPLY_GUARDED_EVENT, TU
 from bot.sessions.keys import SenderIds
 from bot.sessions.redaction import RedactingStore
 from bot.sessions.store import Session
+from foundation.feedback import feedback_of
 from foundation.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,10 @@ class TurnPipeline:
             await self.limiter.check("sender", message.session_key)
 
         message = cleaned(message, max_chars=self.max_chars)  # 400 before any other check
+        rating = feedback_of(message)  # a reaction or a typed thumbs: recorded, not answered
+        if rating is not None and (noted := await record_rating(self.store, message, rating)):
+            yield ReplyStream.of(noted)
+            return
 
         async def finish(reply: BotReply) -> BotReply:
             return await self._finish(message, reply, started)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -182,6 +183,30 @@ async def test_feedback_is_stored_and_exported_as_training_data(
     assert await asyncio.to_thread(main, ["export", str(root)]) == 0  # the build folder
     assert len((root / ".bot" / "training" / "feedback.jsonl").read_text().splitlines()) == 2
     assert not (root / "training").exists()  # nothing written into the bot's sources
+
+
+async def test_a_typed_thumbs_rates_the_last_reply_unless_a_person_has_the_conversation(
+        dialogue_client: tuple[BotRuntime, TestClient]) -> None:  # type: ignore[type-arg]
+    runtime, client = dialogue_client
+    say = sayer(client, "hal")
+
+    async def ratings() -> list[dict[str, Any]]:
+        return [e["data"] async for e in runtime.store.iter_events() if e["kind"] == "feedback"]
+
+    first = await say("\U0001f44d")  # nothing to rate yet: an ordinary message
+    assert first["kind"] != "feedback" and await ratings() == []
+    answer = await say("how long does a bank transfer take?")
+    history = (await runtime.store.get("rest:hal", channel="rest", sender="hal")).history
+    thanks = await say("\U0001f44e\U0001f3fd")  # skin tone aside, a thumbs down
+    assert thanks["kind"] == "feedback" and thanks["text"] == "Thank you for the feedback."
+    (rated,) = await ratings()
+    assert rated["rating"] == "down" and rated["source"] == "message"
+    assert rated["messages"][-1] == {"role": "assistant", "content": answer["text"]}
+    after = (await runtime.store.get("rest:hal", channel="rest", sender="hal")).history
+    assert after == history  # a rating is not a turn of the conversation
+    assert (await say("I want to talk to a person"))["handoff"] is True
+    to_agent = await say("\U0001f44d")  # for the person who will answer, not a rating
+    assert to_agent["kind"] == "handoff" and len(await ratings()) == 1
 
 
 def test_chat_messages_keep_a_delivered_agent_reply_once() -> None:

@@ -79,6 +79,13 @@ class StandIn:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> StandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
 
 async def session_of(client: TestClient, key: str) -> Session:
     """The stored session ``channel:sender`` of the app behind ``client``."""

@@ -31,10 +31,8 @@ UNAVAILABLE = (503, {"error": "try later"})
 
 @pytest.fixture
 async def api() -> AsyncIterator[StandIn]:
-    stand_in = StandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn() as stand_in:
+        yield stand_in
 
 
 async def _no_answer(message: UserMessage) -> BotReply:

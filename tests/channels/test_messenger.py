@@ -35,6 +35,7 @@ PSID = "5843915298945637"
 IG_ID = "17841405822304914"
 IGSID = "6912093488843117"
 MID = "mid.1457764197618:41d102a3e1ae206a38"
+SENT = {"recipient_id": PSID, "message_id": "m_AG5Hz2Uq7tuwNEh"}  # the Send API's answer
 
 
 def webhook(*events: dict[str, Any], kind: str = "page", owner: str = PAGE_ID) -> dict[str, Any]:
@@ -54,10 +55,8 @@ def text(body: str, mid: str = MID, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def graph() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(200, {"recipient_id": PSID, "message_id": "m_AG5Hz2Uq7tuwNEh"}))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(200, SENT)) as stand_in:
+        yield stand_in
 
 
 def settings(api: StandIn, **extra: Any) -> dict[str, Any]:
@@ -137,7 +136,7 @@ async def test_quick_replies_and_postbacks_are_read_as_their_payload(serve: Serv
                                                              "where is my card"]
 
 
-async def test_attachments_and_reactions_get_the_polite_reply_and_the_rest_is_ignored(
+async def test_attachments_and_other_reactions_get_the_polite_reply_and_the_rest_is_ignored(
         serve: Serve, graph: StandIn) -> None:
     client = await serve(settings(graph))
     picture = event(message={"mid": "m_img", "attachments": [
@@ -146,8 +145,8 @@ async def test_attachments_and_reactions_get_the_polite_reply_and_the_rest_is_ig
                              "attachments": [{"type": "image", "payload": {
                                  "url": "https://scontent.xx.fbcdn.net/v/t39/s.png",
                                  "sticker_id": 369239263222822}}]})
-    reaction = event(reaction={"reaction": "love", "emoji": "\u2764\ufe0f", "action": "react",
-                               "mid": "m_replied_to"})
+    reaction = event(reaction={"reaction": "wow", "emoji": "\U0001f62e", "action": "react",
+                               "mid": "m_replied_to"})  # not a rating (test_reactions.py)
     ignored = [
         event(PAGE_ID, PSID, message={"is_echo": True, "app_id": 1517776481860111,
                                       "metadata": "<DEVELOPER_DEFINED_METADATA_STRING>",

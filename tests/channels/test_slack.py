@@ -17,6 +17,7 @@ from foundation.messages import BotReply
 from .support import Serve, StandIn, assert_nothing_stored, user_texts
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+POSTED = {"ok": True, "channel": "D123ABC456", "ts": "1.2"}  # chat.postMessage's answer
 BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
 
 
@@ -49,10 +50,8 @@ async def post(client: Any, payload: Any, **header_options: Any) -> Any:
 
 @pytest.fixture
 async def slack_api() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(200, {"ok": True, "channel": "D123ABC456", "ts": "1.2"}))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(200, POSTED)) as stand_in:
+        yield stand_in
 
 
 def settings(api: StandIn) -> dict[str, Any]:

@@ -38,10 +38,8 @@ def update(update_id: int, text: str | None = "my card has not arrived", *, user
 
 @pytest.fixture
 async def telegram_api() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(200, {"ok": True, "result": {"message_id": 7}}))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(200, {"ok": True, "result": {"message_id": 7}})) as stand_in:
+        yield stand_in
 
 
 def settings(api: StandIn, **extra: Any) -> dict[str, Any]:

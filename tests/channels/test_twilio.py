@@ -61,10 +61,8 @@ def form(call: Recorded) -> dict[str, str]:
 
 @pytest.fixture
 async def twilio_api() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(201, {"sid": "SM" + "cd" * 16, "status": "queued"}))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(201, {"sid": "SM" + "cd" * 16, "status": "queued"})) as stand_in:
+        yield stand_in
 
 
 def settings(api: StandIn, **extra: Any) -> dict[str, Any]:

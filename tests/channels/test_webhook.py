@@ -26,10 +26,8 @@ FAST = {"attempts": 3, "base_delay_s": 0.01, "timeout_s": 2.0}
 
 @pytest.fixture
 async def callback() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(200, {"received": True}))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(200, {"received": True})) as stand_in:
+        yield stand_in
 
 
 def signed(payload: Any, *, secret: str = SECRET, now: float | None = None) -> dict[str, Any]:

@@ -72,10 +72,8 @@ def status(state: str, mid: str = "wamid.out1") -> dict[str, Any]:
 
 @pytest.fixture
 async def graph() -> AsyncIterator[StandIn]:
-    stand_in = StandIn(default=(200, SENT))
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+    async with StandIn(default=(200, SENT)) as stand_in:
+        yield stand_in
 
 
 def settings(api: StandIn, **extra: Any) -> dict[str, Any]:
