@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 
 from channels.delivery import reply_text, split_text
 from channels.meta_graph import (
-    WINDOW_S,
     Buttons,
     GraphChannel,
     GraphSettings,
@@ -52,6 +51,7 @@ from channels.meta_graph import (
     string,
 )
 from channels.pacing import RateLimit
+from channels.service_window import WINDOW_S
 from foundation.errors import ChannelError
 from foundation.feedback import DOWN, UP, rating_metadata, rating_of, rating_text
 from foundation.messages import BotReply

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,6 +40,7 @@ from channels.http import MAX_SENDER_CHARS, unauthorized
 from channels.pacing import RateLimit
 from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
+from channels.service_window import ServiceWindow
 from channels.signing import hmac_hex
 from foundation.checks import check, http_url, non_empty
 from foundation.errors import BadRequest, Forbidden
@@ -49,8 +49,6 @@ from foundation.messages import BotReply, UserMessage
 log = logging.getLogger(__name__)
 GRAPH_BASE = "https://graph.facebook.com/v21.0"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-WINDOW_S = 24 * 3600.0  # the customer-service window
-KNOWN_SENDERS = 100_000
 CANNOT_READ = "Sorry, I can only read text messages. Please type your question."
 Buttons = tuple[dict[str, str], ...]
 
@@ -123,26 +121,6 @@ def choices(buttons: Buttons) -> list[tuple[str, str]]:
 def choice_id(title: str, payload: str, limit: int) -> str:
     """The payload as a platform id of at most ``limit`` characters (else the title)."""
     return payload if len(payload) <= limit else title[:limit]
-
-
-class ServiceWindow:
-    """When each sender last wrote: the last :data:`KNOWN_SENDERS` senders, in memory."""
-
-    def __init__(self, size: int = KNOWN_SENDERS) -> None:
-        self.size = size
-        self._last: OrderedDict[str, float] = OrderedDict()
-
-    def opened(self, sender: str, now: float) -> None:
-        """``sender`` wrote at ``now``."""
-        self._last.pop(sender, None)
-        self._last[sender] = now
-        if len(self._last) > self.size:
-            self._last.popitem(last=False)
-
-    def age(self, sender: str, now: float) -> float | None:
-        """Seconds since ``sender`` last wrote; None when not known to this process."""
-        last = self._last.get(sender)
-        return None if last is None else max(0.0, now - last)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,13 @@ ends into messages of at most ``max_message_chars``. Sessions are keyed ``twilio
 whose replies go out from the same ``whatsapp:`` sender. A message redelivered with a
 ``MessageSid`` seen before is acknowledged and ignored; pictures, voice notes and locations
 without text get ``media_reply``.
+
+WhatsApp's 24-hour customer-service window holds through Twilio too: ``push`` (a human
+agent's message) to a ``whatsapp:`` sender sends free text inside the window and, outside it
+or to a sender this process has not heard from (:mod:`channels.service_window`: in memory,
+per process), the approved Content template ``whatsapp_template`` (``ContentSid``, with the
+message as variable ``1`` when ``text_variable``); without one it raises ChannelError, as
+Twilio would refuse the free text (error 63016). SMS has no window.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import re
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -39,6 +49,7 @@ from channels.delivery import Outbox, RecentIds, RetryPolicy, reply_text, split_
 from channels.http import unauthorized
 from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
+from channels.service_window import WINDOW_S, ServiceWindow
 from foundation.checks import between, check, http_url, non_empty
 from foundation.errors import BadRequest, ChannelError, Forbidden
 from foundation.messages import BotReply, UserMessage
@@ -47,6 +58,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_BODY = 1600  # the Messages API's limit for one Body
+MAX_VARIABLE = 1024  # a WhatsApp template variable
 KNOWN_SENDERS = 10_000
 _SENTENCE_END = re.compile(r"[.!?…]\s|\n")
 # Twilio sends one message segment a second from a US long code (toll-free numbers and short
@@ -62,6 +74,21 @@ def account_sid(value: Any) -> str | None:
         "must be a Twilio account SID like 'AC' followed by 32 hex digits"
 
 
+def content_sid(value: Any) -> str | None:
+    """Config check: a Content template SID as the Twilio Console shows it (``HX`` + 32 hex)."""
+    return None if re.fullmatch(r"HX[0-9a-fA-F]{32}", value) else \
+        "must be a Twilio Content SID like 'HX' followed by 32 hex digits"
+
+
+@dataclass(frozen=True)
+class TwilioTemplate:
+    """An approved WhatsApp Content template, sent outside the 24-hour window;
+    ``text_variable``: its variable ``{{1}}`` receives the message (folded, cut to 1024)."""
+
+    content_sid: str = check(content_sid)
+    text_variable: bool = False
+
+
 @dataclass(frozen=True)
 class TwilioSettings:
     """The account, the URL Twilio calls, and how replies are sent."""
@@ -71,6 +98,7 @@ class TwilioSettings:
     public_url: str = check(http_url)  # exactly the webhook URL set in the Twilio Console
     api_base: str = check(http_url, default="https://api.twilio.com")
     from_number: str = ""  # the sender for pushes to someone who has not written yet
+    whatsapp_template: TwilioTemplate | None = None
     max_message_chars: int = check(between(160, MAX_BODY), default=MAX_BODY)
     show_citations: bool = True
     media_reply: str = check(non_empty, default=(
@@ -158,6 +186,12 @@ class TwilioSmsChannel:
         self.seen = RecentIds()
         self.numbers: OrderedDict[str, str] = OrderedDict()  # sender -> our number they wrote to
         self.urls = url_variants(settings.public_url)
+        self.window = ServiceWindow()  # WhatsApp senders only
+        self.clock: Callable[[], float] = time.time
+        self.messages_url = (f"{settings.api_base.rstrip('/')}/2010-04-01/Accounts/"
+                             f"{settings.account_sid}/Messages.json")
+        self.auth = {"Authorization": aiohttp.BasicAuth(settings.account_sid,
+                                                        settings.auth_token).encode()}
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.post(prefix, self.receive)]
@@ -189,6 +223,8 @@ class TwilioSmsChannel:
         if not self.seen.add(message_sid):
             return self.twiml()
         self._remember(sender, ours)
+        if sender.startswith("whatsapp:"):
+            self.window.opened(sender, self.clock())
         text = fields.get("Body", "").strip()
         has_media = media > 0 or "Latitude" in fields
         if not text:
@@ -227,13 +263,9 @@ class TwilioSmsChannel:
 
     async def send(self, to: str, sender: str, text: str) -> None:
         """Send ``text`` from our number ``sender`` to ``to``, one message per piece."""
-        url = (f"{self.settings.api_base.rstrip('/')}/2010-04-01/Accounts/"
-               f"{self.settings.account_sid}/Messages.json")
-        auth = {"Authorization": aiohttp.BasicAuth(self.settings.account_sid,
-                                                   self.settings.auth_token).encode()}
         for piece in split_sentences(text, self.settings.max_message_chars):
-            await self.outbox.post(url, {"To": to, "From": sender, "Body": piece},
-                                   headers=auth, form=True, what="twilio Messages", to=to,
+            await self.outbox.post(self.messages_url, {"To": to, "From": sender, "Body": piece},
+                                   headers=self.auth, form=True, what="twilio Messages", to=to,
                                    lane=sender, accept=twilio_accepted)
 
     async def push(self, sender: str, reply: BotReply) -> None:
@@ -242,9 +274,32 @@ class TwilioSmsChannel:
         if not ours:
             raise ChannelError(f"no Twilio number known for {sender!r}: they have not written "
                                "to this process and twilio.from_number is not set")
-        if sender.startswith("whatsapp:") and not ours.startswith("whatsapp:"):
-            ours = f"whatsapp:{ours}"
-        await self.send(sender, ours, reply_text(reply, citations=self.settings.show_citations))
+        text = reply_text(reply, citations=self.settings.show_citations)
+        if not sender.startswith("whatsapp:"):
+            await self.send(sender, ours, text)
+            return
+        ours = ours if ours.startswith("whatsapp:") else f"whatsapp:{ours}"
+        age = self.window.age(sender, self.clock())
+        if age is not None and age < WINDOW_S:
+            await self.send(sender, ours, text)
+            return
+        template = self.settings.whatsapp_template
+        if template is None:
+            raise ChannelError("twilio: the WhatsApp customer has not written in the last 24 "
+                               "hours (the customer-service window) and no whatsapp_template "
+                               "is configured")
+        await self.send_template(sender, ours, template, text)
+
+    async def send_template(self, to: str, sender: str, template: TwilioTemplate,
+                            text: str) -> None:
+        """Send the Content template (``text`` as its variable ``1`` when it takes it)."""
+        form = {"To": to, "From": sender, "ContentSid": template.content_sid}
+        if template.text_variable:
+            form["ContentVariables"] = json.dumps({"1": " ".join(text.split())[:MAX_VARIABLE]},
+                                                  ensure_ascii=False)
+        await self.outbox.post(self.messages_url, form, headers=self.auth, form=True,
+                               what="twilio Messages (template)", to=to, lane=sender,
+                               accept=twilio_accepted)
 
     async def close(self) -> None:
         await self.outbox.close()

@@ -41,7 +41,6 @@ from typing import Any, ClassVar
 
 from channels.delivery import reply_text, split_text
 from channels.meta_graph import (
-    WINDOW_S,
     Buttons,
     GraphChannel,
     GraphSettings,
@@ -55,6 +54,7 @@ from channels.meta_graph import (
 )
 from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
+from channels.service_window import WINDOW_S
 from foundation.checks import check, non_empty
 from foundation.errors import ChannelError
 from foundation.feedback import rating_metadata, rating_of, rating_text

@@ -227,15 +227,42 @@ async def test_push_texts_the_sender_from_their_number_split_at_sentences(
         await channel.push(f"whatsapp:{CUSTOMER}", BotReply(text="hello"))
 
 
-async def test_push_to_a_new_sender_uses_from_number(serve: Serve,
-                                                     twilio_api: StandIn) -> None:
-    client = await serve(settings(twilio_api, from_number=OURS))
+async def test_push_to_a_new_sender_uses_from_number_and_on_whatsapp_the_template(
+        serve: Serve, twilio_api: StandIn) -> None:
+    template = {"content_sid": "HX" + "b7" * 16, "text_variable": True}
+    client = await serve(settings(twilio_api, from_number=OURS, whatsapp_template=template))
     channel = client.app[CHANNELS]["twilio"]
     await channel.push(CUSTOMER, BotReply(text="An agent will call you back."))
-    await channel.push(f"whatsapp:{CUSTOMER}", BotReply(text="An agent will call you back."))
-    sent = [form(c) for c in twilio_api.requests]
-    assert [(s["To"], s["From"]) for s in sent] == [
-        (CUSTOMER, OURS), (f"whatsapp:{CUSTOMER}", f"whatsapp:{OURS}")]
+    await channel.push(f"whatsapp:{CUSTOMER}", BotReply(text="An agent\nwill call you back."))
+    sms_sent, template_sent = (form(c) for c in twilio_api.requests)
+    assert sms_sent == {"To": CUSTOMER, "From": OURS, "Body": "An agent will call you back."}
+    assert template_sent == {"To": f"whatsapp:{CUSTOMER}", "From": f"whatsapp:{OURS}",
+                             "ContentSid": template["content_sid"],
+                             "ContentVariables": '{"1": "An agent will call you back."}'}
+
+
+async def test_whatsapp_pushes_are_free_text_inside_the_window_and_a_template_after_it(
+        serve: Serve, twilio_api: StandIn) -> None:
+    template = {"content_sid": "HX" + "c8" * 16}
+    client = await serve(settings(twilio_api, show_citations=False, from_number=OURS,
+                                  whatsapp_template=template))
+    channel = client.app[CHANNELS]["twilio"]
+    assert (await post(client, whatsapp("SM" + "21" * 16))).status == 200
+    await twilio_api.wait_for(1)
+    agent = BotReply(text="Hi, Anna here: I have reset it.", kind="agent")
+    await channel.push(f"whatsapp:{CUSTOMER}", agent)
+    assert form(twilio_api.requests[1])["Body"] == agent.text
+    await channel.push(CUSTOMER, agent)  # SMS knows no window
+    assert form(twilio_api.requests[2])["Body"] == agent.text
+    later = time.time() + 24 * 3600 + 60
+    channel.clock = lambda: later
+    await channel.push(f"whatsapp:{CUSTOMER}", agent)
+    outside = form(twilio_api.requests[3])
+    assert outside["ContentSid"] == template["content_sid"] and "Body" not in outside
+    assert "ContentVariables" not in outside and outside["From"] == SANDBOX
+    client = await serve(settings(twilio_api, from_number=OURS))  # no template
+    with pytest.raises(ChannelError, match="24 hours"):
+        await client.app[CHANNELS]["twilio"].push(f"whatsapp:{CUSTOMER}", agent)
 
 
 def test_split_sentences_prefers_sentence_then_word_ends() -> None:
