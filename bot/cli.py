@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from bot.errors import BotError, library_errors
 
 COMMANDS = ("init", "validate", "train", "serve", "shell", "stats", "eval", "test", "export",
-            "engine", "import", "versions", "rollback", "suggest")
+            "engine", "import", "versions", "promote", "rollback", "suggest")
 MODULES = {"import": "import_conversations"}  # commands whose name is a Python keyword
 
 

@@ -24,7 +24,14 @@ def run(args: argparse.Namespace) -> int:
     bot = loaded_bot(args)
     version, restored = rollback(bot, args.version)
     print(f"serving version {version.number}")
-    if restored:
-        print(f"restored {len(restored)} file(s) it was trained from: {', '.join(restored)} "
-              f"(the replaced ones are in {bot.shown(bot.build_dir / 'backups')})")
+    if restored.written:
+        print(f"restored {len(restored.written)} file(s) as version {version.number} had them: "
+              f"{', '.join(restored.written)}")
+    if restored.removed:
+        print(f"removed {len(restored.removed)} file(s) version {version.number} did not have: "
+              f"{', '.join(restored.removed)}")
+    if restored.backup is not None:
+        print(f"the files replaced or removed are kept in {bot.shown(restored.backup)}")
+    if not restored.written and not restored.removed:
+        print("the bot's files are already those it was trained from")
     return 0

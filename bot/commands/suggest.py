@@ -1,5 +1,6 @@
-"""`bot suggest DIR [--min-count N] [--accept ID|all]`: FAQ entries, alternatives and intents
-mined from the imported conversations, as reviewable files under DIR/suggestions/."""
+"""`bot suggest DIR [--min-count N] [--accept ID|all] [--unaccept ID] [--reject ID]`: FAQ
+entries, alternatives and intents mined from the imported conversations, as reviewable files
+under DIR/suggestions/; accept them into the bot, take them back out, or turn them down."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.learning import suggestions as store
 from bot.learning.accepting import accept, describe
 from bot.learning.exchanges import exchanges
 from bot.learning.mining import Mined, MiningSettings, mine
+from bot.learning.taking_back import reject, unaccept
 from bot.learning.transcripts import conversations_dir, load_conversations
 from retrieval import knowledge
 from retrieval.embedder import Embedder
@@ -32,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         f"{MiningSettings.min_count})")
     parser.add_argument("--accept", metavar="ID|all",
                         help="merge one suggestion (its file as you left it), or all pending")
+    parser.add_argument("--unaccept", metavar="ID",
+                        help="take an accepted suggestion back out of the bot (it is pending "
+                        "again)")
+    parser.add_argument("--reject", metavar="ID",
+                        help="turn a pending suggestion down: its file goes, and `bot suggest` "
+                        "does not suggest it again")
     parser.add_argument("--force", action="store_true",
                         help="with --accept: merge text that still holds masked personal data "
                         "([PHONE], ...) or a person's name, with a warning for each")
@@ -49,6 +57,19 @@ def run(args: argparse.Namespace) -> int:
     root = bot_folder(args)
     if args.force and not args.accept:
         raise ConfigError("--force goes with --accept ID|all")
+    if sum(bool(a) for a in (args.accept, args.unaccept, args.reject)) > 1:
+        raise ConfigError("one of --accept, --unaccept and --reject at a time")
+    if args.unaccept:
+        changed = unaccept(root, args.unaccept)
+        print(f"took {args.unaccept} back out of {changed}; it is pending again "
+              f"(suggestions/{args.unaccept}.yaml). Run `bot train {typed_path(root)}` to "
+              "serve the bot without it")
+        return 0
+    if args.reject:
+        removed = reject(root, args.reject)
+        print(f"rejected {args.reject}: removed {removed}; `bot suggest` will not suggest it "
+              "again (suggestions/rejected.json lists it)")
+        return 0
     if args.accept:
         accepted = accept(root, args.accept, force=args.force)
         for line in describe(accepted):

@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"candidate: {outcome.candidate.line()}")
     if outcome.state == "refused":
         print(f"candidate refused: {outcome.reason}; still serving version {outcome.version} "
-              f"(the candidate is in {bot.shown(bot.build_dir / 'candidate')}; "
-              "`bot train --no-gate` promotes it anyway)")
+              f"(the candidate is kept in {bot.shown(bot.build_dir / 'candidate')}; `bot "
+              f"promote {bot.shown(bot.root)}` serves it anyway)")
+        for line in outcome.explanation:
+            print(line)
         return 1
     if outcome.state == "up to date":
         print(f"version {outcome.version} is up to date")

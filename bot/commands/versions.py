@@ -14,10 +14,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.versions.store import list_versions
+    from bot.versions.store import Scores, list_versions, refused_candidate
 
     bot = loaded_bot(args)
     versions = list_versions(bot)
+    refused = refused_candidate(bot)
     if not versions:
         print("no versions yet: `bot train` makes the first")
         return 0
@@ -29,5 +30,14 @@ def run(args: argparse.Namespace) -> int:
         changed = ", ".join(info.get("changed") or []) or "nothing"
         print(f"{mark} {version.number:>3}  {info.get('created', '?')}  {measured}")
         print(f"        trained: {changed}; {info.get('reason', '')}")
+    if refused is not None:
+        scores = refused.get("scores")
+        print(f"  refused candidate  {refused.get('created', '?')}  "
+              f"{Scores.from_dict(scores).line() if scores else 'not measured'}")
+        print(f"        refused: {refused['refused']}")
+        for line in refused.get("explanation") or []:
+            print(f"        {line}")
+        if not refused.get("explanation"):
+            print(f"        `bot promote {bot.shown(bot.root)}` serves it anyway")
     print("* = served")
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 from bot.definition.config import BotDefinition, typed_path
 from bot.definition.loader import load_bot
 from bot.errors import BotError, library_errors
+from bot.learning import decisions
 from bot.learning import suggestions as store
 from bot.learning.privacy import Names, private, vocabulary
 from bot.learning.suggestions import Suggestion, SuggestionError, dump_yaml, replace_files
@@ -75,9 +76,10 @@ def accept(bot_root: Path, which: str, *, force: bool = False) -> list[Accepted]
     text holding a placeholder or a person's name is refused unless ``force``."""
     bot = load_bot(bot_root)
     root = bot.root
-    accepted = store.accepted_ids(root)
+    accepted = decisions.accepted_ids(root)
     if which in accepted:
-        raise SuggestionError(f"{which} was accepted already (suggestions/{store.ACCEPTED})",
+        raise SuggestionError(f"{which} was accepted already, and is in the bot (take it "
+                              "back with --unaccept)",
                               file=typed_path(store.folder(root) / f"{which}.yaml"))
     ids = store.pending(root) if which == "all" else [which]
     if not ids:
@@ -98,7 +100,7 @@ def accept(bot_root: Path, which: str, *, force: bool = False) -> list[Accepted]
     for suggestion in chosen:
         _merge(plan, suggestion)
     changes: dict[Path, str | None] = dict(plan.texts)
-    changes[store.folder(root) / store.ACCEPTED] = store.accepted_text(
+    changes[store.folder(root) / decisions.ACCEPTED] = decisions.accepted_text(
         root, [s.id for s in chosen], plan.into)
     for path in changes:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Reviewable suggestions: ``DIR/suggestions/<id>.yaml``, one file each, never merged silently.
 
-``bot suggest`` rewrites the pending suggestions each time; accepted ones (listed in
-``accepted.json``) are left as they were and not suggested again. A file holds its ``kind``
+``bot suggest`` rewrites the pending suggestions each time; accepted ones (while what they
+merged is in the bot, :mod:`bot.learning.decisions`) are left as they were and not suggested
+again, and rejected ones are not suggested again. A file holds its ``kind``
 (``faq``, ``alternatives`` or ``intent``), the item to merge (``entry`` or ``intent``, as
 the user may edit it), how many conversations it came from and up to three of them.
 ``unanswered.yaml`` and ``withheld.yaml`` list the topics no agent answered and those whose
@@ -10,10 +11,8 @@ answer would hold one customer's details; they are not suggestions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,13 +20,12 @@ import yaml
 
 from bot.definition.config import typed_path
 from bot.errors import ConfigError, library_errors
+from bot.learning.decisions import FOLDER, accepted_ids, rejected_ids
 from bot.learning.exchanges import Exchange
 from bot.learning.mining import Mined, Withheld
 from retrieval.artifacts import write_text_atomic
 from retrieval.yamlio import load_yaml
 
-FOLDER = "suggestions"
-ACCEPTED = "accepted.json"
 UNANSWERED = "unanswered"  # the file of question groups no agent answered (not a suggestion)
 WITHHELD = "withheld"  # ... and of those whose answer would be about one customer
 LISTS = (UNANSWERED, WITHHELD)
@@ -98,9 +96,9 @@ def write(bot_root: Path, suggestions: Sequence[Suggestion],
     """Replace the pending suggestions with ``suggestions`` (the accepted ones stay as they
     are and are not written again); returns those written."""
     target = folder(bot_root)
-    accepted = accepted_ids(bot_root)
+    accepted, rejected = accepted_ids(bot_root), rejected_ids(bot_root)
     fresh = [_renamed(s, accepted) for s in suggestions
-             if s.id not in accepted or s.kind == "alternatives"]
+             if (s.id not in accepted or s.kind == "alternatives") and s.id not in rejected]
     changes: dict[Path, str | None] = {
         path: None for path in target.glob("*.yaml") if path.stem not in accepted}
     shown = typed_path(bot_root)
@@ -218,34 +216,14 @@ def _error(data: Any, key: str, reason: str, shown: str) -> SuggestionError:
 
 
 def pending(bot_root: Path) -> list[str]:
-    """The ids of the suggestions not accepted yet, in the order ``--accept all`` takes."""
-    accepted = accepted_ids(bot_root)
+    """The ids of the suggestions neither accepted nor rejected, in the order ``--accept
+    all`` takes."""
+    decided = accepted_ids(bot_root) | rejected_ids(bot_root)
     ids = [p.stem for p in sorted(folder(bot_root).glob("*.yaml"))
-           if p.stem not in accepted and p.stem not in LISTS]
+           if p.stem not in decided and p.stem not in LISTS]
     order = {kind: n for n, kind in enumerate(("faq-", "alt-", "intent-"))}
     return sorted(ids, key=lambda i: (next((n for p, n in order.items() if i.startswith(p)),
                                            len(order)), i))
-
-
-def accepted_ids(bot_root: Path) -> set[str]:
-    path = folder(bot_root) / ACCEPTED
-    if not path.exists():
-        return set()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {str(item["id"]) for item in data["accepted"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SuggestionError(f"cannot be read ({exc}); it lists the accepted suggestions "
-                              '({"accepted": [{"id": ...}]})', file=typed_path(path)) from exc
-
-
-def accepted_text(bot_root: Path, ids: Sequence[str], targets: Mapping[str, str]) -> str:
-    """``accepted.json`` with ``ids`` added (each with the file it went into)."""
-    path = folder(bot_root) / ACCEPTED
-    entries = json.loads(path.read_text(encoding="utf-8"))["accepted"] if path.exists() else []
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    entries += [{"id": i, "accepted_at": now, "into": targets[i]} for i in ids]
-    return json.dumps({"accepted": entries}, indent=2, ensure_ascii=False) + "\n"
 
 
 def replace_files(changes: Mapping[Path, str | None]) -> dict[Path, str | None]:

@@ -2,18 +2,17 @@
 served version on the same yardstick, promote it only when it is not worse.
 
 The yardstick is the held-out questions and the conversation tests (see
-:class:`~bot.definition.config.GateSettings`); the versions themselves live in the versions
+:class:`~bot.definition.config.GateSettings`, :mod:`bot.versions.measuring`); a refusal says
+what got worse (:mod:`bot.versions.explain`); the versions themselves live in the versions
 folder (:mod:`bot.versions.store`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,22 +20,10 @@ from typing import Any
 
 from bot.build import StepResult, train
 from bot.definition.config import BotDefinition, served_version
-from bot.errors import BotError, NotTrainedError, RetrievalError, library_errors
-from bot.evaluation.answers import (
-    NONE,
-    AnswerCase,
-    answered_with,
-    ask_all,
-    load_answer_cases,
-    outcome,
-)
-from bot.evaluation.conversations import (
-    TestReport,
-    isolated,
-    load_conversations,
-    run_conversations,
-)
-from bot.runtime import BotRuntime
+from bot.errors import NotTrainedError, RetrievalError
+from bot.learning.decisions import learned_sources
+from bot.versions.explain import explain
+from bot.versions.measuring import Measured, entry_ids, measure, yardstick, yardstick_digest
 from bot.versions.store import (
     INFO,
     Scores,
@@ -47,11 +34,6 @@ from bot.versions.store import (
     version_definition,
     write_json,
 )
-from foundation.messages import BotReply
-from retrieval.artifacts import digest
-from retrieval.index import FaqIndex
-
-DEFAULT_ANSWERS = "eval/answers.yaml"
 
 
 @dataclass(frozen=True)
@@ -64,87 +46,7 @@ class Outcome:
     steps: list[StepResult]
     candidate: Scores | None = None
     served: Scores | None = None
-
-
-def yardstick(bot: BotDefinition) -> tuple[Path | None, Path | None]:
-    """The held-out question file and the conversation-test folder, where they exist."""
-    gate = bot.config.versions.gate
-    answers = bot.path(gate.answers) if gate.answers else bot.root / DEFAULT_ANSWERS
-    if gate.answers and not answers.is_file():
-        raise BotError(f"versions.gate.answers: no such file: {bot.shown(answers)}")
-    tests = bot.path(gate.tests)
-    return (answers if answers.is_file() else None,
-            tests if tests.is_dir() and any(tests.glob("*.y*ml")) else None)
-
-
-def yardstick_digest(answers: Path | None, tests: Path | None) -> str:
-    files = ([answers] if answers else []) + (sorted(tests.glob("*.y*ml")) if tests else [])
-    return digest([[f.name, f.read_text(encoding="utf-8")] for f in files])
-
-
-def entry_ids(artefacts: Path) -> set[str]:
-    """The FAQ entries in the trained index in ``artefacts`` (none when it has none)."""
-    try:
-        with library_errors():
-            return {p.id for p in FaqIndex.load(artefacts / "faq_index").passages}
-    except RetrievalError:
-        return set()
-
-
-def _shares(outcomes: list[str]) -> tuple[float, float, float]:
-    n = max(1, len(outcomes))
-    count = Counter(outcomes)
-    return (round(count["right"] / n, 4), round(count["wrong"] / n, 4),
-            round((count["abstained"] + count["clarified"]) / n, 4))
-
-
-def measure(bot: BotDefinition, answers: Path | None, tests: Path | None, *,
-            known: set[str] | None = None) -> Scores:
-    """Ask the held-out questions and run the conversation tests against ``bot`` (its
-    artefacts as they are), with a throw-away session store.
-
-    ``known``: the entries the served version has. A question the yardstick says nothing
-    answers, answered with entries that are new in ``bot``, counts as abstained, and a
-    conversation test step expecting the bot to abstain that such an entry answers does not
-    fail: the yardstick was written before that knowledge existed."""
-    cases = load_answer_cases(answers) if answers else []
-    conversations = load_conversations(tests) if tests else []
-    links = {i.name: i.faq for i in bot.config.intents if i.faq}
-    new = entry_ids(bot.artefacts_dir) - known if known is not None else set()
-
-    def by_new(reply: BotReply) -> bool:
-        """The reply answers only with entries new in ``bot``."""
-        given = {g for g in set().union(*answered_with(reply, links))
-                 if not g.startswith("intent:")}
-        return bool(given) and given <= new
-
-    def judged(case: AnswerCase, reply: BotReply) -> str:
-        unknown_then = all(NONE in part for part in case.expect) and by_new(reply)
-        return "abstained" if unknown_then else outcome(case, reply, links)
-
-    def failed(report: TestReport) -> list[str]:
-        """Failed conversations, but not one failing only where it expected the bot to
-        abstain and new knowledge answered (the test predates that knowledge)."""
-        return [f"{c.file}: {c.name}" for c, steps in report.conversations().items()
-                if any(not o.passed and not (o.step.abstains and o.reply is not None
-                                             and by_new(o.reply)) for o in steps)]
-
-    with tempfile.TemporaryDirectory(prefix="bot-gate-") as tmp:
-        runtime = BotRuntime.load(isolated(bot, Path(tmp)))
-
-        async def run() -> tuple[list[str], list[str]]:
-            try:
-                replies = await ask_all(runtime, cases) if cases else []
-                report = await run_conversations(runtime, conversations)
-                return ([judged(c, r) for c, r in zip(cases, replies, strict=True)],
-                        failed(report))
-            finally:
-                await runtime.close()
-
-        outcomes, failures = asyncio.run(run())
-    right, wrong, abstained = _shares(outcomes) if cases else (None, None, None)
-    return Scores(right, wrong, abstained, len(cases), len(conversations), tuple(failures),
-                  yardstick_digest(answers, tests))
+    explanation: tuple[str, ...] = ()  # a refusal's: what got worse, and how to fix it
 
 
 def judge(candidate: Scores, served: Scores, margin: float) -> tuple[bool, str]:
@@ -169,17 +71,19 @@ def judge(candidate: Scores, served: Scores, margin: float) -> tuple[bool, str]:
 
 
 def served_scores(bot: BotDefinition, version: Version, answers: Path | None,
-                  tests: Path | None) -> Scores:
-    """The served version's scores on today's yardstick: remembered, or measured now."""
-    wanted = yardstick_digest(answers, tests)
+                  tests: Path | None) -> Measured:
+    """The served version on today's yardstick: remembered, or measured now."""
     known = version.scores
-    if known is not None and known.yardstick == wanted:
-        return known
+    if known is not None and known.yardstick == yardstick_digest(answers, tests):
+        remembered = Measured.load(version.folder, known)
+        if remembered is not None:
+            return remembered
     with tempfile.TemporaryDirectory(prefix="bot-served-") as tmp:
-        scores = measure(version_definition(version, Path(tmp)), answers, tests)
-    info = {**version.info, "scores": dataclasses.asdict(scores)}
-    write_json(version.folder / INFO, info)
-    return scores
+        measured = measure(version_definition(version, Path(tmp)), answers, tests)
+    write_json(version.folder / INFO, {**version.info,
+                                       "scores": dataclasses.asdict(measured.scores)})
+    measured.save(version.folder)
+    return measured
 
 
 def _changes(steps: list[StepResult]) -> list[str]:
@@ -214,19 +118,24 @@ def train_version(bot: BotDefinition, *, force: bool = False, gate: bool = True,
         before = served_scores(bot, served, answers, tests)
     except (NotTrainedError, RetrievalError) as exc:  # trained by an older release
         after = measure(candidate, answers, tests, known=known)
+        after.save(folder)
         reason = (f"the served version {served_number} cannot run on this release ({exc}): "
                   "nothing to compare with")
-        number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after),
+        number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after.scores),
                                        "reason": reason, "previous": served_number})
-        return Outcome("promoted", number, reason, steps, after)
+        return Outcome("promoted", number, reason, steps, after.scores)
     after = measure(candidate, answers, tests, known=known)
-    ok, reason = judge(after, before, bot.config.versions.gate.margin)
+    after.save(folder)
+    ok, reason = judge(after.scores, before.scores, bot.config.versions.gate.margin)
     if not ok and gate:
-        write_json(folder / INFO, {**info, "scores": dataclasses.asdict(after),
-                                   "refused": reason})
-        return Outcome("refused", served_number, reason, steps, after, before)
+        why = tuple(explain(after, before, learned_sources(bot.root), bot.shown(bot.root)))
+        write_json(folder / INFO, {**info, "scores": dataclasses.asdict(after.scores),
+                                   "refused": reason, "explanation": list(why),
+                                   "served": served_number})
+        return Outcome("refused", served_number, reason, steps, after.scores, before.scores,
+                       why)
     if not ok:
         reason = f"promoted without the gate (--no-gate): {reason}"
-    number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after),
+    number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after.scores),
                                    "reason": reason, "previous": served_number})
-    return Outcome("promoted", number, reason, steps, after, before)
+    return Outcome("promoted", number, reason, steps, after.scores, before.scores)

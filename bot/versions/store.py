@@ -174,34 +174,82 @@ def promote(bot: BotDefinition, candidate: Path, info: dict[str, Any]) -> int:
     return number
 
 
-def restore_sources(bot: BotDefinition, version: Version) -> list[str]:
-    """Make the bot folder's own files those ``version`` was trained from; the files this
-    replaces or removes are moved to ``.bot/backups/<time>/`` first. Returns what changed."""
-    source = version.folder / SOURCE
-    if not source.is_dir():
-        return []
+def _differences(source: Path, root: Path) -> tuple[dict[Path, Path], dict[Path, Path],
+                                                  list[Path]]:
+    """The files of a version's ``source`` snapshot, the bot folder's own files, and the
+    relative paths where they differ."""
     wanted = {p.relative_to(source): p for p in _source_files(source)}
-    present = {p.relative_to(bot.root): p for p in _source_files(bot.root)}
-    changed = sorted(str(rel) for rel in set(wanted) | set(present)
+    present = {p.relative_to(root): p for p in _source_files(root)}
+    changed = sorted(rel for rel in set(wanted) | set(present)
                      if rel not in wanted or rel not in present
                      or wanted[rel].read_bytes() != present[rel].read_bytes())
+    return wanted, present, changed
+
+
+def refused_candidate(bot: BotDefinition) -> dict[str, Any] | None:
+    """The ``version.json`` of the candidate the gate refused, while it is kept."""
+    try:
+        info = json.loads((bot.build_dir / CANDIDATE / INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("refused") else None
+
+
+def promote_refused(bot: BotDefinition) -> int:
+    """Serve the candidate the gate refused, on purpose; its version number."""
+    info = refused_candidate(bot)
+    folder = bot.build_dir / CANDIDATE
+    if info is None:
+        raise BotError("no refused candidate to promote (`bot train` keeps the last one it "
+                       f"refused in {bot.shown(folder)})")
+    if info.get("served") != served_version(bot.build_dir):
+        raise BotError(f"the candidate was measured against version {info.get('served')}, "
+                       f"and version {served_version(bot.build_dir)} is served now: run "
+                       "`bot train` again")
+    changed = _differences(folder / SOURCE, bot.root)[2]
+    if changed:
+        raise BotError("the bot's files changed since the candidate was trained ("
+                       + ", ".join(map(str, changed[:5])) + "): run `bot train` again")
+    reason = f"promoted by hand over the gate's refusal ({info['refused']})"
+    return promote(bot, folder, {**info, "refused": None, "reason": reason,
+                                 "previous": info.get("served")})
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a rollback did to the bot's own files (paths relative to the bot folder)."""
+
+    written: list[str]  # brought back as the version had them (changed or missing)
+    removed: list[str]  # not in the version: moved out of the bot folder
+    backup: Path | None  # where the files replaced or removed went
+
+
+def restore_sources(bot: BotDefinition, version: Version) -> Restored:
+    """Make the bot folder's own files those ``version`` was trained from; the files this
+    replaces or removes are moved to ``.bot/backups/<time>/`` first."""
+    source = version.folder / SOURCE
+    if not source.is_dir():
+        return Restored([], [], None)
+    wanted, present, changed = _differences(source, bot.root)
     if not changed:
-        return []
+        return Restored([], [], None)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     backup = bot.build_dir / BACKUPS / stamp
-    for rel in map(Path, changed):
+    for rel in changed:
         if rel in present:
             (backup / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.move(present[rel], backup / rel)
         if rel in wanted:
             (bot.root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(wanted[rel], bot.root / rel)
-    return changed
+    return Restored([str(r) for r in changed if r in wanted],
+                    [str(r) for r in changed if r not in wanted],
+                    backup if any(r in present for r in changed) else None)
 
 
-def rollback(bot: BotDefinition, number: int | None = None) -> tuple[Version, list[str]]:
+def rollback(bot: BotDefinition, number: int | None = None) -> tuple[Version, Restored]:
     """Serve version ``number`` (default: the one before the served one) and restore the
-    bot's files it was trained from. Returns the version and the files restored."""
+    bot's files it was trained from. Returns the version and what changed in the files."""
     versions = list_versions(bot)
     current = served_version(bot.build_dir)
     if number is None:

@@ -326,6 +326,9 @@ def test_accepted_suggestions_are_not_suggested_again_but_new_wordings_are(
     accepted = tmp_path / "suggestions" / "accepted.json"
     accepted.parent.mkdir()
     accepted.write_text(json.dumps({"accepted": [{"id": "alt-reset-pin"}, {"id": "faq-x"}]}))
+    (tmp_path / "faq").mkdir()  # accepted: what they merged is in the bot
+    (tmp_path / "faq" / "learned.yaml").write_text(
+        "- {id: x, question: 'Q?', answer: A.}\n- {extends: reset-pin, alternatives: [a pin]}\n")
     (tmp_path / "suggestions" / "faq-x.yaml").write_text("kept: as the user left it\n")
     (tmp_path / "suggestions" / "faq-old.yaml").write_text("pending, replaced\n")
     found = [Suggestion("faq-x", "faq", {"id": "x", "question": "Q?", "answer": "A."}, 3),

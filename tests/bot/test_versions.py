@@ -90,7 +90,8 @@ def test_the_gate_refuses_a_worse_candidate_and_rollback_restores_the_previous_v
     assert served(versioned_bot) == 2
     version, restored = rollback(load_bot(versioned_bot))
     assert version.number == 1 and served(versioned_bot) == 1
-    assert restored == ["faq/main.yaml"] and faq.read_text() == FAQ_YAML
+    assert restored.written == ["faq/main.yaml"] and restored.removed == []
+    assert faq.read_text() == FAQ_YAML
     backups = list((versioned_bot / ".bot" / "backups").rglob("main.yaml"))
     assert [b.read_text() for b in backups] == [WORSE_FAQ]  # nothing lost
     runtime = BotRuntime.load(load_bot(versioned_bot))  # the restored version loads as is
