@@ -15,7 +15,9 @@ that text the accept check would refuse is measured rather than stopping the run
 ``private_leaks``: the people's names and redaction placeholders found in the text the
 suggestions merge, by :func:`private_leaks`, a check of its own on the raw export (not the
 miner's name finder).
-Writes ``results/learning.json``.
+Writes ``results/learning.json`` (the issue's keys: before, after, n_heldout, promoted,
+round_trip_s, private_leaks) and ``results/learning_details.json`` (everything else: the
+gate's explanation, what was suggested and accepted, the errors, the machine).
 """
 
 from __future__ import annotations
@@ -199,23 +201,33 @@ def main(argv: list[str] | None = None) -> int:
         gate = json.loads((trained.artefacts_dir / "version.json").read_text())
         after = score(trained, questions, topics, learned)
         print("after", {k: v for k, v in after.items() if k != "errors"}, flush=True)
-    write_results(args.out, {
+    figures = {
         "before": {k: before[k] for k in ("right", "wrong", "abstained")},
         "after": {k: after[k] for k in ("right", "wrong", "abstained")},
         "n_heldout": len(questions),
+        "promoted": code == 0,
+        "round_trip_s": round(mined_s + train_s, 1),
+        "private_leaks": len(leaks),
+    }
+    machine = {"cpus": os.cpu_count(), "load_average": load_start,
+               "load_average_end": os.getloadavg()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")  # exactly the issue's keys
+    write_results(args.out.with_name(args.out.stem + "_details.json"), {
+        **figures,
         "suggested": {"faq": kinds.get("faq", 0), "intents": kinds.get("intent", 0)},
         "accepted": {"faq": accepted.get("faq", 0), "intents": accepted.get("intent", 0),
                      "alternatives": accepted.get("alternatives", 0)},
         "train_seconds_added": round(train_s, 1),
         "import_suggest_accept_seconds": round(mined_s, 1),
-        "promoted": code == 0,
-        "private_leaks": len(leaks),
-        "gate": {k: gate.get(k) for k in ("reason", "refused", "scores", "changed")},
+        "gate": {k: gate.get(k) for k in ("reason", "refused", "explanation", "scores",
+                                          "changed")},
         "learned_topics": learned,
         "errors": {"before": before["errors"], "after": after["errors"]},
         "command": "python -m benchmarks.learning " + " ".join(argv or sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "load_average": load_start},
+        "machine": machine,
     })
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -69,6 +69,7 @@ class BotReply:
     buttons: tuple[dict[str, str], ...] = ()
     kind: str = "faq"
     decision: dict[str, Any] | None = None  # the answer decision and its evidence
+    agent: str | None = None  # the person who wrote it (kind agent, agent_joined, ...)
 
     def to_dict(self, recipient_id: str | None = None) -> dict[str, Any]:
         data = asdict(self)

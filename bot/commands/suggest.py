@@ -14,6 +14,7 @@ from bot.errors import ConfigError, RetrievalError, library_errors
 from bot.learning import suggestions as store
 from bot.learning.accepting import accept, describe
 from bot.learning.exchanges import exchanges
+from bot.learning.marks import MARKS, alternatives_from_marks, load_marks
 from bot.learning.mining import Mined, MiningSettings, mine
 from bot.learning.taking_back import reject, unaccept
 from bot.learning.transcripts import conversations_dir, load_conversations
@@ -78,15 +79,19 @@ def run(args: argparse.Namespace) -> int:
               f"{'it' if len(accepted) == 1 else 'them'}")
         return 0
     bot = loaded_bot(args)
-    mined = mine_bot(bot, MiningSettings(min_count=args.min_count))
-    found = store.from_mined(mined)
+    mined, index = mine_bot(bot, MiningSettings(min_count=args.min_count))
+    wordings = {p.id: {w.lower() for w in (p.question, *p.alternatives) if w}
+                for p in index.passages}
+    found = alternatives_from_marks(load_marks(bot.root / MARKS), store.from_mined(mined),
+                                    wordings)
     written = store.write(bot.root, found, mined.unanswered, mined.withheld)
     print(summary(written, mined, typed_path(store.folder(bot.root))))
     return 0
 
 
-def mine_bot(bot: BotDefinition, settings: MiningSettings) -> Mined:
-    """Mine the bot's imported conversations against its FAQ as it is now."""
+def mine_bot(bot: BotDefinition, settings: MiningSettings) -> tuple[Mined, FaqIndex]:
+    """Mine the bot's imported conversations against its FAQ as it is now; the FAQ's
+    index."""
     if bot.config.faq is None:
         raise ConfigError("this bot has no FAQ ('faq' section): suggestions extend one; add "
                           "faq.sources first", file=typed_path(bot.file))
@@ -100,7 +105,7 @@ def mine_bot(bot: BotDefinition, settings: MiningSettings) -> Mined:
         index = faq_index(bot, embedder)
         return mine(exchanges(conversations), index, embedder,
                     threshold=bot.config.faq.answer_threshold, settings=settings,
-                    taken_intents=[i.name for i in config.intents])
+                    taken_intents=[i.name for i in config.intents]), index
 
 
 def faq_index(bot: BotDefinition, embedder: Embedder) -> FaqIndex:

@@ -131,6 +131,7 @@ class GateSettings:
 
     answers: str | None = None  # default: eval/answers.yaml when the bot has one
     tests: str = "tests"  # run when the folder holds tests
+    marks: str = "eval/marks.yaml"  # review marks (bot/learning/marks.py), when the file exists
     margin: float = check(between(0.0, 1.0), default=0.02)
 
 

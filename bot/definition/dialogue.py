@@ -7,10 +7,16 @@ exist, templates that compile) so every mistake is a :class:`ConfigError` naming
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from foundation.checks import between, check, identifier, non_empty, positive, valid_regex
+from foundation.settings import Secret
+
+AGENT_NAME = re.compile(r"[^\W\d_][\w .'-]{0,39}")  # "alice", "Bob M.", "Zoë"
+MIN_CREDENTIAL_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,30 @@ class ActionDefinition:
                 raise ValueError(f"on_status: {status!r} is not an HTTP error status (400-599)")
 
 
+def agent_credentials(agents: Mapping[str, str]) -> str | None:
+    """Config check of ``handoff.agents``: a display name per agent, its credential an
+    ``${ENV}`` reference (never written in the YAML) of at least 12 characters, or empty
+    (``${ALICE_CREDENTIAL:-}`` unset: that agent cannot sign in)."""
+    for name, credential in agents.items():
+        if not AGENT_NAME.fullmatch(name) or name != name.strip():
+            return (f"agent name {name!r} must start with a letter and hold at most 40 "
+                    "letters, digits, spaces or . ' - _")
+        if not isinstance(credential, Secret):
+            return (f"{name}: write the credential as an environment variable reference "
+                    "(${ALICE_AGENT_TOKEN}), never in the YAML")
+        if 0 < len(credential) < MIN_CREDENTIAL_CHARS:
+            return f"{name}: the credential must be at least {MIN_CREDENTIAL_CHARS} characters"
+    return None
+
+
 @dataclass(frozen=True)
 class HandoffSettings:
     """When the bot passes a conversation to a person, and what it says then."""
 
-    agents: dict[str, str] = field(default_factory=dict)  # name -> that agent's own token
+    # name -> that agent's own credential (${ENV}): the /agent API's bearer token and the
+    # desk's sign-in (bot/server/desk/)
+    agents: dict[str, str] = field(default_factory=dict, metadata={
+        "checks": (agent_credentials,)})
     agent_token: str | None = None  # one token shared by every agent (acts as "agent")
     intent: str = "human_agent"  # asking for a person
     negative_streak: int = check(between(0, 100), default=3)  # 0: never

@@ -52,6 +52,12 @@ SHARED_AGENT = "agent"  # who acts with the shared handoff.agent_token
 HANDBACK_KIND = "handback"  # the message that the bot is back (clients drop the handoff banner)
 
 
+def agent_message(text: str, agent: str, *, kind: str = "agent") -> BotReply:
+    """A message of a person to the customer; ``decision`` names who decided it (clients
+    show the name: the widget's agent bubbles, join and leave lines)."""
+    return BotReply(text=text, kind=kind, handoff=True, agent=agent)
+
+
 def text_field(data: dict[str, Any], name: str, *, required: bool = True,
                limit: int = 200) -> str | None:
     """A string field of a JSON body, stripped and length-checked."""
@@ -65,7 +71,7 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True,
     return value.strip()
 
 
-def _check_holder(session: Session, agent: str) -> str | None:
+def check_holder(session: Session, agent: str) -> str | None:
     """The agent holding ``session`` (None: nobody yet); 409 when it is another agent."""
     holder = session.state["handoff"].get("agent")
     if holder not in (None, agent):
@@ -146,7 +152,8 @@ class AgentDesk:
         messages = self.config.handoff.summary_messages if self.config.handoff else 5
         return summarize(session, messages=messages)
 
-    def _brief(self, session: Session) -> dict[str, Any]:
+    def brief(self, session: Session) -> dict[str, Any]:
+        """A handed-off conversation as the agents' lists show it (with its summary)."""
         state = session.state.get("handoff", {})
         return {"id": session.key, "channel": session.channel, "sender": session.sender,
                 "status": state.get("status"), "reason": state.get("reason"),
@@ -160,14 +167,22 @@ class AgentDesk:
                     "all": ["waiting", "active"]}.get(wanted)
         if statuses is None:
             raise BadRequest("'status' must be waiting, active or all")
+        sessions = await self.handed_off(statuses)
+        return web.json_response({"conversations": [self.brief(s) for s in sessions]})
+
+    async def handed_off(self, statuses: list[str]) -> list[Session]:
+        """The conversations whose handoff has one of ``statuses``, least recently updated
+        first (501 when the session store cannot list them)."""
         find = getattr(self.store(), "sessions_where", None)
         if find is None:
-            return web.json_response({"error": "this session store cannot list "
-                                      "conversations"}, status=501)
-        sessions = await find("handoff.status", statuses)
-        return web.json_response({"conversations": [self._brief(s) for s in sessions]})
+            raise web.HTTPNotImplemented(text=json.dumps({
+                "error": "this session store cannot list conversations"}),
+                content_type="application/json")
+        sessions: list[Session] = await find("handoff.status", statuses)
+        return sessions
 
-    async def _load(self, key: str) -> Session:
+    async def load(self, key: str) -> Session:
+        """The handed-off conversation ``key`` (400 for a malformed id, 404 unless handed off)."""
         channel, sender = split_key(key)
         session = await self.store().get(key, channel=channel, sender=sender)
         if handoff_status(session) is None:
@@ -177,9 +192,9 @@ class AgentDesk:
 
     async def conversation(self, request: web.Request) -> web.Response:
         agent = self._authorize(request)
-        session = await self._load(query_value(request, "id") or "")
-        _check_holder(session, agent)
-        return web.json_response({**self._brief(session), "history": session.history,
+        session = await self.load(query_value(request, "id") or "")
+        check_holder(session, agent)
+        return web.json_response({**self.brief(session), "history": session.history,
                                   "slots": session.slots})
 
     async def _action(self, request: web.Request) -> tuple[dict[str, Any], str, str]:
@@ -195,8 +210,8 @@ class AgentDesk:
         and save it when the block ends without an error."""
         store = self.store()
         async with store.lock(key):
-            session = await self._load(key)
-            yield Acting(agent, key, store, session, _check_holder(session, agent))
+            session = await self.load(key)
+            yield Acting(agent, key, store, session, check_holder(session, agent))
             await store.save(session)
 
     async def take(self, request: web.Request) -> web.Response:
@@ -204,11 +219,16 @@ class AgentDesk:
         async with self.acting_on(agent, key) as acting:
             take(acting.session, agent)
         await acting.log(HANDOFF_TAKEN_EVENT, {"agent": agent})
-        return web.json_response(self._brief(acting.session))
+        return web.json_response(self.brief(acting.session))
 
     async def reply(self, request: web.Request) -> web.Response:
         data, agent, key = await self._action(request)
         text = str(text_field(data, "text", limit=MAX_REPLY_CHARS))
+        return web.json_response({"delivered": await self.answer(request.app, agent, key, text)})
+
+    async def answer(self, app: web.Application, agent: str, key: str, text: str) -> str:
+        """``agent`` answers conversation ``key`` (taking it if nobody holds it): stored in
+        the history, pushed or queued (the result says which), recorded for `bot train`."""
         async with self.acting_on(agent, key) as acting:
             session = acting.session
             if acting.holder is None:
@@ -216,25 +236,29 @@ class AgentDesk:
             asked = last_question(session.history)
             session.add("agent", text, max_history=self.config.sessions.max_history,
                         kind="agent", agent=agent)
-        reply = BotReply(text=text, kind="agent", handoff=True)
-        delivered = await self._send(request.app, session, reply)
+        delivered = await self.send(app, session, agent_message(text, agent))
         await acting.log(AGENT_REPLY_EVENT, {  # `bot train` learns from the pair
             "agent": agent, "delivered": delivered, "question": asked, "text": text})
-        return web.json_response({"delivered": delivered})
+        return delivered
 
     async def release(self, request: web.Request) -> web.Response:
         _, agent, key = await self._action(request)
-        async with self.acting_on(agent, key) as acting:
-            release(acting.session)
-        await acting.log(HANDOFF_RELEASED_EVENT, {"agent": agent})
-        text = self.config.handoff.returned_message if self.config.handoff else ""
-        delivered = None
-        if text:
-            delivered = await self._send(request.app, acting.session,
-                                         BotReply(text=text, kind=HANDBACK_KIND))
+        delivered = await self.hand_back(request.app, agent, key, HANDOFF_RELEASED_EVENT)
         return web.json_response({"id": key, "status": "bot", "delivered": delivered})
 
-    async def _send(self, app: web.Application, session: Session, reply: BotReply) -> str:
+    async def hand_back(self, app: web.Application, agent: str, key: str,
+                        event: str) -> str | None:
+        """``agent`` hands conversation ``key`` back to the bot (recorded as ``event``); the
+        customer gets ``handoff.returned_message``, if any (how it was delivered, else None)."""
+        async with self.acting_on(agent, key) as acting:
+            release(acting.session)
+        await acting.log(event, {"agent": agent})
+        text = self.config.handoff.returned_message if self.config.handoff else ""
+        if not text:
+            return None
+        return await self.send(app, acting.session, BotReply(text=text, kind=HANDBACK_KIND))
+
+    async def send(self, app: web.Application, session: Session, reply: BotReply) -> str:
         """Push ``reply`` to the user's channel, or queue it in the session."""
         deliver = app.get(DELIVER)
         if deliver is not None:
@@ -246,7 +270,8 @@ class AgentDesk:
         store = self.store()
         async with store.lock(session.key):
             fresh = await store.get(session.key, channel=session.channel, sender=session.sender)
-            queue(fresh, {"text": reply.text, "kind": reply.kind, "ts": time.time()})
+            queue(fresh, {"text": reply.text, "kind": reply.kind, "ts": time.time(),
+                          **({"agent": reply.agent} if reply.agent else {})})
             await store.save(fresh)
         return "queued"
 

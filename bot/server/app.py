@@ -16,6 +16,7 @@ from bot.errors import BadRequest, BotError, Forbidden, SessionError, StoreUnava
 from bot.runtime import BotRuntime
 from bot.server.agent_api import AgentDesk
 from bot.server.callers import SENDER_IDS
+from bot.server.desk import install_desk
 from bot.server.feedback import FeedbackRoute
 from bot.server.logs import RedactingFilter, request_context_middleware
 from bot.server.metrics import install_metrics
@@ -36,6 +37,7 @@ from channels.registry import (
 from channels.visitors import VISITOR_TOKENS, VisitorTokens
 from foundation.messages import BotReply, ReplyStream, UserMessage
 from foundation.settings import Where
+from retrieval.passages import Passage
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
@@ -133,6 +135,12 @@ def _escape(text: str) -> str:
             .replace('"', "&quot;"))
 
 
+def served_passages(app: web.Application) -> dict[str, Passage]:
+    """The served version's FAQ passages by id (the desk names what answers cited)."""
+    knowledge = app[PIPELINE].runtime.knowledge
+    return {p.id: p for p in knowledge.index.passages} if knowledge else {}
+
+
 async def push_reply(app: web.Application, channel: str, sender: str, reply: BotReply) -> bool:
     """Deliver an agent's message through the channel's ``push``; False if it has none."""
     push = can_push(app[CHANNELS].get(channel))
@@ -173,11 +181,16 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
 
     app.cleanup_ctx.append(lifecycle)
 
-    async def on_message(message: UserMessage) -> BotReply:
-        return await app[PIPELINE].handle(message)
+    agents = AgentDesk(bot.config, lambda: app[RUNTIME].store)  # /agent, REST outbox
+    agents.install(app, deliver=functools.partial(push_reply, app))
+    desk = install_desk(app, agents, functools.partial(served_passages, app))  # /desk
 
-    def on_stream(message: UserMessage) -> ReplyStream:
-        return app[PIPELINE].stream(message)
+    def on_stream(message: UserMessage) -> ReplyStream:  # the desk hears of handed-off turns
+        sender = app[SENDER_IDS].stored(message.channel, message.sender)
+        return desk.watch(f"{message.channel}:{sender}", app[PIPELINE].stream(message))
+
+    async def on_message(message: UserMessage) -> BotReply:
+        return await on_stream(message).result()
 
     routes: list[web.AbstractRouteDef] = [web.get("/health", health), web.get("/", index_page)]
     where = Where(str(bot.file), "channels")
@@ -189,8 +202,6 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
         channels[name] = channel
     install_channels(app, channels, cors_origins=bot.config.server.cors_origins)  # CORS, close
     routes.append(web.get("/webchat/widget.js", widget_script))  # the embeddable widget
-    AgentDesk(bot.config, lambda: app[RUNTIME].store).install(  # /agent, REST outbox
-        app, deliver=functools.partial(push_reply, app))
     FeedbackRoute(lambda: app[RUNTIME].store,  # POST /webhooks/rest/feedback
                   bot.config.channels).install(app)
     app.add_routes(routes)

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,6 +98,7 @@ class KeyedLocks:
         return len(self._locks)
 
 
+Scalar = str | float | int | bool | None
 _STATE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
@@ -229,6 +230,28 @@ class SQLiteSessionStore:
 
     async def sessions_where(self, path: str, values: Sequence[str]) -> list[Session]:
         return await asyncio.to_thread(self.sessions_where_sync, path, values)
+
+    def set_state_if_sync(self, key: str, expected: Mapping[str, Scalar],
+                          changes: Mapping[str, Scalar]) -> bool:
+        """Set ``changes`` (dotted ``state`` paths -> values) in the live session ``key`` only
+        while each path of ``expected`` holds its value (None: unset), in one statement: a
+        compare-and-set that holds across processes sharing the file. True when it did."""
+        for path in (*expected, *changes):
+            check_state_path(path, ["-"])
+        now = time.time()
+        sets = ", ".join("?, ?" for _ in changes)
+        tests = "".join(" AND json_extract(data, ?) IS ?" for _ in expected)
+        rows = self._run(
+            f"UPDATE sessions SET data = json_set(data, '$.updated_at', ?, {sets}),"
+            f" updated_at = ? WHERE key = ? AND updated_at >= ?{tests} RETURNING key",
+            (now, *(x for path, value in changes.items() for x in (f"$.state.{path}", value)),
+             now, key, now - self.ttl_seconds,
+             *(x for path, value in expected.items() for x in (f"$.state.{path}", value))))
+        return bool(rows)
+
+    async def set_state_if(self, key: str, expected: Mapping[str, Scalar],
+                           changes: Mapping[str, Scalar]) -> bool:
+        return await asyncio.to_thread(self.set_state_if_sync, key, expected, changes)
 
     async def get(self, key: str, *, channel: str, sender: str) -> Session:
         return await asyncio.to_thread(self.get_sync, key, channel=channel, sender=sender)

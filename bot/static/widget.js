@@ -124,6 +124,9 @@
     "  overflow-wrap: anywhere; }",
     ".user { background: var(--sb-color); color: var(--sb-text); margin-left: auto; }",
     ".bot { background: #f3f4f6; }",
+    ".agent { background: #ecfdf5; border: 1px solid #a7f3d0; }",
+    ".name { display: block; font-size: 12px; font-weight: 600; color: #065f46; }",
+    ".event { margin: 8px auto; max-width: 100%; padding: 2px 8px; text-align: center; font-size: 13px; color: #4b5563; }",
     ".error { background: #fef2f2; color: #991b1b; }",
     ".sources { margin-top: 6px; font-size: 13px; color: #374151; }",
     ".sources ul { margin: 2px 0 0; padding-left: 18px; } .sources a { color: inherit; }",
@@ -221,6 +224,9 @@
 
   function setHandoff(on) { handoff.hidden = !on; store.set("handoff", on); }
 
+  var agent = store.get("agent", null);  // the person answering, once one joined
+  function setAgent(name) { agent = name; store.set("agent", name); }
+
   function remember(item) {
     history.push(item);
     if (history.length > HISTORY_LIMIT) history = history.slice(-HISTORY_LIMIT);
@@ -228,11 +234,12 @@
   }
 
   function addMessage(item, save) {
-    var who = item.role === "user" ? "You" : item.role === "error" ? "Problem" : config.title;
+    var who = item.role === "user" ? "You" : item.role === "error" ? "Problem" :
+      item.role === "agent" ? item.agent || "Agent" : config.title;
     var node = el("div", { class: "msg " + item.role });
-    node.appendChild(el("span", { class: "sr-only" }, who + ": "));
-    var body = el("span", { class: "text" }, item.text);
-    node.appendChild(body);
+    if (item.role === "agent") node.appendChild(el("span", { class: "name" }, who));
+    else if (item.role !== "event") node.appendChild(el("span", { class: "sr-only" }, who + ": "));
+    node.appendChild(el("span", { class: "text" }, item.text));
     log.appendChild(node);
     if (item.citations && item.citations.length) addSources(node, item.citations);
     if (save) remember(item);
@@ -278,17 +285,26 @@
     var citations = (reply.citations || []).map(function (c) {
       return { passage_id: c.passage_id, title: c.title, source: c.source };
     });
-    var item = { role: "bot", text: reply.text, citations: citations };
-    if (current) {
+    var person = reply.agent;  // who wrote it (agent kinds)
+    var quiet = reply.kind === "handoff" && agent;  // "passed on to our team" while a person is here
+    var role = reply.kind === "agent" ? "agent" : /^agent_(joined|left)$/.test(reply.kind) ? "event" : "bot";
+    var item = { role: role, text: reply.text, citations: citations };
+    if (role === "agent") item.agent = person || agent;  // queued ones name nobody
+    if (current && (quiet || role !== "bot") &&
+        current.querySelector(".text").textContent === reply.text) {
+      current.remove();  // this reply's streamed text: shown in the person's style, or not at all
+      current = null;
+    }
+    if (current && !quiet) {
       current.querySelector(".text").textContent = reply.text;
       if (citations.length) addSources(current, citations);
       remember(item);
       current = null;
-    } else {
-      addMessage(item, true);
-    }
+    } else if (!quiet) addMessage(item, true);
     addButtons(reply.buttons);
-    if (reply.kind !== "agent") setHandoff(!!reply.handoff);  // "handback": the bot is back
+    if (reply.kind === "agent" || reply.kind === "agent_joined") setAgent(person || agent || "Agent");
+    else if (reply.kind === "agent_left" || !reply.handoff) setAgent(null);
+    setHandoff(!!reply.handoff && !agent);  // a person is here: no "being connected" banner
     log.setAttribute("aria-busy", "false");
     setStatus("");
   }

@@ -23,7 +23,7 @@ from bot.definition.config import BotDefinition, served_version
 from bot.errors import NotTrainedError, RetrievalError
 from bot.learning.decisions import learned_sources
 from bot.versions.explain import explain
-from bot.versions.measuring import Measured, entry_ids, measure, yardstick, yardstick_digest
+from bot.versions.measuring import Measured, Yardstick, entry_ids, measure, yardstick
 from bot.versions.store import (
     INFO,
     Scores,
@@ -70,16 +70,15 @@ def judge(candidate: Scores, served: Scores, margin: float) -> tuple[bool, str]:
     return True, "not worse than the served version"
 
 
-def served_scores(bot: BotDefinition, version: Version, answers: Path | None,
-                  tests: Path | None) -> Measured:
+def served_scores(version: Version, stick: Yardstick) -> Measured:
     """The served version on today's yardstick: remembered, or measured now."""
     known = version.scores
-    if known is not None and known.yardstick == yardstick_digest(answers, tests):
+    if known is not None and known.yardstick == stick.digest():
         remembered = Measured.load(version.folder, known)
         if remembered is not None:
             return remembered
     with tempfile.TemporaryDirectory(prefix="bot-served-") as tmp:
-        measured = measure(version_definition(version, Path(tmp)), answers, tests)
+        measured = measure(version_definition(version, Path(tmp)), stick)
     write_json(version.folder / INFO, {**version.info,
                                        "scores": dataclasses.asdict(measured.scores)})
     measured.save(version.folder)
@@ -112,19 +111,19 @@ def train_version(bot: BotDefinition, *, force: bool = False, gate: bool = True,
     if served is None:
         number = promote(bot, folder, {**info, "scores": None, "reason": "first version"})
         return Outcome("promoted", number, "first version: nothing to compare with", steps)
-    answers, tests = yardstick(bot)
+    stick = yardstick(bot)
     known = entry_ids(served.folder)
     try:
-        before = served_scores(bot, served, answers, tests)
+        before = served_scores(served, stick)
     except (NotTrainedError, RetrievalError) as exc:  # trained by an older release
-        after = measure(candidate, answers, tests, known=known)
+        after = measure(candidate, stick, known=known)
         after.save(folder)
         reason = (f"the served version {served_number} cannot run on this release ({exc}): "
                   "nothing to compare with")
         number = promote(bot, folder, {**info, "scores": dataclasses.asdict(after.scores),
                                        "reason": reason, "previous": served_number})
         return Outcome("promoted", number, reason, steps, after.scores)
-    after = measure(candidate, answers, tests, known=known)
+    after = measure(candidate, stick, known=known)
     after.save(folder)
     ok, reason = judge(after.scores, before.scores, bot.config.versions.gate.margin)
     if not ok and gate:

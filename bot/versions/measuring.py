@@ -1,5 +1,6 @@
-"""A version on the gate's yardstick: the held-out questions and the conversation tests, with
-what it answered to each, so that a refusal can say what got worse (:mod:`.explain`).
+"""A version on the gate's yardstick: the held-out questions, the review marks and the
+conversation tests, with what it answered to each, so that a refusal can say what got worse
+(:mod:`.explain`).
 
 The details of a measurement are kept in the version's folder (``gate.json``) beside its
 scores (``version.json``); they compare only on the same yardstick (its digest).
@@ -32,6 +33,7 @@ from bot.evaluation.conversations import (
     load_conversations,
     run_conversations,
 )
+from bot.learning.marks import load_marks
 from bot.runtime import BotRuntime
 from bot.versions.store import Scores, write_json
 from foundation.messages import BotReply
@@ -73,20 +75,41 @@ class Measured:
         return cls(scores, dict(data.get("answers") or {}), dict(data.get("tests") or {}))
 
 
-def yardstick(bot: BotDefinition) -> tuple[Path | None, Path | None]:
-    """The held-out question file and the conversation-test folder, where they exist."""
+@dataclass(frozen=True)
+class Yardstick:
+    """What versions are measured on: held-out questions, review marks, conversation tests
+    (each None where the bot has none)."""
+
+    answers: Path | None
+    tests: Path | None
+    marks: Path | None = None
+
+    def digest(self) -> str:
+        files = [f for f in (self.answers, self.marks) if f] + \
+            (sorted(self.tests.glob("*.y*ml")) if self.tests else [])
+        return digest([[f.name, f.read_text(encoding="utf-8")] for f in files])
+
+    def cases(self) -> list[AnswerCase]:
+        """The held-out questions, then one per review mark that says what is right."""
+        cases = load_answer_cases(self.answers) if self.answers else []
+        for n, mark in enumerate(load_marks(self.marks) if self.marks else []):
+            if mark.expected:
+                note = f"marked {mark.mark}" + (f" by {mark.by}" if mark.by else "")
+                cases.append(AnswerCase(f"mark-{n + 1}", (mark.question,), (mark.expected,),
+                                        note))
+        return cases
+
+
+def yardstick(bot: BotDefinition) -> Yardstick:
+    """The bot's held-out questions, review marks and conversation tests, where they exist."""
     gate = bot.config.versions.gate
     answers = bot.path(gate.answers) if gate.answers else bot.root / DEFAULT_ANSWERS
     if gate.answers and not answers.is_file():
         raise BotError(f"versions.gate.answers: no such file: {bot.shown(answers)}")
-    tests = bot.path(gate.tests)
-    return (answers if answers.is_file() else None,
-            tests if tests.is_dir() and any(tests.glob("*.y*ml")) else None)
-
-
-def yardstick_digest(answers: Path | None, tests: Path | None) -> str:
-    files = ([answers] if answers else []) + (sorted(tests.glob("*.y*ml")) if tests else [])
-    return digest([[f.name, f.read_text(encoding="utf-8")] for f in files])
+    tests, marks = bot.path(gate.tests), bot.path(gate.marks)
+    return Yardstick(answers if answers.is_file() else None,
+                     tests if tests.is_dir() and any(tests.glob("*.y*ml")) else None,
+                     marks if marks.is_file() else None)
 
 
 def entry_ids(artefacts: Path) -> set[str]:
@@ -114,7 +137,7 @@ def _shown(reply: BotReply | None) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
-def measure(bot: BotDefinition, answers: Path | None, tests: Path | None, *,
+def measure(bot: BotDefinition, stick: Yardstick, *,
             known: set[str] | None = None) -> Measured:
     """Ask the held-out questions and run the conversation tests against ``bot`` (its
     artefacts as they are), with a throw-away session store.
@@ -123,8 +146,8 @@ def measure(bot: BotDefinition, answers: Path | None, tests: Path | None, *,
     answers, answered with entries that are new in ``bot``, counts as abstained, and a
     conversation test step expecting the bot to abstain that such an entry answers does not
     fail: the yardstick was written before that knowledge existed."""
-    cases = load_answer_cases(answers) if answers else []
-    conversations = load_conversations(tests) if tests else []
+    cases = stick.cases()
+    conversations = load_conversations(stick.tests) if stick.tests else []
     links = {i.name: i.faq for i in bot.config.intents if i.faq}
     new = entry_ids(bot.artefacts_dir) - known if known is not None else set()
 
@@ -172,5 +195,5 @@ def measure(bot: BotDefinition, answers: Path | None, tests: Path | None, *,
     right, wrong, abstained = _shares(outcomes) if cases else (None, None, None)
     failures = failed(report)
     scores = Scores(right, wrong, abstained, len(cases), len(conversations), tuple(failures),
-                    yardstick_digest(answers, tests))
+                    stick.digest())
     return Measured(scores, answered, failures)

@@ -33,6 +33,7 @@ from retrieval.embedder import SentenceEmbedder
 from ..conftest import FAQ_YAML, REPO, MakeBot
 
 AGENT_TOKEN = "agent-secret-token-123"
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"  # handoff.agents' defaults
 
 
 def backend_module() -> ModuleType:
@@ -151,8 +152,8 @@ channels:
 handoff:
   agent_token: ${TEST_AGENT_TOKEN}
   agents:
-    alice: alice-token-0123456789
-    bob: bob-token-0123456789
+    alice: ${TEST_ALICE_TOKEN:-alice-token-0123456789}
+    bob: ${TEST_BOB_TOKEN:-bob-token-0123456789}
   negative_streak: 2
   offer_after: 2
   fallback_streak: 3
@@ -253,9 +254,6 @@ def sayer(client: TestClient, sender: str) -> Callable[[str], Any]:  # type: ign
         return dict(reply)
 
     return say
-
-
-ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"
 
 
 def auth(token: str = AGENT_TOKEN) -> dict[str, str]:

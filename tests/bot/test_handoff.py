@@ -130,7 +130,8 @@ async def test_agent_api_is_disabled_without_a_token(
         make_bot: MakeBot, monkeypatch: pytest.MonkeyPatch, backend: str,
         embedder: SentenceEmbedder) -> None:
     bot_yaml = DIALOGUE_BOT.replace("  agent_token: ${TEST_AGENT_TOKEN}\n", "").replace(
-        "  agents:\n    alice: alice-token-0123456789\n    bob: bob-token-0123456789\n", "")
+        "  agents:\n    alice: ${TEST_ALICE_TOKEN:-alice-token-0123456789}\n"
+        "    bob: ${TEST_BOB_TOKEN:-bob-token-0123456789}\n", "")
     runtime = runtime_for(make_dialogue_bot(make_bot, monkeypatch, backend, bot_yaml=bot_yaml),
                           embedder, FakeAnalyzer())
     client = await client_for(runtime)

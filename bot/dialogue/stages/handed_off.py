@@ -16,7 +16,7 @@ async def handed_off(turn: Turn, parts: Parts) -> BotReply | None:
     if queued is not None:
         return BotReply(text=queued, kind="agent", handoff=True)
     state = session.state["handoff"]
-    first = not state.get("notified")
+    first = not state.get("notified") and state.get("status") == "waiting"  # no person yet
     state["notified"] = True
     settings = parts.config.handoff
     if settings is None:

@@ -1,0 +1,43 @@
+"""The desk: the people behind the bot answer handed-off conversations at ``/desk``.
+
+- :mod:`~bot.server.desk.signins`: credentials (``handoff.agents``) and sign-ins
+- :mod:`~bot.server.desk.access`: sign-in page, the desk page, session and CSRF checks
+- :mod:`~bot.server.desk.inbox`: queues, transcript, take / reply / release / resolve / note
+- :mod:`~bot.server.desk.transcript`: history, citations, decisions and notes, in order
+- :mod:`~bot.server.desk.hub`: live updates over a WebSocket
+
+docs/desk.md describes it for users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from bot.server.agent_api import AgentDesk
+from bot.server.desk.access import DESK_TITLE, ROUTES, SIGN_INS
+from bot.server.desk.hub import DeskHub
+from bot.server.desk.inbox import Inbox
+from bot.server.desk.signins import SignIns
+from retrieval.passages import Passage
+
+DESK_HUB: web.AppKey[DeskHub] = web.AppKey("desk_hub", DeskHub)
+
+
+def install_desk(app: web.Application, api: AgentDesk,
+                 passages: Callable[[], Mapping[str, Passage]]) -> DeskHub:
+    """Add the desk's routes to ``app`` over ``api``'s conversation rules; ``passages``:
+    the served FAQ's passages by id (read at request time). Returns the hub that customer
+    turns report to (:meth:`DeskHub.watch`)."""
+    handoff = api.config.handoff
+    hub = DeskHub()
+    app[DESK_HUB] = hub
+    app[DESK_TITLE] = api.config.name
+    app[SIGN_INS] = SignIns(dict(handoff.agents) if handoff else {}, api.store)
+    app.add_routes([*ROUTES, *Inbox(api, hub, passages).routes()])
+    app.on_shutdown.append(hub.close)
+    return hub
+
+
+__all__ = ["DESK_HUB", "DeskHub", "install_desk"]
