@@ -6,35 +6,38 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.definition.config import BotConfig
 from channels.registry import channel_settings
 from foundation.settings import Secret, Where
 
-_SECRET_FIELD = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
+SECRET_FIELD = re.compile(r"token|secret|password|api_key|agents", re.IGNORECASE)
+
+
+def config_strings(value: Any, *, secret: bool = False) -> Iterator[tuple[str, bool]]:
+    """Every string inside a config value (dataclasses, the values of maps, lists), and
+    whether it is secret: a :class:`~foundation.settings.Secret` (it came from ``${ENV}``)
+    or held, at any depth, by a dataclass field whose name says so (``token``, ``secret``,
+    ``password``, ``api_key``, ``agents``)."""
+    if isinstance(value, str):
+        yield value, secret or isinstance(value, Secret)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from config_strings(getattr(value, f.name),
+                                      secret=secret or bool(SECRET_FIELD.search(f.name)))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from config_strings(item, secret=secret)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from config_strings(item, secret=secret)
 
 
 def collect_secrets(value: Any) -> set[str]:
-    """Every :class:`~foundation.settings.Secret` (a value that came from ``${ENV}``)
-    inside a config value (dataclasses, maps, lists), and every non-empty string of a
-    dataclass field whose name says it is one (``token``, ``secret``, ``password``)."""
-    if isinstance(value, Secret):
-        return {str(value)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        found: set[str] = set()
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if isinstance(item, str) and item and _SECRET_FIELD.search(f.name):
-                found.add(item)
-            found |= collect_secrets(item)
-        return found
-    if isinstance(value, Mapping):
-        return set().union(*(collect_secrets(v) for v in value.values()))
-    if isinstance(value, list | tuple):
-        return set().union(*(collect_secrets(v) for v in value))
-    return set()
+    """The secret strings inside a config value (:func:`config_strings`), empty ones aside."""
+    return {text for text, secret in config_strings(value) if secret and text}
 
 
 def bot_secrets(config: BotConfig) -> set[str]:
@@ -42,8 +45,6 @@ def bot_secrets(config: BotConfig) -> set[str]:
     anywhere in the config (channel settings included), API and agent tokens, ``mask_env``
     variables."""
     found = collect_secrets(config) | set(config.security.api_tokens)
-    if config.handoff is not None:  # each agent's own token
-        found |= set(config.handoff.agents.values())
     for name, raw in config.channels.items():  # raw YAML until now: build each one's settings
         found |= collect_secrets(channel_settings(name, raw, Where("bot.yaml", "channels")))
     found.update(os.environ[n] for n in config.security.mask_env if os.environ.get(n))

@@ -8,14 +8,14 @@ data that is not the user's own or the bot's published contact data.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from adapters.engines.prompting import system_prompt
 from bot.definition.config import BotConfig
+from bot.definition.secrets import config_strings
 from bot.sessions.redaction import find_pii, pii_values, redact
 
 WINDOW = 8
@@ -122,26 +122,10 @@ class ReplyCheck:
     problems: tuple[str, ...] = ()
 
 
-_SECRET_FIELD = re.compile(r"token|secret|password|api_key|agents", re.IGNORECASE)
-
-
 def bot_texts(*sections: object) -> list[str]:
     """Every string the bot's YAML gives it to say in ``sections`` (responses, form
-    prompts, handoff and dialogue messages; fields named like secrets are left out)."""
-    found: list[str] = []
-    pending: list[object] = list(sections)
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            found.append(value)
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            pending.extend(getattr(value, f.name) for f in dataclasses.fields(value)
-                           if not _SECRET_FIELD.search(f.name))
-        elif isinstance(value, Mapping):
-            pending.extend(value.values())
-        elif isinstance(value, list | tuple):
-            pending.extend(value)
-    return found
+    prompts, handoff and dialogue messages), its secrets left out."""
+    return [text for text, secret in config_strings(sections) if not secret]
 
 
 class ReplyGuard:
