@@ -30,7 +30,13 @@ from adapters.engines.adapter_store import adapter_artifact, read_manifest
 from adapters.engines.base_model import base_fingerprint, load_base_model
 from adapters.errors import ModelError
 from adapters.settings import LoraSettings, ModelSettings, Persona
-from adapters.training.training_cost import ModelShape, available_gb, expected_cost
+from adapters.training.training_cost import (
+    REMEASURE_AFTER,
+    ModelShape,
+    available_gb,
+    expected_cost,
+    remeasured,
+)
 from adapters.training.training_data import (
     Example,
     TaughtAnswer,
@@ -277,7 +283,8 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
                          "model.lora.micro_batch_tokens")
     if progress:
         tqdm.write(f"LoRA adapter: {total} steps on {len(data)} examples, expect about "
-                   f"{seconds / 60:.0f} min and {memory:.1f} GB")
+                   f"{seconds / 60:.0f} min and {memory:.1f} GB (measured again after "
+                   f"{REMEASURE_AFTER} steps)")
     top = lora.top_layers
     layers = list(range(blocks - top, blocks)) if top is not None and top < blocks else None
     peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
@@ -327,6 +334,8 @@ def train_adapter(job: AdapterJob, index: FaqIndex, embedder: Embedder, *,
             })
         if on_step is not None:
             on_step(step + 1, losses[-1])
+        if progress and step + 1 == start + REMEASURE_AFTER < total:
+            tqdm.write(remeasured(total - step - 1, now - started, REMEASURE_AFTER, seconds))
     bar.close()
     model.eval()
     seconds = time.perf_counter() - started

@@ -20,6 +20,7 @@ from adapters.settings import LoraSettings
 # the process without the model, float32 bytes of logits per micro-batch token and
 # vocabulary entry, and bytes of activations per micro-batch token, width and adapted block.
 SECONDS_PER_MAC = 8e-12
+REMEASURE_AFTER = 5  # steps after which the estimate is redone from the time they took
 PROCESS_GB, LOGIT_BYTES, ACTIVATION_BYTES = 1.0, 12.0, 88.0
 
 
@@ -70,3 +71,12 @@ def available_gb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def remeasured(left: int, elapsed: float, done: int, estimated: float) -> str:
+    """The estimate redone from ``done`` steps that took ``elapsed`` seconds on this machine
+    as loaded now (the first one included: it pays the warm-up), beside the first one."""
+    per_step = elapsed / max(1, done)
+    return (f"LoRA adapter: {per_step:.1f} s a step on this machine now: about "
+            f"{left * per_step / 60:.0f} min more (estimated {estimated / 60:.0f} min in all "
+            "before starting)")

@@ -26,7 +26,7 @@ from adapters.training.lora_training import (
     micro_batches,
     needs_training,
 )
-from adapters.training.training_cost import ModelShape, expected_cost
+from adapters.training.training_cost import ModelShape, expected_cost, remeasured
 from adapters.training.training_data import build_examples, encode, with_history
 from bot.build import adapter_job, build_index, example_options, train_adapter
 from bot.definition.config import BotDefinition, ModelSettings
@@ -293,3 +293,9 @@ def test_trained_adapter_serves_and_other_base_is_refused(
     with pytest.raises(ModelError, match="trained for base model 'other-model'"):
         model.add_adapter("foreign", foreign)
     assert "foreign" not in model.adapters
+
+
+def test_the_estimate_is_redone_from_the_steps_measured() -> None:
+    line = remeasured(left=90, elapsed=10.0, done=5, estimated=600.0)
+    assert line == ("LoRA adapter: 2.0 s a step on this machine now: about 3 min more "
+                    "(estimated 10 min in all before starting)")
