@@ -23,7 +23,7 @@ from channels.http import (
     sender_id,
 )
 from channels.registry import OnMessage, OnStream
-from channels.visitors import Visitor, own_sender
+from channels.visitors import Visitor, own_sender, visitor_metadata
 from foundation.messages import UserMessage
 
 __all__ = ["MAX_SENDER_CHARS", "RestChannel", "RestSettings", "answer_request", "sender_id"]
@@ -40,11 +40,14 @@ class RestSettings:
 async def answer_request(request: web.Request, *, channel: str, on_message: OnMessage,
                          visitor: Visitor | None = None) -> web.Response:
     """Answer one ``{"sender", "message", "metadata"?}`` request as ``[reply]`` JSON
-    (with a ``visitor``, the sender is the visitor's and the body may omit it)."""
+    (with a ``visitor``, the sender is the visitor's and the body may omit it, and only its
+    token says who the customer is)."""
     data = await read_json(request)
     if visitor is not None:
         data = {**data, "sender": own_sender(visitor, data.get("sender"))}
     sender, text, metadata = message_fields(data)
+    if visitor is not None:
+        metadata = visitor_metadata(visitor, metadata)
     reply = await on_message(UserMessage(sender=sender, text=text,  # type: ignore[arg-type]
                                          channel=channel, metadata=metadata))
     return web.json_response([reply.to_dict(recipient_id=sender)])

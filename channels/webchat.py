@@ -14,6 +14,11 @@ carries the visitor's session token from ``POST /webhooks/webchat/session``
 at ``/`` and the widget on that page share it; the widget keeps the token in the page's
 ``localStorage``. Browsers may call these
 endpoints only from ``allowed_origins`` (and ``server.cors_origins``).
+
+With ``identity_secret: ${ENV}``, the host site may say who its signed-in customer is: the
+widget's ``data-user-id``, ``data-user-hash`` (the hex HMAC-SHA256 of the id under that
+secret, computed by the site's server) and ``data-user-*`` attributes go to ``/session``
+(:mod:`channels.visitors`); a forged or unsigned identity is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from aiohttp import web
 from channels.cors import origins_problem
 from channels.registry import OnMessage, OnStream
 from channels.rest import answer_request
-from channels.visitors import session_route, visitor_of
+from channels.visitors import identity_secret_problem, session_route, visitor_of
 from channels.websocket import SocketHub, WebSocketSettings
 from foundation.checks import check
 from foundation.messages import BotReply
@@ -45,12 +50,14 @@ class WebChatSettings:
 
     title: str = "Chat with us"
     greeting: str = "Hi! How can I help you today?"
+    greeting_identified: str = "Hi {name}! How can I help you today?"  # {name}: the customer's
     placeholder: str = "Type your question…"
     color: str = check(hex_color, default="#1d4ed8")
     text_color: str = check(hex_color, default="#ffffff")
     position: Literal["right", "left"] = "right"
     streaming: bool = True  # False: the widget uses plain HTTP only
     allowed_origins: tuple[str, ...] = check(origins_problem, default=())
+    identity_secret: str | None = check(identity_secret_problem, default=None)  # signed customers
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
 
 
@@ -69,14 +76,17 @@ class WebChatChannel:
 
     def routes(self, prefix: str) -> list[web.AbstractRouteDef]:
         return [web.get(f"{prefix}/config", self.config), web.post(prefix, self.receive),
-                web.get(f"{prefix}/ws", self.hub.handle), session_route(prefix, self.name)]
+                web.get(f"{prefix}/ws", self.hub.handle),
+                session_route(prefix, self.name, self.settings.identity_secret)]
 
     async def config(self, request: web.Request) -> web.Response:
         s = self.settings
         return web.json_response({
             "title": s.title, "greeting": s.greeting, "placeholder": s.placeholder,
+            "greeting_identified": s.greeting_identified,
             "color": s.color, "text_color": s.text_color, "position": s.position,
-            "streaming": s.streaming}, headers={"Cache-Control": "no-cache"})
+            "streaming": s.streaming, "identities": bool(s.identity_secret)},
+            headers={"Cache-Control": "no-cache"})
 
     async def receive(self, request: web.Request) -> web.Response:
         visitor = visitor_of(request, self.name)

@@ -31,7 +31,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from channels.boundary import parse_json
 from channels.http import message_fields
 from channels.registry import OnMessage, OnStream
-from channels.visitors import Visitor, own_sender, session_route, visitor_of
+from channels.visitors import (
+    Visitor,
+    own_sender,
+    session_route,
+    visitor_metadata,
+    visitor_of,
+)
 from foundation.checks import between, check, positive
 from foundation.errors import BotError, ChannelError
 from foundation.messages import BotReply, UserMessage
@@ -112,7 +118,8 @@ class SocketHub:
             return
         try:
             queue.put_nowait(UserMessage(sender=sender, text=message,  # type: ignore[arg-type]
-                                         channel=self.channel, metadata=metadata))
+                                         channel=self.channel,
+                                         metadata=visitor_metadata(visitor, metadata)))
         except asyncio.QueueFull:
             await self._error(ws, f"too many messages waiting (limit {queue.maxsize}); "
                                   "wait for the replies")

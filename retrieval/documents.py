@@ -53,7 +53,10 @@ _EXTENDS_KEYS = {"extends", "alternatives"}
 # How free text is chunked, notes stripped, Markdown cleaned and ids made: a change rebuilds
 # the index. 3: Markdown front matter, Liquid/Hugo tags, bold, HTML tags and Q:/A: labels.
 # 4: HTML headings nest by level (an h2 after an h2 is its sibling), so such pages' ids change.
-CHUNKING_RULES = 4
+# 5: Word headings nest as HTML's do (a "Heading 2" after a "Heading 2" is its sibling); PDF
+# pages are cut at the outline's headings printed on them; a page's h1 that repeats its
+# title before the site's name ("Cards | Acme help") is not repeated in passages' titles.
+CHUNKING_RULES = 5
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from retrieval.sentences import PARAGRAPH_BREAK, Sentence, join_sentences, split
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _INTERNAL = re.compile(r"[\s>*_]*internal(?:\s+notes?)?[*_]*\s*:", re.IGNORECASE)
 TITLE_SEPARATOR = " > "  # between a document's title and the headings above a passage
+_SITE_NAME = re.compile(r"\s+[|\-\u2013\u2014\u00b7]\s+")  # "Cards | Acme help", "Cards - Acme"
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,11 @@ def _heading_slugs(section: Section, document: str) -> list[str]:
 
 def _title(title: str, headings: Sequence[str]) -> str:
     """A passage's title: the document's, then its headings (a first heading that repeats
-    the document's title is not repeated)."""
+    the document's title, or its part before the site's name, is not repeated: "Cards |
+    Acme help" and "Cards")."""
     parts = [h.strip() for h in headings if h.strip()]
-    if parts and parts[0].casefold() == title.strip().casefold():
+    if parts and parts[0].casefold() in {
+            title.strip().casefold(), _SITE_NAME.split(title.strip(), 1)[0].casefold()}:
         parts.pop(0)
     return TITLE_SEPARATOR.join([title.strip(), *parts] if title.strip() else parts)
 

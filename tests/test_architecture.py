@@ -19,8 +19,8 @@ FLOORS = {
     "bot": {"channels", "adapters", "retrieval", "foundation"},
 }
 # docs/architecture.md, "Inside bot/": each part may import the parts before it, never after.
-BOT_PARTS = ("errors", "definition", "sessions", "dialogue", "learning", "build", "runtime",
-             "server", "evaluation", "versions", "commands", "cli", "__main__")
+BOT_PARTS = ("errors", "definition", "sessions", "dialogue", "learning", "insights", "build",
+             "runtime", "server", "evaluation", "versions", "commands", "cli", "__main__")
 # docs/architecture.md, "Inside adapters/": the rooms, each importing only those before it.
 ADAPTER_ROOMS = ("errors", "settings", "engines", "training", "classifiers", "answering")
 

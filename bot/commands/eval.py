@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}_report.json").write_text(json.dumps(report.to_dict(), indent=2))
         picture = plot_confusion(report, out / f"{name}_confusion.png", title=title)
-        print(f"wrote {out / f'{name}_report.json'} and {picture}\n")
+        print(f"wrote {out / f'{name}_report.json'}, {picture} and "
+              f"{picture.with_suffix('.svg')}\n")
     return 0
 
 
@@ -99,9 +100,15 @@ def _answers(bot: BotDefinition, path: Path, *, out: Path) -> None:
         asyncio.run(runtime.close())
     print(format_summary(summary, title=f"Answers to {path}"), end="\n\n")
     out.mkdir(parents=True, exist_ok=True)
+    threshold = summary["threshold"]
+    if threshold is None and bot.config.faq is not None:
+        threshold = bot.config.faq.answer_threshold
+    summary["threshold"] = threshold
     (out / "answers.json").write_text(json.dumps(summary, indent=2))
-    plot_risk_coverage(summary["risk_coverage"], out / "risk_coverage.png")
-    print(f"wrote {out / 'answers.json'} and {out / 'risk_coverage.png'}\n")
+    pictures = plot_risk_coverage(summary["risk_coverage"], out / "risk_coverage.png",
+                                  title=f"{bot.config.name}: risk and coverage on {path.name}",
+                                  threshold=threshold)
+    print(f"wrote {out / 'answers.json'}, " + " and ".join(str(p) for p in pictures) + "\n")
 
 
 def _generation(bot: BotDefinition, *, limit: int | None, out: Path) -> None:

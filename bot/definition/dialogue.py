@@ -117,6 +117,16 @@ def agent_credentials(agents: Mapping[str, str]) -> str | None:
 
 
 @dataclass(frozen=True)
+class AssignmentSettings:
+    """Who gets a new handoff: nobody (``off``: a shared waiting queue), or an agent online
+    in the desk, in turn (``round_robin``) or holding the fewest (``least_busy``), each
+    holding at most ``chat_limit`` conversations (0: no limit)."""
+
+    mode: Literal["off", "round_robin", "least_busy"] = "off"
+    chat_limit: int = check(between(0, 1000), default=5)
+
+
+@dataclass(frozen=True)
 class HandoffSettings:
     """When the bot passes a conversation to a person, and what it says then."""
 
@@ -124,6 +134,8 @@ class HandoffSettings:
     # desk's sign-in (bot/server/desk/)
     agents: dict[str, str] = field(default_factory=dict, metadata={
         "checks": (agent_credentials,)})
+    # agents who also see the lead's pages: /desk/review and /desk/dashboard (docs/lead.md)
+    leads: tuple[str, ...] = ()
     agent_token: str | None = None  # one token shared by every agent (acts as "agent")
     intent: str = "human_agent"  # asking for a person
     negative_streak: int = check(between(0, 100), default=3)  # 0: never
@@ -141,6 +153,13 @@ class HandoffSettings:
     offer: str = "Would you like to talk to a person?"
     offer_button: str = "Talk to a person"
     summary_messages: int = check(between(1, 50), default=5)
+    assignment: AssignmentSettings = field(default_factory=AssignmentSettings)  # the desk's
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.leads if name not in self.agents]
+        if unknown:
+            raise ValueError(f"leads: {', '.join(map(repr, unknown))} must be names of "
+                             f"handoff.agents (known: {', '.join(self.agents) or 'none'})")
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,6 @@ class DialogueSettings:
     seed: int | None = None  # fixes the choice among response variations
 
 
-__all__ = ["ActionDefinition", "Button", "DialogueSettings", "FormDefinition",
+__all__ = ["ActionDefinition", "AssignmentSettings", "Button", "DialogueSettings", "FormDefinition",
            "HandoffSettings", "Reply", "Response", "SlotDefinition",
            "valid_regex"]

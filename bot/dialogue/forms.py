@@ -129,14 +129,19 @@ class FormRunner:
 
     async def start(self, session: Session, name: str,
                     entities: Sequence[Entity] = ()) -> FormReply:
-        """Start form ``name``; ``entities`` (of the message that started it) fill the slots
-        that name them."""
+        """Start form ``name``; a verified customer's attributes (``session.state["user"]``)
+        fill the slots of the same name, and ``entities`` (of the message that started it)
+        the slots that name them."""
         form = self.forms[name]
         session.state[FORM_KEY] = {"name": name, "slot": None, "attempts": 0, "filled": []}
+        known = session.state.get("user") or {}
         wanted = {s.entity: s for s in form.slots if s.entity}
-        for entity in (e for e in entities if e.name in wanted):
-            slot = wanted[entity.name]
-            parsed = parse_slot(slot, entity.value, [entity])
+        given: list[tuple[SlotDefinition, str, list[Entity]]] = [
+            (s, v, [Entity(s.type, v, 0, len(v), v)]) for s in form.slots  # as if typed
+            if (v := str(known.get(s.name) or ""))]
+        given += [(wanted[e.name], e.value, [e]) for e in entities if e.name in wanted]
+        for slot, value, found in given:
+            parsed = parse_slot(slot, value, found)
             if parsed.ok and slot.validate is None:
                 self._set(session, slot, parsed.value)
         return await self.advance(session)

@@ -1,7 +1,8 @@
 """Human handoff: the session state that marks it, its triggers, and the agent's summary.
 
 ``session.state["handoff"]`` holds ``status`` (``waiting`` until an agent takes it, then
-``active``), ``reason``, ``since`` and ``agent``. While it is set the router stays silent (a
+``active``; ``released`` once the bot is back, kept so the agent API can list it), ``reason``,
+``since`` and ``agent``. While it is set the router stays silent (a
 short note). Agent messages the user's channel could not take at once wait in
 ``session.state["outbox"]``. The summary is extractive (no model): intents seen, slots, FAQ
 topics cited and the last user messages.
@@ -46,8 +47,14 @@ def take(session: Session, agent: str) -> None:
 
 
 def release(session: Session) -> None:
-    """Hand the conversation back to the bot, with fresh trigger counters."""
-    for key in (HANDOFF_KEY, MISSES_KEY, FRUSTRATION_KEY):
+    """Hand the conversation back to the bot, with fresh trigger counters; the handoff is
+    kept as ``released`` (who, why, when) until the next one."""
+    state = session.state.get(HANDOFF_KEY)
+    if isinstance(state, dict):
+        state.update(status="released", released_at=time.time())
+        for key in ("notified", "taken_at"):
+            state.pop(key, None)
+    for key in (MISSES_KEY, FRUSTRATION_KEY):
         session.state.pop(key, None)
 
 

@@ -12,10 +12,20 @@ from bot.definition.config import BotConfig
 from bot.dialogue.router import Router
 from bot.errors import TurnTimeout, library_errors
 from bot.sessions.store import Session, SessionStore
+from channels.visitors import IDENTITY
 from foundation.messages import BotReply, ReplyStream, UserMessage, cleaned
 
 log = logging.getLogger(__name__)
 ReplyCheck = Callable[[Session, BotReply], Awaitable[BotReply]]
+
+
+def remember_identity(session: Session, message: UserMessage) -> None:
+    """Keep a verified customer's attributes (the ``identity`` metadata, which a channel
+    sets only from a signed identity) as ``session.state["user"]``: templates see them as
+    ``user``, forms skip the slots they fill, and the desk shows them."""
+    identity = message.metadata.get(IDENTITY)
+    if isinstance(identity, dict) and identity.get("id"):
+        session.state["user"] = {str(k): str(v) for k, v in identity.items()}
 
 
 class DialogueManager:
@@ -54,6 +64,7 @@ class DialogueManager:
                 async with asyncio.timeout(limit), self.store.lock(key):
                     session = await self.store.get(key, channel=message.channel,
                                                    sender=message.sender)
+                    remember_identity(session, message)
 
                     async def record(reply: BotReply) -> BotReply:
                         self._record(session, message, reply)

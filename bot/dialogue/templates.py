@@ -4,8 +4,9 @@ Rendering uses the sandbox of :mod:`bot.definition.templates`; a failing or unsa
 template raises :class:`~bot.errors.TemplateError`.
 
 Variables: every slot by name and as ``slots``, ``sender``, ``channel``, ``today`` (ISO date),
-``bot_name``, and whatever the caller adds (``result`` after an action, ``reason`` when
-re-asking, ``first``/``second`` when clarifying).
+``bot_name``, ``user`` (a verified customer's attributes: ``user.name``, ``user.email``...;
+empty for anonymous visitors), and whatever the caller adds (``result`` after an action,
+``reason`` when re-asking, ``first``/``second`` when clarifying).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from foundation.settings import Where
 def session_context(session: Session, **extra: Any) -> dict[str, Any]:
     """The variables a template sees for ``session`` (``extra`` wins over slots)."""
     return {**session.slots, "slots": dict(session.slots), "sender": session.sender,
-            "channel": session.channel, "today": dt.date.today().isoformat(), **extra}
+            "channel": session.channel, "today": dt.date.today().isoformat(),
+            "user": dict(session.state.get("user") or {}), **extra}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.evaluation.conversations import abstained
+from bot.insights.svg import risk_coverage_chart
 from bot.runtime import BotRuntime
 from bot.server.pipeline import TurnPipeline
 from foundation.messages import BotReply, UserMessage
@@ -151,6 +152,9 @@ def summarise(cases: Sequence[AnswerCase], replies: Sequence[BotReply],
          "got": [sorted(a) for a in answered_with(r, links)], "kind": r.kind, "outcome": o}
         for c, r, o in zip(cases, replies, results, strict=True) if o in ("wrong", "partial")]
     summary["risk_coverage"] = risk_coverage(results, replies)
+    summary["threshold"] = next((r.decision["threshold"] for r in replies if r.decision
+                                 and isinstance(r.decision.get("threshold"), int | float)),
+                                None)  # the answer decision's; None: the FAQ's own bar
     return summary
 
 
@@ -174,22 +178,37 @@ def score_cases(runtime: BotRuntime, cases: Sequence[AnswerCase]) -> dict[str, A
     return summarise(cases, replies, links)
 
 
-def plot_risk_coverage(points: Sequence[Sequence[float]], path: Path) -> None:
+def plot_risk_coverage(points: Sequence[Sequence[float]], path: Path, *, title: str,
+                       threshold: float | None = None) -> list[Path]:
+    """The risk-coverage curve as ``path`` (PNG) and beside it as SVG, titled, with the
+    bot's own operating point (its last point: every answer it gives at its threshold)
+    marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(5, 4))
-    axes.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    axes.plot([p[0] for p in points], [p[1] for p in points], marker=".",
+              label="answering only above a rising bar")
+    x, y = points[-1]
+    label = "this bot" + (f" (threshold {threshold:g})" if threshold is not None else "")
+    axes.plot([x], [y], marker="o", markersize=11, fillstyle="none", color="tab:red",
+              linestyle="none", label=f"{label}: answers {x:.0%}, wrong {y:.1%}")
+    axes.set_title(title)
     axes.set_xlabel("answered (share of questions)")
     axes.set_ylabel("answered wrongly (share of questions)")
     axes.set_xlim(0, 1)
-    axes.set_ylim(0, max(0.1, max(p[1] for p in points) * 1.1))
+    axes.set_ylim(0, max(0.1, max(p[1] for p in points) * 1.15))
     axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    svg = path.with_suffix(".svg")
+    svg.write_text(risk_coverage_chart(points, title=title, threshold=threshold),
+                   encoding="utf-8")
+    return [path, svg]
 
 
 def format_summary(summary: dict[str, Any], *, title: str) -> str:

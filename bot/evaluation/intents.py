@@ -28,6 +28,7 @@ from adapters.classifiers.intents import (
 )
 from bot.definition.config import BotDefinition
 from bot.errors import BotError, ConfigError
+from bot.insights.svg import confusion_chart
 from retrieval.embedder import Embedder
 
 LABEL_COLUMNS = ("intent", "label", "category")
@@ -215,7 +216,8 @@ def cross_validate(bot: BotDefinition, embedder: Embedder, *, folds: int = 5, se
 
 
 def plot_confusion(report: IntentReport, path: Path, *, title: str = "Intent confusion") -> Path:
-    """Save the confusion matrix (rows: expected, columns: predicted) as a PNG."""
+    """Save the confusion matrix (rows: expected, columns: predicted) as a PNG, and as an
+    SVG beside it."""
     from matplotlib.figure import Figure
 
     matrix = np.array(report.confusion, dtype=float)
@@ -241,4 +243,7 @@ def plot_confusion(report: IntentReport, path: Path, *, title: str = "Intent con
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
+    heading = f"{title} (accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.1%})"
+    path.with_suffix(".svg").write_text(confusion_chart(report.labels, report.confusion,
+                                                        title=heading), encoding="utf-8")
     return path

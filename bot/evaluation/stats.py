@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from bot.insights.activity import rating
+from bot.insights.figures import share
 from bot.sessions.events import FEEDBACK_EVENT, TURN_EVENT
 from bot.sessions.store import SessionStore
 
 TOP_LABELS = 8
-_UP = {"up", "positive", "good", "+1", "1", "true", "yes"}
-_DOWN = {"down", "negative", "bad", "-1", "0", "false", "no"}
 
 
 @dataclass
@@ -36,12 +36,11 @@ class DayStats:
 
     @property
     def fallback_rate(self) -> float | None:
-        return self.fallbacks / self.turns if self.turns else None
+        return share(self.fallbacks, self.turns)
 
     @property
     def satisfaction(self) -> float | None:
-        rated = self.up + self.down
-        return self.up / rated if rated else None
+        return share(self.up, self.up + self.down)
 
 
 @dataclass
@@ -67,12 +66,6 @@ class Stats:
             total.up += day.up
             total.down += day.down
         return total
-
-
-def rating(data: dict[str, Any]) -> bool | None:
-    """True for a thumbs-up, False for a thumbs-down, None when unreadable."""
-    value = str(data.get("rating", "")).strip().lower()
-    return True if value in _UP else False if value in _DOWN else None
 
 
 async def collect(store: SessionStore, *, since: float = 0.0) -> Stats:

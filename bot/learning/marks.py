@@ -9,6 +9,9 @@ A team marks live answers (``eval/marks.yaml``, written by hand or by a review p
       by: Anna                    # who marked it, when (optional)
       at: 2026-12-07
 
+A lead's marks from the review page (``/desk/review``) are ``review_mark`` events of the
+session store (:func:`stored_marks`); the loop reads both (:func:`all_marks`).
+
 Marks join the gate's held-out questions at the next ``bot train``
 (:mod:`bot.versions.measuring`), so a candidate that answers a marked question wrongly again
 is caught; and a wrong answer whose right entry is named becomes a reviewable suggestion:
@@ -17,14 +20,22 @@ the question as a new wording of that entry (:func:`alternatives_from_marks`).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from bot.definition.config import typed_path
-from bot.errors import ConfigError, library_errors
+from bot.definition.config import BotDefinition, typed_path
+from bot.errors import ConfigError, SessionError, library_errors
 from bot.learning.suggestions import Suggestion
+from bot.sessions.events import REVIEW_MARK_EVENT
+from bot.sessions.factory import open_session_store
+from bot.sessions.store import SessionStore
 from retrieval.yamlio import load_yaml
+
+log = logging.getLogger(__name__)
 
 MARKS = Path("eval") / "marks.yaml"
 KINDS = ("right", "wrong", "should_not_answer")
@@ -91,6 +102,57 @@ def load_marks(path: Path) -> list[Mark]:
                           tuple(str(a) for a in answered), str(item.get("by") or ""),
                           str(item.get("at") or "")))
     return marks
+
+
+def mark_of(data: Mapping[str, Any]) -> Mark | None:
+    """The mark a ``review_mark`` event holds (None: cleared, or not a mark)."""
+    question, kind = data.get("question"), data.get("mark")
+    if not isinstance(question, str) or not question.strip() or kind not in KINDS:
+        return None
+    answer = data.get("answer")
+    return Mark(" ".join(question.split()), str(kind), str(answer) if answer else None,
+                tuple(str(a) for a in data.get("answered") or ()), str(data.get("by") or ""),
+                str(data.get("at") or ""))
+
+
+async def stored_marks(store: SessionStore, *, since: float = 0.0) -> dict[tuple[str, float],
+                                                                           Mark]:
+    """The review page's marks in ``store``: the latest per answer (conversation key, the
+    answer's time), oldest answer first; an answer whose latest mark cleared it is left
+    out."""
+    latest: dict[tuple[str, float], Mark | None] = {}
+    async for event in store.iter_events(since=since):
+        if event["kind"] == REVIEW_MARK_EVENT:
+            data = event["data"]
+            latest[(event["key"], float(data.get("turn_ts") or 0))] = mark_of(data)
+    return {k: m for k, m in sorted(latest.items(), key=lambda i: (i[0][1], i[0][0]))
+            if m is not None}
+
+
+def review_marks(bot: BotDefinition) -> list[Mark]:
+    """The marks of the review page in the bot's session store (blocking; none when the
+    store has never been written, or cannot be reached, which is logged)."""
+    settings = bot.config.sessions
+    if settings.store != "redis" and not bot.path(settings.path).is_file():
+        return []
+
+    async def read() -> list[Mark]:
+        store = open_session_store(bot)
+        try:
+            return list((await stored_marks(store)).values())
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(read())
+    except SessionError as exc:
+        log.warning("review marks in the session store not read: %s", exc)
+        return []
+
+
+def all_marks(bot: BotDefinition, path: Path) -> list[Mark]:
+    """The marks in ``path`` (``eval/marks.yaml``), then the review page's."""
+    return [*load_marks(path), *review_marks(bot)]
 
 
 def alternatives_from_marks(marks: Sequence[Mark], found: Sequence[Suggestion],

@@ -7,7 +7,8 @@ configured or when a body's ``"agent"`` names someone else. Once an agent holds 
 conversation, only that agent may read, answer or release it (409 for the others); events
 record who did what. A conversation's id is its session key (``channel:sender``)::
 
-    GET  /agent/conversations[?status=waiting|active|all]   oldest first, with summaries
+    GET  /agent/conversations[?status=waiting|active|released|all]   oldest first, with
+                                                            summaries (all: released too)
     GET  /agent/conversation?id=ID                          history, slots, summary
     POST /agent/take     {"id"}                             409 if another agent has it
     POST /agent/reply    {"id", "text"}                     {"delivered": "pushed"|"queued"}
@@ -163,10 +164,10 @@ class AgentDesk:
     async def conversations(self, request: web.Request) -> web.Response:
         self._authorize(request)
         wanted = query_value(request, "status") or "all"
-        statuses = {"waiting": ["waiting"], "active": ["active"],
-                    "all": ["waiting", "active"]}.get(wanted)
+        statuses = {"waiting": ["waiting"], "active": ["active"], "released": ["released"],
+                    "all": ["waiting", "active", "released"]}.get(wanted)
         if statuses is None:
-            raise BadRequest("'status' must be waiting, active or all")
+            raise BadRequest("'status' must be waiting, active, released or all")
         sessions = await self.handed_off(statuses)
         return web.json_response({"conversations": [self.brief(s) for s in sessions]})
 

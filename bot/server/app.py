@@ -18,11 +18,13 @@ from bot.server.agent_api import AgentDesk
 from bot.server.callers import SENDER_IDS
 from bot.server.desk import install_desk
 from bot.server.feedback import FeedbackRoute
+from bot.server.lead import install_lead
 from bot.server.logs import RedactingFilter, request_context_middleware
 from bot.server.metrics import install_metrics
 from bot.server.pipeline import PIPELINE, TurnPipeline
 from bot.server.reload import VersionFollower
 from bot.server.security import LIMITER, install_security, security_middleware
+from bot.server.visitor_api import VisitorRoutes
 from bot.sessions.keys import SenderIds, server_secret
 from channels.cors import cors_middleware, granted_cors_headers
 from channels.http import API_TOKENS, MESSAGE_LIMIT
@@ -37,6 +39,8 @@ from channels.registry import (
 from channels.visitors import VISITOR_TOKENS, VisitorTokens
 from foundation.messages import BotReply, ReplyStream, UserMessage
 from foundation.settings import Where
+from retrieval.embedder import Embedder
+from retrieval.index import Hit
 from retrieval.passages import Passage
 
 log = logging.getLogger(__name__)
@@ -115,19 +119,25 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def index_page(request: web.Request) -> web.Response:
+    """The bot's own page: the web chat widget, full page (one look, greeting, streaming and
+    handoff state with the widget other sites embed)."""
     config = request.app[RUNTIME].bot.config
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     html = html.replace("{{title}}", _escape(f"{config.persona.name} · {config.name}"))
-    html = html.replace("{{greeting}}", _escape(config.persona.greeting))
-    widget = '<script src="webchat/widget.js" async></script>' if "webchat" in config.channels \
-        else ""  # the streaming widget, bottom right, when the webchat channel is on
-    html = html.replace("{{widget}}", widget)
-    return web.Response(text=html, content_type="text/html")
+    chat = '<script src="webchat/widget.js" data-mode="page"></script>' \
+        if "webchat" in config.channels else \
+        '<p class="off">Chat on this page needs the web chat channel: add <code>webchat: {}' \
+        '</code> under <code>channels:</code> in bot.yaml.</p>'
+    return web.Response(text=html.replace("{{chat}}", chat), content_type="text/html")
 
 
-async def widget_script(request: web.Request) -> web.FileResponse:
-    """The web chat widget (docs/channels.md); any site may load it."""
-    return web.FileResponse(STATIC / "widget.js", headers={"Cache-Control": "public, max-age=300"})
+async def widget_file(request: web.Request) -> web.FileResponse:
+    """The web chat widget and its style (docs/channels.md); any site may load them."""
+    name = request.match_info["name"]
+    if name not in ("widget.js", "widget.css"):
+        raise web.HTTPNotFound(text='{"error": "no such widget file"}',
+                               content_type="application/json")
+    return web.FileResponse(STATIC / name, headers={"Cache-Control": "public, max-age=300"})
 
 
 def _escape(text: str) -> str:
@@ -139,6 +149,18 @@ def served_passages(app: web.Application) -> dict[str, Passage]:
     """The served version's FAQ passages by id (the desk names what answers cited)."""
     knowledge = app[PIPELINE].runtime.knowledge
     return {p.id: p for p in knowledge.index.passages} if knowledge else {}
+
+
+def served_embedder(app: web.Application) -> Embedder | None:
+    """The served version's embedder (the dashboard groups unanswered questions with it)."""
+    knowledge = app[PIPELINE].runtime.knowledge
+    return knowledge.embedder if knowledge else None
+
+
+def served_search(app: web.Application, text: str, k: int) -> list[Hit]:
+    """The served version's FAQ passages nearest ``text`` (agent assist; blocking)."""
+    knowledge = app[PIPELINE].runtime.knowledge
+    return knowledge.search(text, k) if knowledge else []
 
 
 async def push_reply(app: web.Application, channel: str, sender: str, reply: BotReply) -> bool:
@@ -183,7 +205,10 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
 
     agents = AgentDesk(bot.config, lambda: app[RUNTIME].store)  # /agent, REST outbox
     agents.install(app, deliver=functools.partial(push_reply, app))
-    desk = install_desk(app, agents, functools.partial(served_passages, app))  # /desk
+    passages = functools.partial(served_passages, app)
+    desk = install_desk(app, agents, passages, functools.partial(served_search, app))  # /desk
+    install_lead(app, bot, lambda: app[RUNTIME].store, functools.partial(served_passages, app),
+                 functools.partial(served_embedder, app))  # /desk/review, /desk/dashboard
 
     def on_stream(message: UserMessage) -> ReplyStream:  # the desk hears of handed-off turns
         sender = app[SENDER_IDS].stored(message.channel, message.sender)
@@ -201,8 +226,10 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
         routes.extend(channel.routes(f"/webhooks/{name}"))
         channels[name] = channel
     install_channels(app, channels, cors_origins=bot.config.server.cors_origins)  # CORS, close
-    routes.append(web.get("/webchat/widget.js", widget_script))  # the embeddable widget
+    routes.append(web.get("/webchat/{name}", widget_file))  # the embeddable widget
     FeedbackRoute(lambda: app[RUNTIME].store,  # POST /webhooks/rest/feedback
                   bot.config.channels).install(app)
+    if "webchat" in bot.config.channels:  # the widget's history and "end chat"
+        VisitorRoutes(agents, desk, passages).install(app)
     app.add_routes(routes)
     return app

@@ -3,11 +3,12 @@
 Ratings come from the REST route below and from chat channels (:func:`record_rating`: a
 reaction to one of the bot's messages, or a message that is only a thumbs emoji).
 
-``POST /webhooks/rest/feedback`` with ``{"sender"?, "reply_index"?, "rating": "up"|"down",
-"comment"?, "channel"?}`` and the conversation's credential (its session token, or an API
-token naming ``sender``/``channel``; see bot/server/callers.py). ``reply_index`` counts
-the replies (bot and agent) in the session's current history from 0, negative from the
-end; the default ``-1`` is the last one. The event keeps the conversation up to that
+``POST /webhooks/rest/feedback`` with ``{"sender"?, "reply_index"?, "reply_text"?, "rating":
+"up"|"down", "comment"?, "channel"?}`` and the conversation's credential (its session token,
+or an API token naming ``sender``/``channel``; see bot/server/callers.py). ``reply_index``
+counts the replies (bot and agent) in the session's current history from 0, negative from
+the end; the default ``-1`` is the last one. ``reply_text`` (the widget's thumbs) rates the
+latest reply with that text instead. The event keeps the conversation up to that
 reply, so exporting later does not depend on the session still existing. ``bot export``
 writes one JSONL row per rated reply (the latest rating wins): ``{"messages": [{"role",
 "content"}...], "rating", "comment", ...}``.
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 RATINGS = ("up", "down")
 THANKS = "Thank you for the feedback."
 MAX_COMMENT_CHARS = 1000
+MAX_REPLY_TEXT_CHARS = 8000
 _ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}
 
 
@@ -48,6 +50,16 @@ def rated_turns(history: list[dict[str, Any]], index: int) -> tuple[list[dict[st
                          f"{len(replies)} replies")
     position = replies[index]
     return history[: position + 1], position
+
+
+def reply_with_text(history: list[dict[str, Any]], text: str) -> int:
+    """The index (from the end, as ``reply_index``) of the latest reply whose text is
+    ``text``; 400 when there is none."""
+    replies = [t for t in history if t.get("role") in ("bot", "agent")]
+    for back, turn in enumerate(reversed(replies), start=1):
+        if str(turn.get("text") or "").strip() == text:
+            return -back
+    raise BadRequest("'reply_text' matches no reply of this conversation")
 
 
 def chat_messages(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,9 +106,12 @@ class FeedbackRoute:
         if isinstance(index, bool) or not isinstance(index, int):
             raise BadRequest("'reply_index' must be an integer")
         comment = text_field(data, "comment", required=False, limit=MAX_COMMENT_CHARS)
+        wanted = text_field(data, "reply_text", required=False, limit=MAX_REPLY_TEXT_CHARS)
         key = f"{channel}:{sender}"
         store = self.store()
         session = await store.get(key, channel=channel, sender=sender)
+        if wanted is not None:
+            index = reply_with_text(session.history, wanted)
         turns, position = rated_turns(session.history, index)
         await log_feedback(store, key, turns, rating=rating, comment=comment,
                            reply_index=index, source="rest")

@@ -32,6 +32,7 @@ from foundation.feedback import feedback_of
 from foundation.messages import BotReply, DeltaHook, ReplyStream, UserMessage, cleaned
 
 log = logging.getLogger(__name__)
+TEXT_KEPT = 2000  # characters of the question and answer a turn event keeps (review)
 
 
 def _public_texts(runtime: BotRuntime) -> list[str]:
@@ -165,7 +166,9 @@ class TurnPipeline:
             await self.store.log_event(message.session_key, TURN_EVENT, {
                 "channel": message.channel, "kind": reply.kind, "intent": reply.intent,
                 "confidence": reply.confidence, "handoff": reply.handoff,
-                "decision": reply.decision, "ms": round(seconds * 1000, 1)})
+                "decision": reply.decision, "ms": round(seconds * 1000, 1),
+                "question": message.text[:TEXT_KEPT], "answer": reply.text[:TEXT_KEPT],
+                "citations": [c.passage_id for c in reply.citations]})  # for review
         except StoreUnavailable as exc:
             log.warning("turn event not recorded: %s", exc)
         return reply

@@ -13,7 +13,7 @@
   var current = null;      // the open conversation's id
   var shown = null;        // its last loaded data
   var known = {};          // ids in the queues, to tell a new handoff from an update
-  var socket = null, failures = 0, refreshing = null;
+  var socket = null, failures = 0, refreshing = null, typedAt = 0, TYPING_EVERY_MS = 3000;
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -81,7 +81,7 @@
     button.setAttribute("data-id", row.id);
     if (row.id === current) button.setAttribute("aria-current", "true");
     var top = el("span", "row-top");
-    top.appendChild(el("span", "who", row.sender));
+    top.appendChild(el("span", "who", customerName(row)));
     top.appendChild(el("span", "channel", row.channel));
     button.appendChild(top);
     button.appendChild(el("span", "last", row.last_message || "(no message yet)"));
@@ -94,6 +94,10 @@
 
   /* ---- one conversation ---- */
 
+  function customerName(row) {  // a verified customer's name, else the sender id
+    return row.user && row.user.name ? row.user.name + " ✓" : row.sender;
+  }
+
   function openConversation(id, moveFocus) {
     current = id;
     window.location.hash = encodeURIComponent(id);
@@ -104,8 +108,10 @@
     });
     return request("GET", "/desk/api/conversation?id=" + encodeURIComponent(id)).then(function (data) {
       if (current !== id) return;
+      var fresh = !shown || shown.id !== id;
       shown = data;
       render(data);
+      loadAssist(id, fresh);
       if (moveFocus) $("c-name").focus();
     }).catch(function (err) {
       if (current !== id) return;
@@ -124,7 +130,8 @@
   function render(data) {
     $("empty").hidden = true;
     $("open").hidden = false;
-    $("c-name").textContent = data.sender;
+    $("c-name").textContent = customerName(data);
+    renderUser(data.user);
     var status = data.agent ? (data.agent === me ? "with you" : "with " + data.agent) : "waiting";
     $("c-meta").textContent = data.channel + " · " + status + " · handed off " + ago(data.since) +
       " (" + data.reason + ")";
@@ -137,6 +144,75 @@
     data.transcript.forEach(function (item) { log.appendChild(transcriptItem(item)); });
     if (atEnd || log.dataset.id !== data.id) log.scrollTop = log.scrollHeight;
     log.dataset.id = data.id;
+  }
+
+  function renderUser(user) {
+    // A verified customer's attributes (the host site signed who they are).
+    var box = $("c-user");
+    box.textContent = "";
+    box.hidden = !user;
+    if (!user) return;
+    box.appendChild(el("span", "user-badge", "Verified customer"));
+    var list = el("dl");
+    Object.keys(user).forEach(function (k) {
+      list.appendChild(el("dt", "", k));
+      list.appendChild(el("dd", "", user[k]));
+    });
+    box.appendChild(list);
+  }
+
+  /* ---- agent assist ---- */
+
+  var assisted = null;  // what the shown suggestions are for: id and question
+  function loadAssist(id, fresh) {
+    var box = $("assist-list");
+    if (fresh) { box.textContent = ""; assisted = null; $("assist-for").textContent = "Loading…"; }
+    request("GET", "/desk/api/assist?id=" + encodeURIComponent(id)).then(function (data) {
+      var about = id + "\n" + data.question;
+      if (current !== id || about === assisted) return;  // unchanged: keep them as they are
+      assisted = about;
+      box.textContent = "";
+      $("assist-for").textContent = data.question ? "For: “" + data.question + "”" : "No customer message yet.";
+      if (data.question && !data.suggestions.length) box.appendChild(el("li", "none", "Nothing in the FAQ matches."));
+      data.suggestions.forEach(function (s) { box.appendChild(suggestion(s)); });
+    }).catch(function () { if (current === id) $("assist-for").textContent = "No suggestions."; });
+  }
+
+  function suggestion(s) {
+    var li = el("li", "suggestion" + (s.audience === "agents" ? " for-agents" : ""));
+    var head = el("div", "s-head");
+    head.appendChild(el("span", "s-title", s.title));
+    head.appendChild(el("span", "s-score", Math.round(s.score * 100) + "%"));
+    li.appendChild(head);
+    li.appendChild(el("p", "s-text", s.text));
+    var cite = el("div", "s-cite");
+    cite.appendChild(el("span", "", "Source: " + s.id + " · "));
+    cite.appendChild(sourceLink(s.source, s.source));
+    if (s.audience === "agents") cite.appendChild(el("span", "s-agents", " · written for the team: reword before sending"));
+    li.appendChild(cite);
+    var insert = el("button", "ghost insert", "Insert");
+    insert.type = "button";
+    insert.setAttribute("aria-label", "Insert into the reply: " + s.title);
+    insert.addEventListener("click", function () {
+      document.querySelector("input[name=mode][value=reply]").checked = true;
+      updateMode();
+      var box = $("text");
+      box.value = box.value.trim() ? box.value.replace(/\s*$/, "\n\n") + s.text : s.text;
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+      announce("Suggestion inserted; edit it and send.");
+    });
+    li.appendChild(insert);
+    return li;
+  }
+
+  function typing() {
+    // Tell the customer we are typing a reply (at most every few seconds, only when ours).
+    if (mode() !== "reply" || !shown || shown.agent !== me || !$("text").value.trim()) return;
+    var now = Date.now();
+    if (now - typedAt < TYPING_EVERY_MS) return;
+    typedAt = now;
+    request("POST", "/desk/api/typing", { id: current }).catch(function () { /* not essential */ });
   }
 
   function label(item) {
@@ -164,21 +240,22 @@
     return box;
   }
 
+  function sourceLink(source, text) {  // a link for an http(s) source, else plain text
+    if (!/^https?:\/\//i.test(source || "")) return el("span", "", text);
+    var a = el("a", "", text);
+    a.setAttribute("href", source);
+    a.setAttribute("target", "_blank");
+    a.setAttribute("rel", "noopener noreferrer");
+    return a;
+  }
+
   function citations(list) {
     var wrap = el("div", "cites");
     wrap.appendChild(el("span", "cites-label", "Cited:"));
     var ul = el("ul");
     list.forEach(function (c) {
       var li = el("li");
-      if (/^https?:\/\//.test(c.source || "")) {
-        var a = el("a", "", c.title);
-        a.setAttribute("href", c.source);
-        a.setAttribute("target", "_blank");
-        a.setAttribute("rel", "noopener noreferrer");
-        li.appendChild(a);
-      } else {
-        li.textContent = c.title;
-      }
+      li.appendChild(sourceLink(c.source, c.title));
       li.appendChild(el("span", "cite-id", " " + c.id + (c.audience === "agents" ? " · for agents" : "")));
       ul.appendChild(li);
     });
@@ -259,9 +336,17 @@
     refreshQueues().then(function () {
       if (isNew && known[frame.id]) announce("A new conversation is waiting.");
     });
-    if (frame.id === current) {
+    if (frame.id === current && frame.what === "ended") {
+      current = null;
+      shown = null;
+      showEmpty("The customer ended the chat.");
+      announce("The customer ended the chat.");
+    } else if (frame.id === current) {
       openConversation(current, false);
       if (frame.what === "message") announce("New message from the customer.");
+    }
+    if (frame.what === "taken" && frame.agent === me && frame.id !== current && !current) {
+      announce("A conversation was assigned to you.");
     }
   }
 
@@ -273,6 +358,7 @@
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       if (frame.type === "changed") onChange(frame);
+      else if (frame.type === "presence") $("online").textContent = "Online: " + frame.online.join(", ");
     };
     socket.onclose = function (event) {
       socket = null;
@@ -294,6 +380,7 @@
     });
     $("composer").addEventListener("submit", send);
     document.querySelectorAll("input[name=mode]").forEach(function (r) { r.addEventListener("change", updateMode); });
+    $("text").addEventListener("input", typing);
     $("text").addEventListener("keydown", function (event) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send(event);
     });

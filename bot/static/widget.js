@@ -5,11 +5,16 @@
  *           data-placeholder="Ask us anything" data-streaming="true"></script>
  *
  * Settings come from the bot (GET BOT/webhooks/webchat/config, the YAML `webchat` channel);
- * data-* attributes override them. Replies stream over BOT/webhooks/webchat/ws and fall back
- * to POST BOT/webhooks/webchat. The visitor's session token (from POST
- * BOT/webhooks/webchat/session, renewed before it expires), transcript and open state live in
- * this site's localStorage, so a reload continues the same conversation (session key
- * webchat:<sender>, the sender fixed by the token); the page chat at BOT/ shares it.
+ * data-* attributes override them. data-mode="page" fills the page instead (the bot's own
+ * page at BOT/ is this widget). Replies stream over BOT/webhooks/webchat/ws and fall back to
+ * POST BOT/webhooks/webchat. The visitor's session token (from POST
+ * BOT/webhooks/webchat/session, renewed before it expires) lives in this site's
+ * localStorage; the conversation comes from GET BOT/webhooks/webchat/history, so a reload
+ * (or another device of an identified customer) continues it. An identified customer:
+ * data-user-id, data-user-hash (HMAC-SHA256 of the id under the channel's identity_secret,
+ * computed by the site's server) and data-user-name, data-user-email, ... (docs/channels.md).
+ * Text from the bot, agents and customers is only ever set as text; links in answers are
+ * built as elements, http(s) only.
  */
 (function () {
   "use strict";
@@ -18,7 +23,10 @@
   var base = script.src.replace(/\/webchat\/widget\.js([?#].*)?$/, "");
   var data = script.dataset;
   var prefix = "supportbot:" + base + ":";
-  var HISTORY_LIMIT = 50;
+  var HISTORY_LIMIT = 50, RENEW_BEFORE_S = 24 * 3600, TYPING_SHOWN_MS = 6000;
+  var QUIET_KINDS = /^(handoff|handback|feedback|agent|agent_joined|agent_left|agent_typing|greeting)$/;
+  var pageMode = data.mode === "page";
+  var THUMB = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M2 21h4V9H2v12zm20-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>';
 
   var store = {
     get: function (key, fallback) {
@@ -32,25 +40,46 @@
     }
   };
 
-  var RENEW_BEFORE_S = 24 * 3600;
-  var session = store.get("session", null);  // {token, sender, expires_at}
+  function identity() {  // the host page's signed customer, if any: {id, hash, name, ...}
+    if (!data.userId || !data.userHash) return null;
+    var user = {};
+    Object.keys(data).forEach(function (k) {
+      if (/^user[A-Z]/.test(k)) {
+        user[k.slice(4).replace(/[A-Z]/g, function (c) { return "_" + c.toLowerCase(); }).slice(1)] = data[k];
+      }
+    });
+    return user;
+  }
+
+  var session = store.get("session", null);  // {token, sender, expires_at, user?}
   var pendingSession = null;
+  var wanted = identity();
+  if (session && (wanted ? !session.user || session.user.id !== wanted.id : !!session.user)) session = null;
 
   function ensureSession(fresh) {
-    // A valid session token: the stored one, renewed when it is close to expiring, or a new
-    // visitor's (then the old transcript belongs to nobody and is dropped).
+    // A valid session token: the stored one, renewed when close to expiring, or a new one
+    // (for the page's identified customer when there is one; refused: anonymous).
     var now = Date.now() / 1000;
     if (!fresh && session && session.token && session.expires_at - now > RENEW_BEFORE_S) {
       return Promise.resolve(session);
     }
     if (pendingSession) return pendingSession;
-    function ask(token) {
+    function ask(token, user) {
       var headers = token ? { Authorization: "Bearer " + token } : {};
-      return fetch(base + "/webhooks/webchat/session", { method: "POST", mode: "cors", headers: headers });
+      if (user) headers["Content-Type"] = "application/json";
+      return fetch(base + "/webhooks/webchat/session", { method: "POST", mode: "cors", headers: headers,
+        body: user ? JSON.stringify({ user: user }) : undefined });
     }
     var old = fresh ? null : session && session.token;
-    pendingSession = ask(old).then(function (res) {
-      if (res.status === 401 && old) return ask(null);
+    pendingSession = ask(old, wanted).then(function (res) {
+      if (res.status === 401 && old) return ask(null, wanted);
+      return res;
+    }).then(function (res) {
+      if ((res.status === 400 || res.status === 403) && wanted) {
+        res.json().then(function (b) { console.warn("supportbot: identity refused:", b.error); }, function () {});
+        wanted = null;  // stays anonymous
+        return ask(null, null);
+      }
       return res;
     }).then(function (res) {
       if (!res.ok) throw new Error("HTTP " + res.status);
@@ -65,8 +94,18 @@
     return pendingSession;
   }
 
+  function authorized(path, options) {
+    return ensureSession(false).then(function (s) {
+      options = options || {};
+      options.mode = "cors";
+      options.headers = Object.assign({ Authorization: "Bearer " + s.token }, options.headers || {});
+      return fetch(base + path, options);
+    });
+  }
+
   var config = {
     title: "Chat with us", greeting: "Hi! How can I help you today?",
+    greeting_identified: "Hi {name}! How can I help you today?",
     placeholder: "Type your question…", color: "#1d4ed8", text_color: "#ffffff",
     position: "right", streaming: true
   };
@@ -79,6 +118,7 @@
   function applyOverrides() {
     if (data.title) config.title = data.title;
     if (data.greeting !== undefined) config.greeting = data.greeting;
+    if (data.greetingIdentified !== undefined) config.greeting_identified = data.greetingIdentified;
     if (data.placeholder) config.placeholder = data.placeholder;
     if (validColor(data.color)) config.color = data.color;
     if (validColor(data.textColor)) config.text_color = data.textColor;
@@ -101,52 +141,6 @@
       .then(function () { clearTimeout(timer); applyOverrides(); });
   }
 
-  var CSS_TEXT = [
-    ":host { all: initial; }",
-    "* { box-sizing: border-box; font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; }",
-    ".launcher { position: fixed; bottom: 20px; width: 56px; height: 56px; border-radius: 50%; border: 0;",
-    "  background: var(--sb-color); color: var(--sb-text); cursor: pointer; z-index: 2147483646;",
-    "  box-shadow: 0 4px 14px rgba(0,0,0,.25); display: flex; align-items: center; justify-content: center; }",
-    ".launcher svg { width: 26px; height: 26px; fill: currentColor; }",
-    ".right { right: 20px; } .left { left: 20px; }",
-    ".panel { position: fixed; bottom: 88px; width: min(370px, calc(100vw - 32px));",
-    "  height: min(540px, calc(100vh - 110px)); background: #fff; color: #111827; border-radius: 12px;",
-    "  box-shadow: 0 8px 30px rgba(0,0,0,.25); display: flex; flex-direction: column; overflow: hidden;",
-    "  z-index: 2147483647; }",
-    ".panel[hidden] { display: none; }",
-    "header { display: flex; align-items: center; justify-content: space-between; padding: 10px 14px;",
-    "  background: var(--sb-color); color: var(--sb-text); }",
-    "h2 { margin: 0; font-size: 16px; font-weight: 600; }",
-    ".close { background: transparent; border: 0; color: inherit; font-size: 22px; line-height: 1;",
-    "  cursor: pointer; padding: 2px 8px; border-radius: 6px; }",
-    ".log { flex: 1; overflow-y: auto; padding: 12px 14px; }",
-    ".msg { margin: 6px 0; padding: 8px 11px; border-radius: 10px; max-width: 85%; white-space: pre-wrap;",
-    "  overflow-wrap: anywhere; }",
-    ".user { background: var(--sb-color); color: var(--sb-text); margin-left: auto; }",
-    ".bot { background: #f3f4f6; }",
-    ".agent { background: #ecfdf5; border: 1px solid #a7f3d0; }",
-    ".name { display: block; font-size: 12px; font-weight: 600; color: #065f46; }",
-    ".event { margin: 8px auto; max-width: 100%; padding: 2px 8px; text-align: center; font-size: 13px; color: #4b5563; }",
-    ".error { background: #fef2f2; color: #991b1b; }",
-    ".sources { margin-top: 6px; font-size: 13px; color: #374151; }",
-    ".sources ul { margin: 2px 0 0; padding-left: 18px; } .sources a { color: inherit; }",
-    ".buttons { display: flex; flex-wrap: wrap; gap: 6px; margin: 4px 0 8px; }",
-    ".buttons button { border: 1px solid var(--sb-color); background: #fff; color: #111827;",
-    "  border-radius: 14px; padding: 4px 10px; cursor: pointer; }",
-    ".status { min-height: 1.2em; padding: 0 14px; font-size: 13px; color: #4b5563; }",
-    ".handoff { margin: 0 14px 6px; padding: 6px 10px; border-radius: 8px; background: #fffbeb;",
-    "  color: #92400e; font-size: 13px; }",
-    ".handoff[hidden] { display: none; }",
-    "form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e5e7eb; }",
-    "input { flex: 1; min-width: 0; padding: 8px 10px; border: 1px solid #9ca3af; border-radius: 8px; color: #111827; }",
-    ".send { padding: 8px 14px; border: 0; border-radius: 8px; background: var(--sb-color);",
-    "  color: var(--sb-text); cursor: pointer; }",
-    "button:focus-visible, input:focus-visible, .log:focus-visible, a:focus-visible {",
-    "  outline: 3px solid #f59e0b; outline-offset: 2px; }",
-    ".sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;",
-    "  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }"
-  ].join("\n");
-
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -154,29 +148,70 @@
     return node;
   }
 
-  var host, root, launcher, panel, log, status, handoff, form, input, ws = null, wsReady = false;
-  var wsFailures = 0, awaiting = false, current = null, history = store.get("history", []);
+  var LINK = /\[([^\]\n]{1,200})\]\((https?:\/\/[^\s()<>]+)\)|(https?:\/\/[^\s<>"'()\[\]]+)/gi;
+
+  function linked(text) {
+    // ``text`` as text nodes and <a> elements for its http(s) links ([label](url) or bare).
+    var out = document.createDocumentFragment(), at = 0, m;
+    LINK.lastIndex = 0;
+    while ((m = LINK.exec(text))) {
+      var url = m[2] || m[3], label = m[1] || url, end = m.index + m[0].length;
+      if (m[3]) {
+        var trail = /[.,;:!?]+$/.exec(url);
+        if (trail) { url = url.slice(0, -trail[0].length); label = url; end -= trail[0].length; }
+      }
+      out.appendChild(document.createTextNode(text.slice(at, m.index)));
+      out.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, label));
+      at = end;
+      LINK.lastIndex = end;
+    }
+    out.appendChild(document.createTextNode(text.slice(at)));
+    return out;
+  }
+
+  function clock(ts) {
+    var d = new Date((ts || Date.now() / 1000) * 1000);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  var host, root, launcher, panel, log, status, handoff, form, input, greetingNode, confirmRow;
+  var ws = null, wsReady = false, wsFailures = 0, awaiting = false, current = null, typingTimer = null;
+  var history = store.get("history", []);
   if (!Array.isArray(history)) history = [];
 
   function build() {
-    host = el("div", { id: "supportbot-webchat", "data-transport": "http" });
+    host = el("div", { id: "supportbot-webchat", "data-transport": "http", "data-mode": pageMode ? "page" : "widget" });
     host.style.setProperty("--sb-color", config.color);
     host.style.setProperty("--sb-text", config.text_color);
     root = host.attachShadow({ mode: "open" });
-    root.appendChild(el("style", {}, CSS_TEXT));
+    var css = el("link", { rel: "stylesheet", href: base + "/webchat/widget.css" });
+    host.style.visibility = "hidden";  // until styled
+    css.onload = css.onerror = function () { host.style.visibility = ""; host.setAttribute("data-ready", "true"); };
+    root.appendChild(css);
     launcher = el("button", { type: "button", class: "launcher " + config.position,
       "aria-expanded": "false", "aria-controls": "sb-panel", "aria-label": "Open chat: " + config.title });
     launcher.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg>';
-    panel = el("section", { id: "sb-panel", class: "panel " + config.position, role: "dialog",
-      "aria-modal": "false", "aria-labelledby": "sb-title" });
-    panel.hidden = true;
+    panel = el(pageMode ? "main" : "section", { id: "sb-panel", class: "panel " + (pageMode ? "page" : config.position),
+      "aria-labelledby": "sb-title" });
+    if (!pageMode) { panel.setAttribute("role", "dialog"); panel.setAttribute("aria-modal", "false"); panel.hidden = true; }
     var header = el("header");
-    header.appendChild(el("h2", { id: "sb-title" }, config.title));
+    header.appendChild(el(pageMode ? "h1" : "h2", { id: "sb-title" }, config.title));
+    var tools = el("div", { class: "tools" });
+    var end = el("button", { type: "button", class: "end" }, "End chat");
+    tools.appendChild(end);
     var close = el("button", { type: "button", class: "close", "aria-label": "Close chat" }, "×");
-    header.appendChild(close);
+    if (!pageMode) tools.appendChild(close);
+    header.appendChild(tools);
     log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
       "aria-label": "Conversation", tabindex: "0" });
     status = el("div", { class: "status", role: "status", "aria-live": "polite" });
+    confirmRow = el("div", { class: "confirm", role: "group", "aria-label": "End this chat?" });
+    confirmRow.appendChild(el("span", {}, "End this chat?"));
+    var yes = el("button", { type: "button", class: "yes" }, "End chat");
+    var no = el("button", { type: "button" }, "Keep chatting");
+    confirmRow.appendChild(yes);
+    confirmRow.appendChild(no);
+    confirmRow.hidden = true;
     handoff = el("div", { class: "handoff", role: "status" }, "You're being connected to a person");
     handoff.hidden = !store.get("handoff", false);
     form = el("form", { "aria-label": "Send a message" });
@@ -185,15 +220,18 @@
       placeholder: config.placeholder });
     form.appendChild(input);
     form.appendChild(el("button", { type: "submit", class: "send" }, "Send"));
-    [header, log, handoff, status, form].forEach(function (n) { panel.appendChild(n); });
+    [header, log, handoff, status, confirmRow, form].forEach(function (n) { panel.appendChild(n); });
     root.appendChild(panel);
-    root.appendChild(launcher);
-    document.body.appendChild(host);
+    if (!pageMode) root.appendChild(launcher);
+    (pageMode && script.parentNode !== document.head ? script.parentNode : document.body).appendChild(host);
 
     launcher.addEventListener("click", function () { setOpen(panel.hidden, true); });
     close.addEventListener("click", function () { setOpen(false, true); });
+    end.addEventListener("click", function () { confirmRow.hidden = false; yes.focus(); });
+    no.addEventListener("click", function () { confirmRow.hidden = true; input.focus(); });
+    yes.addEventListener("click", endChat);
     panel.addEventListener("keydown", function (event) {
-      if (event.key === "Escape") { event.preventDefault(); setOpen(false, true); }
+      if (event.key === "Escape" && !pageMode) { event.preventDefault(); setOpen(false, true); }
     });
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -203,27 +241,68 @@
       send(text);
     });
 
-    if (config.greeting) addMessage({ role: "bot", text: config.greeting }, false);
-    history.forEach(function (item) { addMessage(item, false); });
-    if (store.get("open", false)) setOpen(true, false);  // no focus move on page load
+    showAll();
+    if (pageMode || store.get("open", false)) setOpen(true, pageMode);  // no focus move on page load
     if (!available) setStatus("This chat isn't available on this website.");
+    else ensureSession(false).then(greet).then(loadHistory, function () { /* sending reports it */ });
     connect();
-    host.setAttribute("data-ready", "true");
+  }
+
+  function greet(s) {
+    var name = s && s.user && s.user.name;
+    if (name && config.greeting_identified && greetingNode) greetingNode.querySelector(".text").textContent = config.greeting_identified.replace(/\{name\}/g, name);
+    return s;
+  }
+
+  function showAll() {
+    log.textContent = "";
+    greetingNode = config.greeting ? addMessage({ role: "bot", kind: "greeting", text: config.greeting }, false) : null;
+    if (session) greet(session);
+    history.forEach(function (item, i) { addMessage(item, false, i === history.length - 1); });
+  }
+
+  function loadHistory() {
+    // The server's record of this conversation (another tab or device may have added to it).
+    return authorized("/webhooks/webchat/history").then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (body) {
+        if (!body || awaiting || current) return;
+        var cached = history;
+        history = body.messages.slice(-HISTORY_LIMIT).map(function (m) {
+          var seen = cached.filter(function (c) { return c.role === m.role && c.text === m.text; })[0];
+          return Object.assign({}, m, seen ? { buttons: seen.buttons, rating: seen.rating, chosen: seen.chosen } : {});
+        });
+        store.set("history", history);
+        setAgent(body.agent || null);
+        setHandoff(!!body.handoff && !body.agent);
+        showAll();
+      }).catch(function () { /* the cached transcript stays */ });
+  }
+
+  function endChat() {
+    confirmRow.hidden = true;
+    authorized("/webhooks/webchat/end", { method: "POST" }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      history = [];
+      store.set("history", history);
+      setAgent(null);
+      setHandoff(false);
+      showAll();
+      addMessage({ role: "event", text: "You ended the chat. Write below to start a new one." }, false);
+      input.focus();
+    }).catch(function () { showError("The chat could not be ended. Please try again."); });
   }
 
   function setOpen(open, moveFocus) {
     panel.hidden = !open;
     launcher.setAttribute("aria-expanded", String(open));
     launcher.setAttribute("aria-label", (open ? "Close chat: " : "Open chat: ") + config.title);
-    store.set("open", open);
+    if (!pageMode) store.set("open", open);
     if (open) { log.scrollTop = log.scrollHeight; if (moveFocus) input.focus(); }
     else if (moveFocus) launcher.focus();
   }
 
   function setStatus(text) { status.textContent = text || ""; }
-
   function setHandoff(on) { handoff.hidden = !on; store.set("handoff", on); }
-
   var agent = store.get("agent", null);  // the person answering, once one joined
   function setAgent(name) { agent = name; store.set("agent", name); }
 
@@ -233,18 +312,58 @@
     store.set("history", history);
   }
 
-  function addMessage(item, save) {
+  function addMessage(item, save, live) {
+    item.ts = item.ts || Date.now() / 1000;
     var who = item.role === "user" ? "You" : item.role === "error" ? "Problem" :
       item.role === "agent" ? item.agent || "Agent" : config.title;
     var node = el("div", { class: "msg " + item.role });
     if (item.role === "agent") node.appendChild(el("span", { class: "name" }, who));
     else if (item.role !== "event") node.appendChild(el("span", { class: "sr-only" }, who + ": "));
-    node.appendChild(el("span", { class: "text" }, item.text));
+    var text = el("span", { class: "text" });
+    if (item.role === "bot" || item.role === "agent") text.appendChild(linked(item.text || ""));
+    else text.textContent = item.text;
+    node.appendChild(text);
     log.appendChild(node);
-    if (item.citations && item.citations.length) addSources(node, item.citations);
+    finish(node, item);
+    if (item.buttons) addButtons(item, live);
     if (save) remember(item);
     log.scrollTop = log.scrollHeight;
     return node;
+  }
+
+  function finish(node, item) {
+    // Sources, the time, and thumbs under a bot answer.
+    if (item.citations && item.citations.length) addSources(node, item.citations);
+    if (item.role === "event" || item.role === "error" || item.kind === "greeting") return;
+    var foot = el("div", { class: "foot" });
+    foot.appendChild(el("time", { datetime: new Date(item.ts * 1000).toISOString() }, clock(item.ts)));
+    if (item.role === "bot" && !QUIET_KINDS.test(item.kind || "")) foot.appendChild(thumbs(item));
+    node.appendChild(foot);
+  }
+
+  function thumbs(item) {
+    var group = el("span", { class: "thumbs", role: "group", "aria-label": "Was this helpful?" });
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (t) {
+      var b = el("button", { type: "button", "data-rating": t[0], "aria-label": t[1], title: t[1],
+        "aria-pressed": String(item.rating === t[0]) });
+      b.innerHTML = THUMB;  // a constant icon, never data
+      b.addEventListener("click", function () { rate(item, t[0], group); });
+      group.appendChild(b);
+    });
+    return group;
+  }
+
+  function rate(item, rating, group) {
+    authorized("/webhooks/rest/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ rating: rating, reply_text: item.text }) }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      item.rating = rating;
+      store.set("history", history);
+      group.querySelectorAll("button").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(b.getAttribute("data-rating") === rating));
+      });
+      setStatus("Thank you for the feedback.");
+    }).catch(function () { setStatus("The feedback could not be sent."); });
   }
 
   function addSources(node, citations) {
@@ -254,7 +373,7 @@
     citations.forEach(function (c) {
       var li = el("li");
       var label = c.title || c.passage_id;
-      if (/^https?:\/\//.test(c.source || "")) {
+      if (/^https?:\/\//i.test(c.source || "")) {
         li.appendChild(el("a", { href: c.source, target: "_blank", rel: "noopener noreferrer" }, label));
       } else {
         li.textContent = label;
@@ -265,13 +384,19 @@
     node.appendChild(box);
   }
 
-  function addButtons(buttons) {
-    if (!buttons || !buttons.length) return;
+  function settleButtons() {  // earlier suggestions cannot be chosen any more
+    log.querySelectorAll(".buttons button").forEach(function (b) { b.disabled = true; });
+  }
+
+  function addButtons(item, live) {
+    if (!item.buttons || !item.buttons.length) return;
     var group = el("div", { class: "buttons", role: "group", "aria-label": "Suggested replies" });
-    buttons.forEach(function (b) {
-      var button = el("button", { type: "button" }, b.title);
+    item.buttons.forEach(function (b) {
+      var button = el("button", { type: "button", "aria-pressed": String(item.chosen === b.title) }, b.title);
+      button.disabled = !live || !!item.chosen;
       button.addEventListener("click", function () {
-        group.remove();
+        item.chosen = b.title;
+        button.setAttribute("aria-pressed", "true");
         send(b.payload || b.title, b.title);
         input.focus();
       });
@@ -281,27 +406,23 @@
   }
 
   function showReply(reply) {
+    if (reply.kind === "agent_typing") { showTyping(reply.agent || agent); return; }
     awaiting = false;
+    clearTyping();
     var citations = (reply.citations || []).map(function (c) {
       return { passage_id: c.passage_id, title: c.title, source: c.source };
     });
     var person = reply.agent;  // who wrote it (agent kinds)
     var quiet = reply.kind === "handoff" && agent;  // "passed on to our team" while a person is here
     var role = reply.kind === "agent" ? "agent" : /^agent_(joined|left)$/.test(reply.kind) ? "event" : "bot";
-    var item = { role: role, text: reply.text, citations: citations };
+    var item = { role: role, text: reply.text, citations: citations, kind: reply.kind };
     if (role === "agent") item.agent = person || agent;  // queued ones name nobody
-    if (current && (quiet || role !== "bot") &&
-        current.querySelector(".text").textContent === reply.text) {
-      current.remove();  // this reply's streamed text: shown in the person's style, or not at all
+    if (reply.buttons && reply.buttons.length) item.buttons = reply.buttons;
+    if (current) {
+      current.remove();  // the streamed text: shown again below as the finished message
       current = null;
     }
-    if (current && !quiet) {
-      current.querySelector(".text").textContent = reply.text;
-      if (citations.length) addSources(current, citations);
-      remember(item);
-      current = null;
-    } else if (!quiet) addMessage(item, true);
-    addButtons(reply.buttons);
+    if (!quiet) addMessage(item, role !== "event", true);
     if (reply.kind === "agent" || reply.kind === "agent_joined") setAgent(person || agent || "Agent");
     else if (reply.kind === "agent_left" || !reply.handoff) setAgent(null);
     setHandoff(!!reply.handoff && !agent);  // a person is here: no "being connected" banner
@@ -309,9 +430,19 @@
     setStatus("");
   }
 
+  function showTyping(name) {
+    setStatus((name || "Someone") + " is typing…");
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(clearTyping, TYPING_SHOWN_MS);
+  }
+
+  function clearTyping() {
+    if (typingTimer) { clearTimeout(typingTimer); typingTimer = null; setStatus(""); }
+  }
+
   function showError(text) {
     awaiting = false;
-    current = null;
+    if (current) { current.remove(); current = null; }
     log.setAttribute("aria-busy", "false");
     setStatus("");
     addMessage({ role: "error", text: text }, false);
@@ -323,10 +454,11 @@
     } else if (frame.type === "delta") {
       if (!current) {
         log.setAttribute("aria-busy", "true");  // announce the finished reply once
-        current = addMessage({ role: "bot", text: "" }, false);
+        current = el("div", { class: "msg bot streaming" });
+        current.appendChild(el("span", { class: "text" }));
+        log.appendChild(current);
       }
-      var text = current.querySelector(".text");
-      text.textContent += frame.text;
+      current.querySelector(".text").textContent += frame.text;
       log.scrollTop = log.scrollHeight;
     } else if (frame.type === "reply") {
       showReply(frame);
@@ -340,10 +472,10 @@
     ensureSession(false).then(openSocket, function () { /* HTTP will report it */ });
   }
 
-  function openSocket(current) {
+  function openSocket(s) {
     if (ws) return;
     var socket = new WebSocket(base.replace(/^http/, "ws") + "/webhooks/webchat/ws?token=" +
-                               encodeURIComponent(current.token));
+                               encodeURIComponent(s.token));
     ws = socket;
     socket.onopen = function () {
       wsReady = true;
@@ -366,10 +498,10 @@
 
   function sendHttp(text, retried) {
     setStatus(config.title + " is typing…");
-    return ensureSession(retried).then(function (current) {
+    return ensureSession(retried).then(function (s) {
       return fetch(base + "/webhooks/webchat", {
         method: "POST", mode: "cors",
-        headers: { "Content-Type": "application/json", Authorization: "Bearer " + current.token },
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + s.token },
         body: JSON.stringify({ message: text })
       });
     }).then(function (res) {
@@ -386,6 +518,8 @@
   }
 
   function send(text, shown) {
+    settleButtons();
+    store.set("history", history);
     addMessage({ role: "user", text: shown || text }, true);
     if (wsReady && ws) {
       awaiting = true;

@@ -33,7 +33,7 @@ from bot.evaluation.conversations import (
     load_conversations,
     run_conversations,
 )
-from bot.learning.marks import load_marks
+from bot.learning.marks import Mark, load_marks, review_marks
 from bot.runtime import BotRuntime
 from bot.versions.store import Scores, write_json
 from foundation.messages import BotReply
@@ -83,16 +83,20 @@ class Yardstick:
     answers: Path | None
     tests: Path | None
     marks: Path | None = None
+    reviewed: tuple[Mark, ...] = ()  # the review page's marks (the session store's)
 
     def digest(self) -> str:
         files = [f for f in (self.answers, self.marks) if f] + \
             (sorted(self.tests.glob("*.y*ml")) if self.tests else [])
-        return digest([[f.name, f.read_text(encoding="utf-8")] for f in files])
+        reviewed = [["review marks", repr(self.reviewed)]] if self.reviewed else []
+        return digest([[f.name, f.read_text(encoding="utf-8")] for f in files] + reviewed)
 
     def cases(self) -> list[AnswerCase]:
-        """The held-out questions, then one per review mark that says what is right."""
+        """The held-out questions, then one per review mark that says what is right (the
+        file's, then the review page's)."""
         cases = load_answer_cases(self.answers) if self.answers else []
-        for n, mark in enumerate(load_marks(self.marks) if self.marks else []):
+        marks = [*(load_marks(self.marks) if self.marks else []), *self.reviewed]
+        for n, mark in enumerate(marks):
             if mark.expected:
                 note = f"marked {mark.mark}" + (f" by {mark.by}" if mark.by else "")
                 cases.append(AnswerCase(f"mark-{n + 1}", (mark.question,), (mark.expected,),
@@ -109,7 +113,7 @@ def yardstick(bot: BotDefinition) -> Yardstick:
     tests, marks = bot.path(gate.tests), bot.path(gate.marks)
     return Yardstick(answers if answers.is_file() else None,
                      tests if tests.is_dir() and any(tests.glob("*.y*ml")) else None,
-                     marks if marks.is_file() else None)
+                     marks if marks.is_file() else None, tuple(review_marks(bot)))
 
 
 def entry_ids(artefacts: Path) -> set[str]:

@@ -48,6 +48,31 @@ class ReadOptions:
 PLAIN = ReadOptions()
 
 
+class HeadingPath:
+    """The headings above the text being read, as a reader meets them in order: each
+    heading is under the nearest heading of a higher level before it, so a document that
+    starts at level 2, or skips a level, reads right (HTML ``h1``-``h6``, Word's "Heading
+    N" styles, a PDF's outline)."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, str, str]] = []  # level, title, anchor ("" for none)
+
+    def enter(self, level: int, title: str, anchor: str = "") -> None:
+        """A heading of ``level`` (1 is the highest) starts; ``anchor`` links to it."""
+        while self._open and self._open[-1][0] >= level:
+            self._open.pop()
+        self._open.append((level, title, anchor))
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return tuple(title for _, title, _ in self._open)
+
+    @property
+    def anchor(self) -> str:
+        """The anchor of the nearest heading above that has one ("" when none has)."""
+        return next((a for _, _, a in reversed(self._open) if a), "")
+
+
 class Converter(Protocol):
     """Turns one file of the formats it reads into a :class:`Converted` document; a file
     it cannot read is a :class:`~retrieval.errors.SourceError` naming ``display``."""
@@ -132,7 +157,6 @@ def table_text(rows: Iterable[Sequence[str]]) -> str:
                  if value]
         lines.append("; ".join(pairs))
     return "\n\n".join(lines)
-
 
 
 def title_from(path: Path) -> str:

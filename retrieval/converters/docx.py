@@ -1,5 +1,7 @@
-"""Word (.docx): paragraphs in order, headings by their style ("Heading 1" ... "Heading 9"),
-list items as ``- item``, tables as rows of ``header: value``, read with python-docx.
+"""Word (.docx): paragraphs in order, headings by their style ("Heading 1" ... "Heading 9",
+or a style based on one), list items as ``- item``, tables as rows of ``header: value``,
+read with python-docx. A heading is under the nearest heading of a higher level before it,
+as in HTML: a document that starts at "Heading 2", or skips a level, reads right.
 
 The title is the paragraph in the "Title" style, else the file's title property, else the
 file name. Headers, footers, comments and text boxes are not read.
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 from retrieval.converters.base import (
     PLAIN,
     Converted,
+    HeadingPath,
     ReadOptions,
     Section,
     clean,
@@ -28,6 +31,7 @@ from retrieval.errors import SourceError
 
 if TYPE_CHECKING:
     from docx.document import Document
+    from docx.styles.style import CharacterStyle
     from docx.table import Table
 
 _HEADING = re.compile(r"heading (\d)", re.IGNORECASE)
@@ -59,14 +63,14 @@ def _read(document: Document, path: Path) -> Converted:
     from docx.table import Table
 
     title = ""
-    path_now: list[str] = []
+    headings = HeadingPath()
     blocks: list[str] = []
     sections: list[Section] = []
 
     def flush() -> None:
         text = clean("\n\n".join(blocks))
         if text:
-            sections.append(Section(tuple(path_now), text))
+            sections.append(Section(headings.titles, text))
         blocks.clear()
 
     for block in document.iter_inner_content():
@@ -75,15 +79,14 @@ def _read(document: Document, path: Path) -> Converted:
             continue
         text = one_line(block.text)
         style = block.style.name if block.style is not None else ""
-        heading = _HEADING.fullmatch(style or "")
         if not text:
             continue
+        level = _heading_level(block.style)
         if style == "Title" and not title:
             title = text
-        elif heading:
+        elif level:
             flush()
-            del path_now[int(heading.group(1)) - 1:]
-            path_now.append(text)
+            headings.enter(level, text)
         elif _LIST.search(style or ""):  # List Bullet, List Number, List Paragraph
             blocks.append(f"- {text}")
         else:
@@ -91,6 +94,18 @@ def _read(document: Document, path: Path) -> Converted:
     flush()
     title = title or one_line(document.core_properties.title or "") or title_from(path)
     return Converted(title, tuple(sections))
+
+
+def _heading_level(style: CharacterStyle | None) -> int:
+    """The heading level of a paragraph style ("Heading 2": 2), or of the style it is based
+    on, nearest first; 0 when it is not a heading."""
+    seen = 0
+    while style is not None and seen < 10:  # a loop of base styles ends
+        match = _HEADING.fullmatch(style.name or "")
+        if match:
+            return int(match.group(1))
+        style, seen = style.base_style, seen + 1
+    return 0
 
 
 def _rows(table: Table) -> list[list[str]]:

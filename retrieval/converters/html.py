@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from retrieval.converters.base import (
     PLAIN,
     Converted,
+    HeadingPath,
     ReadOptions,
     Section,
     looks_binary,
@@ -105,8 +106,7 @@ class _Reader:
     """Walks the page in order, gathering its sections."""
 
     def __init__(self) -> None:
-        self.path: list[tuple[int, str]] = []  # the headings above, with their levels
-        self.anchors: list[str] = []  # the id of each heading in ``path`` ("" for none)
+        self.path = HeadingPath()
         self.blocks: list[str] = []
         self.inline: list[str] = []
         self.sections: list[Section] = []
@@ -145,19 +145,14 @@ class _Reader:
 
     def heading(self, level: int, title: str, anchor: str = "") -> None:
         self.flush()
-        if title:  # under the nearest heading of a higher level (an h3 after an h2 ...)
-            while self.path and self.path[-1][0] >= level:
-                self.path.pop()
-                self.anchors.pop()
-            self.path.append((level, title))
-            self.anchors.append(anchor)
+        if title:
+            self.path.enter(level, title, anchor)
 
     def flush(self) -> None:
         self.end_block()
         text = "\n\n".join(b for b in self.blocks if b)
         if text:
-            anchor = next((a for a in reversed(self.anchors) if a), "")
-            self.sections.append(Section(tuple(t for _, t in self.path), text, anchor=anchor))
+            self.sections.append(Section(self.path.titles, text, anchor=self.path.anchor))
         self.blocks.clear()
 
 

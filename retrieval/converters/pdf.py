@@ -1,4 +1,6 @@
-"""PDF: each page's text layer, read with pypdfium2 (PDFium), the outline's headings above it.
+"""PDF: each page's text layer, read with pypdfium2 (PDFium), under the outline's headings:
+a page is cut where an outline entry's title stands as a line of it, so the sections of a
+manual that start mid-page each have their own heading path.
 
 pypdfium2 was chosen over pypdf by measurement (docs/documents.md): the same text recall on
 the PDFs we wrote, about eight times faster. A page with something on it but no text (a
@@ -9,7 +11,7 @@ Tesseract (``ocr.py``); a damaged or password-protected file is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from retrieval.converters import ocr
 from retrieval.converters.base import (
     PLAIN,
     Converted,
+    HeadingPath,
     ReadOptions,
     Section,
     clean,
@@ -33,7 +36,7 @@ _NO_TEXT = "no text layer (a scanned page? turn faq.ocr on to read it with OCR)"
 
 
 class PdfConverter:
-    """Reads ``.pdf`` files: one section per page with text, under the outline's headings."""
+    """Reads ``.pdf`` files: each page's text, cut at the outline's headings printed on it."""
 
     suffixes: tuple[str, ...] = (".pdf",)
     kind: str = "PDF"
@@ -56,8 +59,10 @@ class PdfConverter:
         import pypdfium2
 
         pages = len(document)
-        outline = _outline(document)
-        headings = _headings(outline, pages)
+        starting: dict[int, list[tuple[int, str]]] = {}  # page: the outline entries on it
+        for level, title, index in _outline(document):
+            starting.setdefault(index, []).append((level + 1, title))  # levels count from 0
+        above = HeadingPath()
         sections: list[Section] = []
         warnings: list[str] = []
         for number in range(1, pages + 1):
@@ -65,14 +70,14 @@ class PdfConverter:
                 text, has_objects = _page_text(document, number - 1)
             except pypdfium2.PdfiumError as exc:
                 warnings.append(f"{display}, page {number}: cannot be read ({exc})")
+                _page_parts("", starting.get(number - 1, []), above)  # its headings start
                 continue
-            text = _without_headings(text, {t for _, t, i in outline if i == number - 1})
             if not text and has_objects and options.ocr:
                 text, warning = _scanned(document, number, display)
                 warnings.extend(warning)
-            if text:
-                sections.append(Section(headings[number - 1], text, number))
-            elif has_objects and not options.ocr:
+            sections += [Section(headings, part, number) for headings, part
+                         in _page_parts(text, starting.get(number - 1, []), above)]
+            if not text and has_objects and not options.ocr:
                 warnings.append(f"{display}, page {number}: {_NO_TEXT}")
         if not sections and pages:
             how = "OCR found no text either" if options.ocr else \
@@ -114,12 +119,59 @@ def _scanned(document: pypdfium2.PdfDocument, number: int,
     return text, []
 
 
-def _without_headings(text: str, titles: set[str]) -> str:
-    """A page's text less the lines that are the titles of outline entries starting on it
-    (they are the passages' headings, not a sentence's first words)."""
-    if not titles:
-        return text
-    return "\n".join(line for line in text.split("\n") if one_line(line) not in titles).strip()
+def _page_parts(text: str, entries: Sequence[tuple[int, str]],
+                path: HeadingPath) -> list[tuple[tuple[str, ...], str]]:
+    """A page's text cut where the titles of the outline entries starting on it stand as
+    lines (compared by letters and digits), each part under its heading path (the text above
+    the first, under the path in force from the pages before); ``path`` moves on past the
+    page's entries. An entry whose title is not a line of the page starts with the next one
+    that is (at the top of the page before the first); when none is, the page is under its
+    first entry, as a page whose headings are drawn differently from the outline reads best."""
+    lines = text.split("\n") if text else []
+    keys = [_key(line) for line in lines]
+    titles = {_key(title) for _, title in entries} - {""}
+    found: dict[int, int] = {}  # a title's line: how many of the entries have started there
+    after = 0
+    for count, (_, title) in enumerate(entries, start=1):
+        line = next((i for i in range(after, len(lines)) if keys[i] == _key(title) != ""),
+                    None)
+        if line is not None:
+            found[line], after = count, line + 1
+    if not found:
+        first = None
+        for level, title in entries:
+            path.enter(level, title)
+            first = first or path.titles
+        whole = "\n".join(w for w, key in zip(lines, keys, strict=True) if key not in titles)
+        return [(first or path.titles, whole.strip())] if whole.strip() else []
+    parts: list[tuple[tuple[str, ...], str]] = []
+    held: list[str] = []
+    entered = 0
+
+    def move(upto: int) -> None:
+        nonlocal entered
+        whole = "\n".join(held).strip()
+        if whole:
+            parts.append((path.titles, whole))
+        held.clear()
+        for level, title in entries[entered:upto]:
+            path.enter(level, title)
+        entered = max(entered, upto)
+
+    move(min(found.values()) - 1)
+    for i, written in enumerate(lines):
+        if i in found:
+            move(found[i])
+        elif keys[i] not in titles:
+            held.append(written)
+    move(len(entries))
+    return parts
+
+
+def _key(line: str) -> str:
+    """What a printed heading and its outline title share: letters and digits, in any case
+    (``<dir prefix="default">`` is the entry ``dir prefix="default"``)."""
+    return "".join(c for c in line.casefold() if c.isalnum())
 
 
 def _outline(document: pypdfium2.PdfDocument) -> list[tuple[int, str, int]]:
@@ -132,24 +184,6 @@ def _outline(document: pypdfium2.PdfDocument) -> list[tuple[int, str, int]]:
         if index is not None and title:
             entries.append((bookmark.level, title, index))
     return entries
-
-
-def _headings(outline: Iterable[tuple[int, str, int]], pages: int) -> list[tuple[str, ...]]:
-    """Each page's heading path: that of the first outline entry on it, else the path in
-    force from the pages before."""
-    starting: dict[int, list[tuple[int, str]]] = {}
-    for level, title, index in outline:
-        starting.setdefault(index, []).append((level, title))
-    path: list[str] = []
-    found = []
-    for index in range(pages):
-        first: tuple[str, ...] | None = None
-        for level, title in starting.get(index, []):
-            del path[level:]
-            path.append(title)
-            first = first or tuple(path)
-        found.append(first or tuple(path))
-    return found
 
 
 def _why(exc: Exception) -> str:

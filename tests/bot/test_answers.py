@@ -271,6 +271,9 @@ def test_bot_eval_answers_prints_and_writes_the_report(make_bot: MakeBot,
     report = json.loads((tmp_path / "out" / "answers.json").read_text())
     assert report["n"] == 2 and report["wrong"] == 0.0
     assert (tmp_path / "out" / "risk_coverage.png").stat().st_size > 1000
+    svg = (tmp_path / "out" / "risk_coverage.svg").read_text()  # titled, its point marked
+    assert "risk and coverage on questions.yaml</title>" in svg
+    assert f"this bot (threshold {report['threshold']:g}): answers 50%, wrong 0.0%" in svg
 
 
 async def test_a_model_that_declines_is_answered_in_the_bots_own_words(

@@ -111,6 +111,8 @@ async def test_state_changing_requests_need_the_csrf_token_and_sign_out_ends_it(
 
         socket = await alice.http.ws_connect(alice.base + "/desk/socket")
         assert json.loads((await socket.receive()).data) == {"type": "hello", "agent": "Alice"}
+        assert json.loads((await socket.receive()).data) == {"type": "presence",
+                                                             "online": ["Alice"]}
         response = await alice.post("/desk/sign-out")
         assert response.status == 200 and (await response.json())["signed_out"] == "Alice"
         message = await asyncio.wait_for(socket.receive(), 5)
@@ -135,6 +137,7 @@ async def test_an_agent_takes_answers_notes_releases_and_resolves(
     socket = await bob.http.ws_connect(base + "/desk/socket")
     try:
         await socket.receive()  # hello
+        await socket.receive()  # presence: Bob online
         await ask_for_person(desk, "dan")
         frame = json.loads((await asyncio.wait_for(socket.receive(), 5)).data)
         assert frame == {"type": "changed", "id": "rest:dan", "what": "message", "agent": None}

@@ -45,11 +45,11 @@ def widget(driver: Any) -> Any:
 
 
 def open_widget(driver: Any, url: str) -> None:
+    """The bot's page: the widget, full page and open."""
     driver.get(url + "/")
     wait_until(driver, lambda d: d.execute_script(
         "const h = document.getElementById('supportbot-webchat');"
-        "return h && h.dataset.transport === 'websocket'"))
-    by_css(widget(driver), ".launcher")[0].click()
+        "return h && h.dataset.transport === 'websocket' && h.dataset.ready === 'true'"))
 
 
 def say(driver: Any, text: str) -> None:
@@ -64,7 +64,8 @@ def widget_messages(driver: Any) -> list[tuple[str, str]]:
     """``(class, text)`` of each widget message, the agent's name label included."""
     return [tuple(m) for m in driver.execute_script(
         "return [...document.getElementById('supportbot-webchat').shadowRoot"
-        ".querySelectorAll('.msg')].map(m => [m.className, m.innerText])")]
+        ".querySelectorAll('.msg')].map(m => [m.className, [...m.querySelectorAll("
+        "'.name, .text')].map(n => n.textContent).join('\\n')])")]
 
 
 def sign_in(driver: Any, url: str, name: str, credential: str) -> None:

@@ -152,4 +152,7 @@ def test_eval_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert report["accuracy"] >= 5 / 7
     assert report["out_of_scope"]["recall"] == 1.0
     assert {p.name for p in out.iterdir()} == {"intents_report.json", "intents_confusion.png",
-                                               "cv2_report.json", "cv2_confusion.png"}
+                                               "cv2_report.json", "cv2_confusion.png",
+                                               "intents_confusion.svg", "cv2_confusion.svg"}
+    svg = (out / "cv2_confusion.svg").read_text()
+    assert "<title>2-fold cross-validation (accuracy" in svg and "rows: expected" in svg

@@ -87,7 +87,12 @@ async def test_handoff_round_trip_through_the_agent_api(
     reply = await say("how long does a bank transfer take?")
     assert reply["kind"] == "faq" and reply["handoff"] is False
     response = await client.get("/agent/conversations", headers=auth())
-    assert (await response.json())["conversations"] == []
+    listed = (await response.json())["conversations"]  # all: released ones stay listed
+    assert [(c["id"], c["status"], c["agent"]) for c in listed] == [
+        ("rest:eve", "released", "alice")]
+    for status in ("waiting", "active"):
+        response = await client.get(f"/agent/conversations?status={status}", headers=auth())
+        assert (await response.json())["conversations"] == []
     response = await client.post("/agent/reply", headers=auth(),
                                  json={"id": "rest:eve", "text": "late"})
     assert response.status == 404

@@ -32,8 +32,8 @@ async def test_rest_endpoint_answers_with_citation(make_bot: MakeBot) -> None:
         assert health == {"status": "ok", "bot": "test_bot", "store": "ok", "faq_passages": 3,
                           "version": None}
         page = await (await client.get("/")).text()
-        assert "webhooks/webchat" in page and "Hello from Ava" in page
-        assert "widget.js" not in page  # no webchat channel, no widget
+        assert "Ava · test_bot" in page and "<code>webchat: {}</code>" in page
+        assert "widget.js" not in page  # no webchat channel: the page says how to add it
     finally:
         await client.close()
 

@@ -20,13 +20,18 @@ async def test_widget_script_and_config_are_served(serve: Serve) -> None:
     assert script.status == 200
     assert script.content_type in ("application/javascript", "text/javascript")
     assert "attachShadow" in await script.text()
-    page = await (await client.get("/")).text()  # the demo page shows the widget
-    assert '<script src="webchat/widget.js" async></script>' in page
+    style = await client.get("/webchat/widget.css", headers={"Origin": EVIL})
+    assert style.status == 200 and style.content_type == "text/css"
+    assert (await client.get("/webchat/other.js")).status == 404
+    page = await (await client.get("/")).text()  # the bot's page is the widget, full page
+    assert '<script src="webchat/widget.js" data-mode="page"></script>' in page
     config = await client.get("/webhooks/webchat/config", headers={"Origin": SHOP})
     assert config.headers["Access-Control-Allow-Origin"] == SHOP
     assert await config.json() == {
         "title": "Acme help", "greeting": "Hi from YAML", "placeholder": "Type your question…",
-        "color": "#0b7285", "text_color": "#ffffff", "position": "left", "streaming": True}
+        "greeting_identified": "Hi {name}! How can I help you today?",
+        "color": "#0b7285", "text_color": "#ffffff", "position": "left", "streaming": True,
+        "identities": False}
 
 
 async def test_http_fallback_and_websocket_share_one_session(serve: Serve) -> None:

@@ -20,6 +20,7 @@ _TOPICS = ("card", "transfer", "savings account", "overdraft", "mortgage", "app 
 _VERBS = ("is reviewed within", "is sent within", "can be changed within", "is refunded within",
           "is confirmed within", "expires after")
 _UNITS = ("working days", "hours", "minutes", "calendar days")
+TABLE_INTRO = "Our fees for each account are in the table below."  # table_pdf's first line
 
 
 def sentences(count: int, *, start: int = 0) -> list[str]:
@@ -70,6 +71,24 @@ def prose_pdf(path: Path, pages: Sequence[Sequence[str]], *,
     pdf.output(str(path))
 
 
+def manual_pdf(path: Path, sections: Sequence[tuple[int, str, Sequence[str]]], *,
+               font: Path | None = None) -> None:
+    """A manual whose sections run on from page to page, as a typeset manual's do: each
+    ``(level, heading, paragraphs)`` starts where the one before ended (mid-page), its
+    heading printed and in the outline at ``level`` (0 the highest)."""
+    pdf, family = _pdf(font)
+    pdf.add_page()
+    for level, heading, paragraphs in sections:
+        pdf.start_section(heading, level=level)
+        pdf.set_font(family, size=15 - 2 * level)
+        pdf.multi_cell(0, 8, heading, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(family, size=11)
+        for paragraph in paragraphs:
+            pdf.multi_cell(0, 6, paragraph, new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(3)
+    pdf.output(str(path))
+
+
 def two_column_pdf(path: Path, paragraphs: Sequence[str], *, font: Path | None = None,
                    row_order: bool = False) -> None:
     """One page of text in two balanced columns, the first column written first; with
@@ -103,8 +122,7 @@ def table_pdf(path: Path, rows: Sequence[Sequence[str]], *, font: Path | None = 
     pdf, family = _pdf(font)
     pdf.add_page()
     pdf.set_font(family, size=10)
-    pdf.multi_cell(0, 6, "Our fees for each account are in the table below.",
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, TABLE_INTRO, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     with pdf.table() as table:
         for row in rows:

@@ -14,6 +14,7 @@ from retrieval.documents import ChunkSettings, Document, read_source
 from retrieval.errors import SourceError
 from tests.retrieval.made_documents import (
     encrypt_pdf,
+    manual_pdf,
     prose_pdf,
     sentences,
     table_pdf,
@@ -57,6 +58,33 @@ def test_pdf_pages_are_cited_under_the_outline_and_a_scanned_page_is_named(
     assert all(s in " ".join(p.text for p in third_page) for s in third)
     assert {str(place) for place in document.places} == {"faq/fees.pdf, page 1",
                                                          "faq/fees.pdf, page 3"}
+
+
+def test_pdf_sections_that_start_mid_page_keep_their_own_headings(tmp_path: Path) -> None:
+    path = tmp_path / "guide.pdf"
+    fees, cards = sentences(3), sentences(2, start=3)
+    transfers = [" ".join(sentences(8, start=10 + 8 * n)) for n in range(9)]  # to page 2
+    hours = sentences(2, start=90)
+    manual_pdf(path, [(0, "Fees", [" ".join(fees)]), (1, "Card fees", [" ".join(cards)]),
+                      (1, "Transfer fees", transfers), (0, "Opening hours", [" ".join(hours)])])
+    document = read(path)
+    assert document.pages == 2
+    placed = [(p.title, p.source.rsplit(" ", 1)[-1]) for p in document.passages]
+    assert list(dict.fromkeys(placed)) == [
+        ("guide > Fees", "1"), ("guide > Fees > Card fees", "1"),
+        ("guide > Fees > Transfer fees", "1"), ("guide > Fees > Transfer fees", "2"),
+        ("guide > Opening hours", "2")]
+
+    def under(title: str) -> str:
+        return " ".join(" ".join(p.text for p in document.passages if p.title == title).split())
+
+    assert under("guide > Fees") == " ".join(fees)
+    assert under("guide > Fees > Card fees") == " ".join(cards)
+    assert all(s in under("guide > Fees > Transfer fees") for p in transfers
+               for s in p.split(". "))
+    assert under("guide > Opening hours") == " ".join(hours)
+    assert [p.id for p in document.passages if p.title == "guide > Opening hours"] == [
+        "guide-opening-hours"]
 
 
 def test_two_columns_and_a_table_read_in_order(tmp_path: Path) -> None:
@@ -119,6 +147,54 @@ def test_docx_headings_lists_and_tables(tmp_path: Path) -> None:
     assert {p.source for p in document.passages} == {"faq/team-guide.docx"}
 
 
+def test_docx_headings_nest_by_level_as_html_headings_do(tmp_path: Path) -> None:
+    path = tmp_path / "handbook.docx"
+    blocks: list[tuple[str, object]] = [
+        ("heading 2", "Fees abroad"), ("text", "Card payments abroad are free."),
+        ("heading 2", "Refunds"), ("text", "Refunds take five days."),
+        ("heading 1", "Cards"),
+        ("heading 3", "Lost card"), ("text", "Freeze it in the app."),
+        ("heading 2", "Delivery"), ("text", "Cards arrive in a week."),
+        ("heading 3", "Express delivery"), ("text", "Express costs £9.99."),
+        ("heading 2", "Limits"), ("text", "The daily limit is £500."),
+    ]
+    word_document(path, title="Handbook", blocks=blocks)
+    html = tmp_path / "handbook-page.html"
+    html.write_text("<html><head><title>Handbook</title></head><body>" + "".join(
+        f"<h{kind.split()[1]}>{content}</h{kind.split()[1]}>" if kind != "text"
+        else f"<p>{content}</p>" for kind, content in blocks) + "</body></html>")
+    expected = [
+        ("Handbook > Fees abroad", "Card payments abroad are free."),
+        ("Handbook > Refunds", "Refunds take five days."),
+        ("Handbook > Cards > Lost card", "Freeze it in the app."),
+        ("Handbook > Cards > Delivery", "Cards arrive in a week."),
+        ("Handbook > Cards > Delivery > Express delivery", "Express costs £9.99."),
+        ("Handbook > Cards > Limits", "The daily limit is £500."),
+    ]
+    word, page = read(path), read(html)
+    assert [(p.title, p.text) for p in word.passages] == expected
+    assert [(p.title, p.text) for p in page.passages] == expected
+    assert [p.id for p in word.passages] == [
+        "handbook-fees-abroad", "handbook-refunds", "handbook-cards-lost-card",
+        "handbook-cards-delivery", "handbook-cards-delivery-express-delivery",
+        "handbook-cards-limits"]
+
+
+def test_a_docx_heading_style_based_on_a_heading_is_a_heading(tmp_path: Path) -> None:
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    document = docx.Document()
+    custom = document.styles.add_style("Team Heading", WD_STYLE_TYPE.PARAGRAPH)
+    custom.base_style = document.styles["Heading 2"]
+    document.add_heading("Cards", level=1)
+    document.add_paragraph("Delivery", style="Team Heading")
+    document.add_paragraph("Cards arrive in a week.")
+    document.save(str(tmp_path / "team.docx"))
+    (passage,) = read(tmp_path / "team.docx").passages
+    assert (passage.id, passage.title) == ("team-cards-delivery", "team > Cards > Delivery")
+
+
 def test_a_docx_that_is_not_a_word_file_is_a_clear_error(tmp_path: Path) -> None:
     text = tmp_path / "old.docx"
     text.write_bytes(b"\xd0\xcf\x11\xe0 an old binary .doc")
@@ -159,10 +235,10 @@ def test_html_keeps_the_page_text_and_leaves_out_its_chrome(tmp_path: Path) -> N
     path.write_text(PAGE)
     document = read(path)
     assert [(p.id, p.title) for p in document.passages] == [
-        ("returns", "Returns | Acme > Returns"),
-        ("returns-refunds", "Returns | Acme > Returns > Refunds"),
-        ("returns-refunds-fees", "Returns | Acme > Returns > Refunds > Fees"),
-        ("returns-exchanges", "Returns | Acme > Returns > Exchanges"),
+        ("returns", "Returns | Acme"),  # the h1 repeats the title before the site's name
+        ("returns-refunds", "Returns | Acme > Refunds"),
+        ("returns-refunds-fees", "Returns | Acme > Refunds > Fees"),
+        ("returns-exchanges", "Returns | Acme > Exchanges"),
     ]
     texts = [p.text for p in document.passages]
     assert texts[0] == "You can return most items within 30 days."

@@ -78,7 +78,7 @@ def test_a_sitemap_is_read_within_the_sites_rules_and_bad_pages_are_named(
     passages = {p.id: p for p in document.passages}
     lost = passages["cards-lost-card"]
     assert lost.source == f"{base}/help/cards#lost-card"
-    assert lost.title == "Cards | Acme help > Cards > Lost card"
+    assert lost.title == "Cards | Acme help > Lost card"
     assert passages["fees-international-transfers"].source == f"{base}/help/fees#transfers"
     assert passages["returns"].source == f"{base}/help/returns"
     everything = " ".join(p.text + p.title for p in document.passages)

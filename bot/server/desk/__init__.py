@@ -4,7 +4,9 @@
 - :mod:`~bot.server.desk.access`: sign-in page, the desk page, session and CSRF checks
 - :mod:`~bot.server.desk.inbox`: queues, transcript, take / reply / release / resolve / note
 - :mod:`~bot.server.desk.transcript`: history, citations, decisions and notes, in order
-- :mod:`~bot.server.desk.hub`: live updates over a WebSocket
+- :mod:`~bot.server.desk.hub`: live updates over a WebSocket, presence
+- :mod:`~bot.server.desk.assist`: suggested answers for the customer's last message
+- :mod:`~bot.server.desk.assignment`: new handoffs to online agents (``handoff.assignment``)
 
 docs/desk.md describes it for users.
 """
@@ -15,8 +17,11 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from bot.definition.dialogue import AssignmentSettings
 from bot.server.agent_api import AgentDesk
 from bot.server.desk.access import DESK_TITLE, ROUTES, SIGN_INS
+from bot.server.desk.assignment import Assigner
+from bot.server.desk.assist import Search
 from bot.server.desk.hub import DeskHub
 from bot.server.desk.inbox import Inbox
 from bot.server.desk.signins import SignIns
@@ -26,16 +31,20 @@ DESK_HUB: web.AppKey[DeskHub] = web.AppKey("desk_hub", DeskHub)
 
 
 def install_desk(app: web.Application, api: AgentDesk,
-                 passages: Callable[[], Mapping[str, Passage]]) -> DeskHub:
+                 passages: Callable[[], Mapping[str, Passage]], search: Search) -> DeskHub:
     """Add the desk's routes to ``app`` over ``api``'s conversation rules; ``passages``:
-    the served FAQ's passages by id (read at request time). Returns the hub that customer
-    turns report to (:meth:`DeskHub.watch`)."""
+    the served FAQ's passages by id, ``search``: the served FAQ's search (both read at
+    request time). Returns the hub that customer turns report to (:meth:`DeskHub.watch`)."""
     handoff = api.config.handoff
     hub = DeskHub()
     app[DESK_HUB] = hub
     app[DESK_TITLE] = api.config.name
     app[SIGN_INS] = SignIns(dict(handoff.agents) if handoff else {}, api.store)
-    app.add_routes([*ROUTES, *Inbox(api, hub, passages).routes()])
+    inbox = Inbox(api, hub, passages, search)
+    inbox.app = app
+    Assigner(handoff.assignment if handoff else AssignmentSettings(), api, hub,
+             inbox.take_for).install()
+    app.add_routes([*ROUTES, *inbox.routes()])
     app.on_shutdown.append(hub.close)
     return hub
 

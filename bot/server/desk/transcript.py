@@ -18,7 +18,8 @@ from retrieval.passages import Passage
 MAX_EVENTS = 2000  # a conversation's events read for one transcript, newest kept
 
 
-def _citation(passage_id: str, passages: Mapping[str, Passage]) -> dict[str, Any]:
+def citation(passage_id: str, passages: Mapping[str, Passage]) -> dict[str, Any]:
+    """A cited passage by id: its title, source and audience (the id alone when it is gone)."""
     passage = passages.get(passage_id)
     if passage is None:  # retrained away since: the id is all there is
         return {"id": passage_id, "title": passage_id, "source": None}
@@ -44,10 +45,16 @@ def _item(turn: dict[str, Any], passages: Mapping[str, Passage]) -> dict[str, An
                             "ts": turn.get("ts")}
     if role == "bot":
         item["kind"] = turn.get("kind")
-        item["citations"] = [_citation(str(c), passages) for c in turn.get("citations") or ()]
+        item["citations"] = [citation(str(c), passages) for c in turn.get("citations") or ()]
     if role == "agent":
         item["agent"] = turn.get("agent")
     return item
+
+
+def customer_turns(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history without the copies of queued agent messages that the bot delivered
+    later (each is kept once, where the agent wrote it)."""
+    return [t for t in history if not (t.get("role") == "bot" and t.get("kind") == "agent")]
 
 
 async def transcript(store: SessionStore, session: Session,
@@ -55,9 +62,7 @@ async def transcript(store: SessionStore, session: Session,
     """The conversation's items, oldest first (see the module docstring)."""
     events = [e async for e in store.iter_events(key=session.key, since=session.started_at)]
     events = events[-MAX_EVENTS:]
-    kept = [t for t in session.history  # a queued agent message the bot delivered later
-            if not (t.get("role") == "bot" and t.get("kind") == "agent")]
-    items = [_item(t, passages) for t in kept]
+    items = [_item(t, passages) for t in customer_turns(session.history)]
     answers = [i for i in items if i["role"] == "bot"]
     for item, decision in zip(answers, _decisions(events, [float(i["ts"] or 0)
                                                            for i in answers]), strict=True):

@@ -1,0 +1,1 @@
+"""What the session store's events say about the bot: answers, numbers, gaps, SVG charts."""
