@@ -131,13 +131,27 @@ async def index_page(request: web.Request) -> web.Response:
     return web.Response(text=html.replace("{{chat}}", chat), content_type="text/html")
 
 
-async def widget_file(request: web.Request) -> web.FileResponse:
+WIDGET_PARTS = ("widget-text.js", "widget-session.js", "widget.js")  # one script, in order
+WIDGET_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+@functools.cache
+def widget_script() -> str:
+    """The widget's parts joined in one function: one script, no globals on the host page."""
+    parts = [(STATIC / name).read_text(encoding="utf-8") for name in WIDGET_PARTS]
+    return "(function () {\n" + "\n".join(parts) + "\n})();\n"
+
+
+async def widget_file(request: web.Request) -> web.StreamResponse:
     """The web chat widget and its style (docs/channels.md); any site may load them."""
     name = request.match_info["name"]
-    if name not in ("widget.js", "widget.css"):
+    if name == "widget.js":
+        return web.Response(text=widget_script(), content_type="text/javascript",
+                            headers=WIDGET_CACHE)
+    if name != "widget.css":
         raise web.HTTPNotFound(text='{"error": "no such widget file"}',
                                content_type="application/json")
-    return web.FileResponse(STATIC / name, headers={"Cache-Control": "public, max-age=300"})
+    return web.FileResponse(STATIC / name, headers=WIDGET_CACHE)
 
 
 def _escape(text: str) -> str:

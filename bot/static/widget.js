@@ -14,7 +14,8 @@
  * data-user-id, data-user-hash (HMAC-SHA256 of the id under the channel's identity_secret,
  * computed by the site's server) and data-user-name, data-user-email, ... (docs/channels.md).
  * Text from the bot, agents and customers is only ever set as text; links in answers are
- * built as elements, http(s) only.
+ * built as elements, http(s) only. bot serve sends widget-text.js (elements, links, times),
+ * widget-session.js (the session token, the bot's settings) and this file as one script.
  */
 (function () {
   "use strict";
@@ -22,157 +23,17 @@
   if (!script || !script.src || document.getElementById("supportbot-webchat")) return;
   var base = script.src.replace(/\/webchat\/widget\.js([?#].*)?$/, "");
   var data = script.dataset;
-  var prefix = "supportbot:" + base + ":";
-  var HISTORY_LIMIT = 50, RENEW_BEFORE_S = 24 * 3600, TYPING_SHOWN_MS = 6000;
+  var HISTORY_LIMIT = 50, TYPING_SHOWN_MS = 6000;
   var QUIET_KINDS = /^(handoff|handback|feedback|agent|agent_joined|agent_left|agent_typing|greeting)$/;
   var pageMode = data.mode === "page";
   var THUMB = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M2 21h4V9H2v12zm20-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>';
 
-  var store = {
-    get: function (key, fallback) {
-      try {
-        var v = window.localStorage.getItem(prefix + key);
-        return v === null ? fallback : JSON.parse(v);
-      } catch (e) { return fallback; }
-    },
-    set: function (key, value) {
-      try { window.localStorage.setItem(prefix + key, JSON.stringify(value)); } catch (e) { /* private mode */ }
-    }
-  };
-
-  function identity() {  // the host page's signed customer, if any: {id, hash, name, ...}
-    if (!data.userId || !data.userHash) return null;
-    var user = {};
-    Object.keys(data).forEach(function (k) {
-      if (/^user[A-Z]/.test(k)) {
-        user[k.slice(4).replace(/[A-Z]/g, function (c) { return "_" + c.toLowerCase(); }).slice(1)] = data[k];
-      }
-    });
-    return user;
-  }
-
-  var session = store.get("session", null);  // {token, sender, expires_at, user?}
-  var pendingSession = null;
-  var wanted = identity();
-  if (session && (wanted ? !session.user || session.user.id !== wanted.id : !!session.user)) session = null;
-
-  function ensureSession(fresh) {
-    // A valid session token: the stored one, renewed when close to expiring, or a new one
-    // (for the page's identified customer when there is one; refused: anonymous).
-    var now = Date.now() / 1000;
-    if (!fresh && session && session.token && session.expires_at - now > RENEW_BEFORE_S) {
-      return Promise.resolve(session);
-    }
-    if (pendingSession) return pendingSession;
-    function ask(token, user) {
-      var headers = token ? { Authorization: "Bearer " + token } : {};
-      if (user) headers["Content-Type"] = "application/json";
-      return fetch(base + "/webhooks/webchat/session", { method: "POST", mode: "cors", headers: headers,
-        body: user ? JSON.stringify({ user: user }) : undefined });
-    }
-    var old = fresh ? null : session && session.token;
-    pendingSession = ask(old, wanted).then(function (res) {
-      if (res.status === 401 && old) return ask(null, wanted);
-      return res;
-    }).then(function (res) {
-      if ((res.status === 400 || res.status === 403) && wanted) {
-        res.json().then(function (b) { console.warn("supportbot: identity refused:", b.error); }, function () {});
-        wanted = null;  // stays anonymous
-        return ask(null, null);
-      }
-      return res;
-    }).then(function (res) {
-      if (!res.ok) throw new Error("HTTP " + res.status);
-      return res.json();
-    }).then(function (body) {
-      if (!session || session.sender !== body.sender) { history = []; store.set("history", history); }
-      session = body;
-      store.set("session", session);
-      pendingSession = null;
-      return session;
-    }, function (err) { pendingSession = null; throw err; });
-    return pendingSession;
-  }
-
-  function authorized(path, options) {
-    return ensureSession(false).then(function (s) {
-      options = options || {};
-      options.mode = "cors";
-      options.headers = Object.assign({ Authorization: "Bearer " + s.token }, options.headers || {});
-      return fetch(base + path, options);
-    });
-  }
-
-  var config = {
-    title: "Chat with us", greeting: "Hi! How can I help you today?",
-    greeting_identified: "Hi {name}! How can I help you today?",
-    placeholder: "Type your question…", color: "#1d4ed8", text_color: "#ffffff",
-    position: "right", streaming: true
-  };
-  var available = true;
-
-  function validColor(value) {
-    return typeof value === "string" && window.CSS && CSS.supports("color", value);
-  }
-
-  function applyOverrides() {
-    if (data.title) config.title = data.title;
-    if (data.greeting !== undefined) config.greeting = data.greeting;
-    if (data.greetingIdentified !== undefined) config.greeting_identified = data.greetingIdentified;
-    if (data.placeholder) config.placeholder = data.placeholder;
-    if (validColor(data.color)) config.color = data.color;
-    if (validColor(data.textColor)) config.text_color = data.textColor;
-    if (data.position === "left" || data.position === "right") config.position = data.position;
-    if (data.streaming) config.streaming = data.streaming !== "false";
-  }
-
-  function loadConfig() {
-    var controller = window.AbortController ? new AbortController() : null;
-    var timer = setTimeout(function () { if (controller) controller.abort(); }, 5000);
-    return fetch(base + "/webhooks/webchat/config", { mode: "cors", signal: controller && controller.signal })
-      .then(function (res) {
-        if (res.status === 403) available = false;
-        return res.ok ? res.json() : {};
-      })
-      .then(function (remote) {
-        Object.keys(config).forEach(function (k) { if (remote[k] !== undefined) config[k] = remote[k]; });
-      })
-      .catch(function () { /* defaults; sending will report the problem */ })
-      .then(function () { clearTimeout(timer); applyOverrides(); });
-  }
-
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  var LINK = /\[([^\]\n]{1,200})\]\((https?:\/\/[^\s()<>]+)\)|(https?:\/\/[^\s<>"'()\[\]]+)/gi;
-
-  function linked(text) {
-    // ``text`` as text nodes and <a> elements for its http(s) links ([label](url) or bare).
-    var out = document.createDocumentFragment(), at = 0, m;
-    LINK.lastIndex = 0;
-    while ((m = LINK.exec(text))) {
-      var url = m[2] || m[3], label = m[1] || url, end = m.index + m[0].length;
-      if (m[3]) {
-        var trail = /[.,;:!?]+$/.exec(url);
-        if (trail) { url = url.slice(0, -trail[0].length); label = url; end -= trail[0].length; }
-      }
-      out.appendChild(document.createTextNode(text.slice(at, m.index)));
-      out.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, label));
-      at = end;
-      LINK.lastIndex = end;
-    }
-    out.appendChild(document.createTextNode(text.slice(at)));
-    return out;
-  }
-
-  function clock(ts) {
-    var d = new Date((ts || Date.now() / 1000) * 1000);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
+  var visit = supportbotVisit(base, data, function () {  // widget-session.js
+    history = [];
+    store.set("history", history);
+  });
+  var store = visit.store, ensureSession = visit.ensureSession, authorized = visit.authorized;
+  var config = visit.config, loadConfig = visit.loadConfig;
 
   var host, root, launcher, panel, log, status, handoff, form, input, greetingNode, confirmRow;
   var ws = null, wsReady = false, wsFailures = 0, awaiting = false, current = null, typingTimer = null;
@@ -243,7 +104,7 @@
 
     showAll();
     if (pageMode || store.get("open", false)) setOpen(true, pageMode);  // no focus move on page load
-    if (!available) setStatus("This chat isn't available on this website.");
+    if (!visit.isAvailable()) setStatus("This chat isn't available on this website.");
     else ensureSession(false).then(greet).then(loadHistory, function () { /* sending reports it */ });
     connect();
   }
@@ -257,7 +118,7 @@
   function showAll() {
     log.textContent = "";
     greetingNode = config.greeting ? addMessage({ role: "bot", kind: "greeting", text: config.greeting }, false) : null;
-    if (session) greet(session);
+    if (visit.current()) greet(visit.current());
     history.forEach(function (item, i) { addMessage(item, false, i === history.length - 1); });
   }
 
@@ -468,7 +329,7 @@
   }
 
   function connect() {
-    if (!config.streaming || !available || !window.WebSocket || ws) return;
+    if (!config.streaming || !visit.isAvailable() || !window.WebSocket || ws) return;
     ensureSession(false).then(openSocket, function () { /* HTTP will report it */ });
   }
 
