@@ -6,7 +6,9 @@ Each source becomes :class:`Passage` objects with stable ids (``retrieval.passag
 Question/answer pairs stay whole; free text is chunked into passages of whole sentences, about
 ``chunk_words`` words each, overlapping by whole sentences of up to ``chunk_overlap`` words. A
 YAML or JSONL item ``{extends: <entry id>, alternatives: [...]}`` adds wordings to an entry of
-any source (:class:`Extension`, merged by :func:`extend` once every source is read). Markdown
+any source (:class:`Extension`, merged by :func:`extend` once every source is read); an
+entry's ``question`` and ``answer`` may be written in several languages
+(``retrieval.translations``). Markdown
 is read by ``retrieval.markdown``; PDF, Word, HTML and text files by the converters of
 ``retrieval.converters`` (one per format, chosen by suffix), whose sections become free-text
 passages (:meth:`PassageBuilder.document`).
@@ -42,6 +44,7 @@ from retrieval.passages import (  # noqa: F401  (re-exported: the names every re
     slug,
     strip_internal,
 )
+from retrieval.translations import localized, same_first_language
 from retrieval.yamlio import load_yaml
 
 SUFFIXES = tuple(dict.fromkeys((".yaml", ".yml", ".csv", ".md", ".markdown", ".jsonl",
@@ -211,9 +214,12 @@ def _add_entry(builder: PassageBuilder, entry: Any, where: str, line: int | None
         raise SourceError("must be a non-empty string", file=display, path=f"{where}.id", line=line)
     category = str(entry.get("category", ""))
     if "question" in entry or "answer" in entry:
-        builder.qa(_text(entry, "question", where, display, line),
-                   _text(entry, "answer", where, display, line), at=(f"{where}.answer", line),
-                   id=entry_id, alternatives=tuple(alternatives), category=category)
+        question, answer = (localized(entry.get(key), path=f"{where}.{key}", display=display,
+                                      line=line) for key in ("question", "answer"))
+        same_first_language(question, answer, path=where, display=display, line=line)
+        builder.qa(question.text, answer.text, at=(f"{where}.answer", line), id=entry_id,
+                   alternatives=(*alternatives, *(text for _, text in question.others)),
+                   category=category, translations=answer.others)
     else:
         builder.free_text(str(entry.get("title", "")), _text(entry, "text", where, display, line),
                           at=(f"{where}.text", line), id=entry_id, category=category)

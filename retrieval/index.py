@@ -170,6 +170,7 @@ def index_artifact(directory: Path) -> Artifact:
 
 def _passage(data: dict[str, Any]) -> Passage:
     data["alternatives"] = tuple(data.get("alternatives", ()))
+    data["translations"] = tuple(tuple(pair) for pair in data.get("translations", ()))
     return Passage(**data)
 
 

@@ -37,6 +37,11 @@ class Passage:
     alternatives: tuple[str, ...] = ()
     category: str = ""
     audience: str = "customers"  # "agents": written for the team, never quoted to customers
+    translations: tuple[tuple[str, str], ...] = ()  # (language code, answer) of a FAQ entry
+
+    def translated(self, language: str) -> str | None:
+        """The answer in ``language`` when the entry has it (``retrieval.translations``)."""
+        return next((text for code, text in self.translations if code == language), None)
 
     def search_texts(self) -> list[str]:
         """The texts embedded for this passage; its score is the best of them."""
@@ -92,12 +97,14 @@ class PassageBuilder:
 
     def qa(self, question: str, answer: str, *, at: tuple[str, int | None],
            id: str | None = None, alternatives: tuple[str, ...] = (),
-           category: str = "") -> None:
-        """A question and its answer (``at``: the answer's key path and line, for errors)."""
+           category: str = "", translations: tuple[tuple[str, str], ...] = ()) -> None:
+        """A question and its answer (``at``: the answer's key path and line, for errors),
+        and the answer in other languages."""
         self.add(Passage(
             id=id or slug(question), text=self.shown(answer, at), source=self.source,
             title=question.strip(), question=question.strip(),
             alternatives=alternatives, category=category,
+            translations=tuple((code, self.shown(text, at)) for code, text in translations),
         ), Place(self.display, at[1]))
 
     def free_text(self, title: str, text: str, *, at: tuple[str, int | None],

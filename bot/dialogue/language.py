@@ -3,15 +3,18 @@
 With ``language:`` written as a mapping (``adapters.settings.LanguageSettings``), each
 message long and clear enough is identified (``adapters/classifiers/language.py``) and its
 language kept in ``session.state["language"]``; a short or unclear one ("ok", "thanks")
-keeps the session's language so far, the bot's own at first. Until entries carry
-translations, a reply the bot wrote in its own language to a customer writing in another
-ends with one line in the customer's language saying so (the table
+keeps the session's language so far, the bot's own at first. A reply that quotes FAQ entries
+written in the customer's language too (``retrieval/translations.py``) is given in it
+(:func:`translated`); any other reply the bot wrote in its own language to a customer
+writing in another ends with one line in the customer's language saying so (the table
 ``data/language_notes.yaml``); a human agent's message never does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ import yaml
 from adapters.classifiers.language import LanguageIdentifier
 from adapters.settings import LanguageSettings
 from bot.sessions.store import Session
+from foundation.messages import BotReply
+from retrieval.passages import Passage
 
 LANGUAGE_KEY = "language"  # session.state: the customer's language (an ISO 639-1 code)
 NOTES_FILE = Path(__file__).parent / "data" / "language_notes.yaml"
@@ -67,3 +72,20 @@ class CustomerLanguage:
         if kind in NO_NOTE_KINDS:
             return None
         return note_for(customer, self.settings.code)
+
+
+def translated(reply: BotReply, customer: str,
+               passage: Callable[[str], Passage | None]) -> BotReply | None:
+    """``reply`` in the ``customer``'s language when it quotes FAQ answers as written (one
+    after another, in the order cited) and each has a translation into it; else None."""
+    if reply.kind != "faq" or not reply.citations:
+        return None
+    cited = [passage(i) for i in dict.fromkeys(c.passage_id for c in reply.citations)]
+    if any(p is None for p in cited) or \
+            reply.text != "\n\n".join(p.text for p in cited if p is not None):
+        return None
+    texts = [p.translated(customer) for p in cited if p is not None]
+    if any(t is None for t in texts):
+        return None
+    return dataclasses.replace(reply, text="\n\n".join(t for t in texts if t is not None))
+

@@ -31,6 +31,7 @@ from typing import Any
 from bot.definition.config import BotConfig
 from bot.dialogue.answerer import FaqAnswerer
 from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox_text
+from bot.dialogue.language import translated
 from bot.dialogue.stages.active_form import active_form
 from bot.dialogue.stages.classify import classify
 from bot.dialogue.stages.fallback import fallback
@@ -42,6 +43,7 @@ from bot.dialogue.stages.triggers import triggers
 from bot.dialogue.turn import MessageAnalyzer, Parts, Stage, Turn
 from bot.sessions.store import Session
 from foundation.messages import BotReply, ReplyStream, UserMessage
+from retrieval.passages import Passage
 
 NOT_BY_INTENT = frozenset({"faq", "generated", "fallback", "clarify"})  # replies the intent
 # did not decide: they carry no ``intent``
@@ -76,15 +78,23 @@ class Router:
         queued = pop_outbox_text(session)  # e.g. "you're chatting with the assistant again"
 
         async def finish(reply: BotReply) -> BotReply:
+            local = None if self.parts.language is None or turn.language is None else \
+                translated(reply, turn.language, self._passage)
+            reply = local or reply
             if queued is not None:
                 reply = dataclasses.replace(reply, text=f"{queued}\n\n{reply.text}")
             note = None if self.parts.language is None or turn.language is None or \
-                not reply.text else self.parts.language.note(turn.language, reply.kind)
+                local is not None or not reply.text else \
+                self.parts.language.note(turn.language, reply.kind)
             if note is not None:  # last, so that a streamed answer's text stays as shown
                 reply = dataclasses.replace(reply, text=f"{reply.text}\n\n{note}")
             return _finish(turn, reply)
 
         return stream.on_reply(finish)
+
+    def _passage(self, passage_id: str) -> Passage | None:
+        knowledge = self.answerer.knowledge
+        return None if knowledge is None else knowledge.index.get(passage_id)
 
 
 def _finish(turn: Turn, reply: BotReply) -> BotReply:

@@ -3,6 +3,7 @@ line in that language under a reply the bot has only in its own."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from adapters.classifiers.language import LanguageIdentifier, weighted_length
 from adapters.settings import LanguageSettings
 from bot.build import StepResult, train
+from bot.cli import main
 from bot.definition.loader import load_bot
 from bot.dialogue.language import LANGUAGE_KEY, CustomerLanguage, note_for, notes
 from bot.errors import ConfigError
@@ -132,3 +134,57 @@ async def test_a_spanish_question_gets_the_english_answer_and_a_note(make_bot: M
 def test_the_multilingual_embedder_refuses_intent_encoder_tuning(make_bot: MakeBot) -> None:
     with pytest.raises(ConfigError, match="encoder_steps"):
         load_bot(make_bot(MULTILINGUAL_YAML + "classifier:\n  encoder_steps: 10\n"))
+
+
+TRANSLATED_FAQ = """\
+- id: reset-pin
+  question:
+    en: How do I reset my PIN?
+    es: ¿Cómo restablezco mi PIN?
+    zh: 我怎么重置银行卡密码？
+  answer:
+    en: Open the app, go to Card settings and choose Reset PIN.
+    es: Abre la app, ve a Ajustes de la tarjeta y elige Restablecer PIN.
+    zh: 打开应用，进入银行卡设置，选择重置密码。
+- id: transfer-time
+  question: How long does a bank transfer take?
+  answer: Domestic transfers arrive the same day; international ones take 1-3 working days.
+"""
+CONVERSATIONS = """\
+- name: a Spanish customer is answered in Spanish from the translated FAQ
+  steps:
+    - user: Olvidé el PIN de mi tarjeta, ¿cómo lo restablezco?
+      cites: reset-pin
+      contains: Restablecer PIN
+      not_contains: Open the app
+- name: a Chinese customer is answered in Chinese, and honestly where there is no translation
+  steps:
+    - user: 我忘记了银行卡密码，怎么重置？
+      cites: reset-pin
+      contains: 选择重置密码
+    - user: 银行转账需要多长时间才能到账？
+      cites: transfer-time
+      contains: [Domestic transfers, 仅提供英文]
+"""
+
+
+@needs_e5
+async def test_a_translated_entry_answers_in_the_customers_language(make_bot: MakeBot) -> None:
+    root = make_bot(MULTILINGUAL_YAML, files={"faq/main.yaml": TRANSLATED_FAQ,
+                                              "tests/languages.yaml": CONVERSATIONS})
+    bot = load_bot(root)
+    train(bot, progress=False)
+    runtime = BotRuntime.load(bot)
+    try:
+        spanish = await runtime.dialogue.handle(UserMessage("u1", "¿Cómo restablezco mi PIN?"))
+        untranslated = await runtime.dialogue.handle(
+            UserMessage("u1", "¿Cuánto tarda una transferencia bancaria?"))
+        english = await runtime.dialogue.handle(UserMessage("u2", "How do I reset my PIN?"))
+    finally:
+        await runtime.close()
+    assert spanish.text == "Abre la app, ve a Ajustes de la tarjeta y elige Restablecer PIN."
+    assert spanish.citations[0].passage_id == "reset-pin"
+    assert untranslated.text.startswith("Domestic transfers")  # no translation: the note
+    assert untranslated.text.endswith("(Esta respuesta solo está disponible en inglés.)")
+    assert english.text == "Open the app, go to Card settings and choose Reset PIN."
+    assert await asyncio.to_thread(main, ["test", str(root), "--no-train"]) == 0  # tests above
