@@ -78,6 +78,9 @@ async def test_only_leads_see_the_pages(served: tuple[BotRuntime, TestClient]) -
                                     **{"X-CSRF-Token": "forged"})
         assert response.status == 403 and "X-CSRF-Token" in (await response.json())["error"]
         assert (await alice.get("/desk/review")).status == 200
+        desks = [await (await agent.get("/desk")).text() for agent in (alice, bob)]
+        assert '<body data-lead="true">' in desks[0]  # the desk links a lead to her pages
+        assert '<body data-lead="">' in desks[1] and 'href="/desk/review"' in desks[1]
         assert (await alice.get("/desk/lead/static/review.js")).status == 200
         assert (await alice.get("/desk/lead/static/secrets.txt")).status == 404
     finally:

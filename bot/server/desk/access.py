@@ -23,6 +23,7 @@ from channels.http import unauthorized
 
 STATIC = Path(__file__).parent.parent.parent / "static"
 SIGN_INS: web.AppKey[SignIns] = web.AppKey("desk_sign_ins", SignIns)
+LEADS: web.AppKey[frozenset[str]] = web.AppKey("desk_leads", frozenset)  # handoff.leads
 DESK_TITLE: web.AppKey[str] = web.AppKey("desk_title", str)  # the bot's name, for the pages
 COOKIE = "supportbot_desk"
 CSRF_HEADER = "X-CSRF-Token"
@@ -126,8 +127,9 @@ async def desk_page(request: web.Request) -> web.Response:
     found = await request.app[SIGN_INS].find(request.cookies.get(COOKIE))
     if found is None:
         raise web.HTTPSeeOther("/desk/sign-in")
+    lead = found.agent in request.app.get(LEADS, frozenset())
     return page("desk.html", {"agent": found.agent, "csrf": found.csrf,
-                              "title": request.app[DESK_TITLE]})
+                              "title": request.app[DESK_TITLE], "lead": "true" if lead else ""})
 
 
 async def asset(request: web.Request) -> web.FileResponse:

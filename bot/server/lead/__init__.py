@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from bot.definition.config import BotDefinition
-from bot.server.lead.access import LEADS, asset
+from bot.server.desk.access import LEADS
+from bot.server.lead.access import asset
 from bot.server.lead.dashboard import Dashboard
 from bot.server.lead.review import Review
 from bot.sessions.store import SessionStore

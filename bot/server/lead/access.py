@@ -11,11 +11,10 @@ import json
 from aiohttp import web
 
 from bot.errors import BadRequest, Forbidden
-from bot.server.desk.access import COOKIE, SIGN_INS, STATIC, acting, escape, signed_in
+from bot.server.desk.access import COOKIE, LEADS, SIGN_INS, STATIC, acting, escape, signed_in
 from bot.server.desk.signins import SignedIn
 from channels.boundary import query_value
 
-LEADS: web.AppKey[frozenset[str]] = web.AppKey("desk_leads", frozenset)
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 ASSETS = ("review.js", "lead.css")
