@@ -14,7 +14,7 @@ from bot.errors import ConfigError, RetrievalError, library_errors
 from bot.learning import suggestions as store
 from bot.learning.accepting import accept, describe
 from bot.learning.exchanges import exchanges
-from bot.learning.marks import MARKS, all_marks, alternatives_from_marks
+from bot.learning.marks import MARKS, all_marks, alternatives_from_marks, knowledge_gaps
 from bot.learning.mining import Mined, MiningSettings, mine
 from bot.learning.taking_back import reject, unaccept
 from bot.learning.transcripts import conversations_dir, load_conversations
@@ -82,9 +82,10 @@ def run(args: argparse.Namespace) -> int:
     mined, index = mine_bot(bot, MiningSettings(min_count=args.min_count))
     wordings = {p.id: {w.lower() for w in (p.question, *p.alternatives) if w}
                 for p in index.passages}
-    found = alternatives_from_marks(all_marks(bot, bot.root / MARKS), store.from_mined(mined),
-                                    wordings)
-    written = store.write(bot.root, found, mined.unanswered, mined.withheld)
+    marks = all_marks(bot, bot.root / MARKS)
+    found = alternatives_from_marks(marks, store.from_mined(mined), wordings)
+    written = store.write(bot.root, found, mined.unanswered, mined.withheld,
+                          knowledge_gaps(marks))
     print(summary(written, mined, typed_path(store.folder(bot.root))))
     return 0
 

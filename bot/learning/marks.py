@@ -155,6 +155,13 @@ def all_marks(bot: BotDefinition, path: Path) -> list[Mark]:
     return [*load_marks(path), *review_marks(bot)]
 
 
+def knowledge_gaps(marks: Sequence[Mark]) -> list[str]:
+    """The questions marked wrong that no entry answers: FAQ entries to write, each once
+    ("should not have answered" marks are questions the bot is not for)."""
+    return list(dict.fromkeys(m.question for m in marks
+                              if m.mark == "wrong" and m.expected == (NONE,)))
+
+
 def alternatives_from_marks(marks: Sequence[Mark], found: Sequence[Suggestion],
                             wordings: Mapping[str, set[str]]) -> list[Suggestion]:
     """``found`` with each question marked wrong, whose right entry is in ``wordings``

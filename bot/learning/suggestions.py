@@ -92,9 +92,10 @@ def _provenance(exchanges: Sequence[Exchange]) -> tuple[int, tuple[str, ...], No
 
 def write(bot_root: Path, suggestions: Sequence[Suggestion],
           unanswered: Sequence[Sequence[Exchange]],
-          withheld: Sequence[Withheld] = ()) -> list[Suggestion]:
+          withheld: Sequence[Withheld] = (), marked: Sequence[str] = ()) -> list[Suggestion]:
     """Replace the pending suggestions with ``suggestions`` (the accepted ones stay as they
-    are and are not written again); returns those written."""
+    are and are not written again); returns those written. ``marked``: questions a review
+    marked wrong that no entry answers, listed with the unanswered ones."""
     target = folder(bot_root)
     accepted, rejected = accepted_ids(bot_root), rejected_ids(bot_root)
     fresh = [_renamed(s, accepted) for s in suggestions
@@ -104,8 +105,8 @@ def write(bot_root: Path, suggestions: Sequence[Suggestion],
     shown = typed_path(bot_root)
     for suggestion in fresh:
         changes[target / f"{suggestion.id}.yaml"] = render(suggestion, shown)
-    if unanswered:
-        changes[target / f"{UNANSWERED}.yaml"] = _render_unanswered(unanswered)
+    if unanswered or marked:
+        changes[target / f"{UNANSWERED}.yaml"] = _render_unanswered(unanswered, marked)
     if withheld:
         changes[target / f"{WITHHELD}.yaml"] = _render_withheld(withheld)
     target.mkdir(parents=True, exist_ok=True)
@@ -154,11 +155,14 @@ def render(suggestion: Suggestion, bot_shown: str) -> str:
     return "\n".join(lines) + "\n" + dump_yaml(data)
 
 
-def _render_unanswered(groups: Sequence[Sequence[Exchange]]) -> str:
-    data = {"kind": UNANSWERED, "count": sum(len(g) for g in groups), "groups": [
+def _render_unanswered(groups: Sequence[Sequence[Exchange]], marked: Sequence[str] = ()) -> str:
+    data: dict[str, Any] = {"kind": UNANSWERED, "count": sum(len(g) for g in groups), "groups": [
         {"count": len(g), "questions": [e.question for e in g],
          "conversations": [e.conversation.id for e in g]} for g in groups]}
-    return ("# Questions customers asked that no agent answered, grouped by `bot suggest`.\n"
+    if marked:  # a review said the bot answered wrongly and no entry answers them
+        data["marked_wrong_unanswerable"] = list(marked)
+    return ("# Questions customers asked that no agent answered, grouped by `bot suggest`,\n"
+            "# and those a review marked wrong that no FAQ entry answers.\n"
             "# Not a suggestion: write FAQ entries for them yourself (in faq/learned.yaml, "
             "say).\n" + dump_yaml(data))
 

@@ -11,7 +11,7 @@ import yaml
 
 from bot.cli import main
 from bot.errors import ConfigError
-from bot.learning.marks import Mark, load_marks
+from bot.learning.marks import Mark, knowledge_gaps, load_marks
 from bot.learning.suggestions import pending
 
 from .test_suggest import MISSED, bot_dir  # noqa: F401  (fixture)
@@ -28,13 +28,18 @@ MARKS = f"""\
 - question: how long will a transfer take
   mark: right
   answered: [transfer-time]
+- question: can I open a savings account for my child?
+  mark: wrong
+  answer: none
+  answered: [transfer-time]
 """
 
 
 def test_marks_are_read_and_bad_ones_named(tmp_path: Path) -> None:
     path = tmp_path / "marks.yaml"
     path.write_text(MARKS)
-    wrong, nothing, right = load_marks(path)
+    wrong, nothing, right, gap = load_marks(path)
+    assert knowledge_gaps([wrong, nothing, right, gap, gap]) == [gap.question]
     assert wrong == Mark(FORGOT, "wrong", "reset-pin", ("card-not-arrived",), "Anna")
     assert wrong.expected == ("reset-pin",) and nothing.expected == ("none",)
     assert right.expected == ("transfer-time",)
@@ -58,6 +63,8 @@ def test_a_marked_wrong_answer_is_measured_by_the_gate_and_suggested_as_a_wordin
     assert any(w.startswith(MISSED) for w in suggestion["entry"]["alternatives"])  # mined
     assert any(e.get("source") == "review mark" for e in suggestion["examples"])
     assert "alt-reset-pin" in pending(bot_dir)
+    gaps = yaml.safe_load((bot_dir / "suggestions" / "unanswered.yaml").read_text())
+    assert gaps["marked_wrong_unanswerable"] == ["can I open a savings account for my child?"]
     assert main(["suggest", str(bot_dir), "--accept", "alt-reset-pin"]) == 0
     capsys.readouterr()
     assert main(["train", str(bot_dir)]) == 0
