@@ -5,8 +5,9 @@ llama.cpp runs it, ``model.gguf_type``), ``FOLDER/adapter.gguf`` (the served ver
 adapter for llama.cpp) and ``FOLDER/adapter`` (the same adapter as peft saved it, for vLLM)
 point at the files `bot train` wrote, wherever their cache keys and version numbers put them. The
 Dockerfile runs it after `bot train`; deploy/compose.yaml and deploy/k8s/model.yaml start
-llama-server with these two paths. A bot with ``model.generation`` off has none: it quotes its
-passages and needs no model server.
+the model server (deploy/model_server.sh: llama-server) with these two paths. A bot with
+``model.generation`` off quotes its passages and has no adapter: only ``base.gguf`` is linked,
+and the model server holds the base model alone.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from adapters.engines.llama_model import ADAPTER_GGUF, engine_base_file
 from bot.definition.loader import load_bot
 
 
-def link_model_files(bot_dir: str, folder: Path) -> dict[str, Path]:
-    """Link ``base.gguf`` and ``adapter.gguf`` in ``folder``; returns link -> file."""
+def link_model_files(bot_dir: str, folder: Path) -> dict[Path, Path]:
+    """Link ``base.gguf`` and, for a bot that generates, ``adapter.gguf`` (and ``adapter``)
+    in ``folder``; returns link -> file."""
     bot = load_bot(bot_dir)
-    if not bot.config.model.generation:  # the folder is made anyway: the image copies it
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"{bot_dir}: model.generation is off: no model files to serve")
-        return {}
-    files = {"base.gguf": engine_base_file(bot.config.model),
-             "adapter.gguf": bot.adapter_dir / ADAPTER_GGUF, "adapter": bot.adapter_dir}
+    files = {"base.gguf": engine_base_file(bot.config.model)}
+    if bot.config.model.generation:
+        files |= {"adapter.gguf": bot.adapter_dir / ADAPTER_GGUF, "adapter": bot.adapter_dir}
+    else:
+        print(f"{bot_dir}: model.generation is off: no adapter, the base model alone")
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in {"adapter.gguf", "adapter"} - set(files):  # left by an earlier, generating bot
+        (folder / stale).unlink(missing_ok=True)
     for name, path in files.items():
         if not path.exists():
             raise SystemExit(f"error: {path}: not found; run `bot train {bot_dir}` first")

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from adapters.engines.base_model import cache_root
 from adapters.engines.llama_server import BINARY, BINARY_ENV
@@ -109,8 +110,12 @@ def _source(folder: Path, on_line: Callable[[str], None]) -> Path:
         raise ModelError(f"pip downloaded no llama-cpp-python {LLAMA_CPP_PYTHON} sdist")
     prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/"
     with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(folder, members=members, filter="data")
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)
+                   and (m.isfile() or m.isdir()) and ".." not in Path(m.name).parts]
+        # the "data" filter where Python has it (3.11.4+; Debian 12's own Python is 3.11.2);
+        # either way only plain files and folders under the prefix, none reaching out
+        safe: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(folder, members=members, **safe)
     return folder / prefix
 
 
