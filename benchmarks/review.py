@@ -109,25 +109,21 @@ def spread(database: Path, days: int = 30) -> tuple[float, float]:
 
 def counted(database: Path, since: float, until: float) -> dict[str, int]:
     """What plain SQL over the events table says about the range."""
+    window = (since, until)
     with sqlite3.connect(database) as db:
         turns = db.execute("SELECT data FROM events WHERE kind = 'turn' AND ts >= ? AND ts < ?",
-                           (since, until)).fetchall()
+                           window).fetchall()
         ratings = db.execute("SELECT data FROM events WHERE kind = 'feedback' AND ts >= ? "
-                             "AND ts < ?", (since, until)).fetchall()
+                             "AND ts < ?", window).fetchall()
         keys = db.execute("SELECT COUNT(DISTINCT key) FROM events WHERE kind = 'turn' AND "
-                          "ts >= ? AND ts < ?", (since, until)).fetchone()[0]
+                          "ts >= ? AND ts < ?", window).fetchone()[0]
+        handed = db.execute("SELECT COUNT(DISTINCT key) FROM events WHERE kind = 'turn' AND "
+                            "ts >= ? AND ts < ? AND json_extract(data, '$.handoff')",
+                            window).fetchone()[0]
     kinds = [json.loads(d)["kind"] for (d,) in turns]
-    handed = db_keys_handed(database, since, until)
     return {"turns": len(kinds), "conversations": keys,
             "fallbacks": sum(k == "fallback" for k in kinds), "handed_off": handed,
             "thumbs_down": sum(json.loads(d).get("rating") == "down" for (d,) in ratings)}
-
-
-def db_keys_handed(database: Path, since: float, until: float) -> int:
-    with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT DISTINCT key FROM events WHERE kind = 'turn' AND ts >= ? AND "
-                          "ts < ? AND json_extract(data, '$.handoff')", (since, until))
-        return len(rows.fetchall())
 
 
 async def lead_session(client: TestClient) -> tuple[str, dict[str, str]]:

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
-
-from foundation.feedback import rating_of, reaction_message
-from foundation.messages import UserMessage
 
 KNOWN_MESSAGES = 20_000
 
@@ -40,11 +36,3 @@ class SentMessages:
     def text_of(self, message_id: str | None) -> str | None:
         return None if message_id is None else self._texts.get(message_id)
 
-
-def rating_reaction(sender: str, channel: str, emoji: str, rated_text: str | None, *,
-                    metadata: dict[str, Any] | None = None) -> UserMessage | None:
-    """The feedback message for a reaction ``emoji``; None when it is not a rating."""
-    rating = rating_of(emoji)
-    if rating is None:
-        return None
-    return reaction_message(sender, channel, rating, rated_text=rated_text, metadata=metadata)

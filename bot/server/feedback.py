@@ -42,9 +42,14 @@ MAX_REPLY_TEXT_CHARS = 8000
 _ROLES = {"user": "user", "bot": "assistant", "agent": "assistant"}
 
 
+def reply_positions(history: list[dict[str, Any]]) -> list[int]:
+    """Where the replies (the bot's and agents') are in ``history``."""
+    return [i for i, turn in enumerate(history) if turn.get("role") in ("bot", "agent")]
+
+
 def rated_turns(history: list[dict[str, Any]], index: int) -> tuple[list[dict[str, Any]], int]:
     """The history up to the ``index``-th reply, and that reply's position in it."""
-    replies = [i for i, turn in enumerate(history) if turn.get("role") in ("bot", "agent")]
+    replies = reply_positions(history)
     if not -len(replies) <= index < len(replies):
         raise BadRequest(f"'reply_index' {index} is out of range: the conversation has "
                          f"{len(replies)} replies")
@@ -55,9 +60,9 @@ def rated_turns(history: list[dict[str, Any]], index: int) -> tuple[list[dict[st
 def reply_with_text(history: list[dict[str, Any]], text: str) -> int:
     """The index (from the end, as ``reply_index``) of the latest reply whose text is
     ``text``; 400 when there is none."""
-    replies = [t for t in history if t.get("role") in ("bot", "agent")]
-    for back, turn in enumerate(reversed(replies), start=1):
-        if str(turn.get("text") or "").strip() == text:
+    replies = reply_positions(history)
+    for back, position in enumerate(reversed(replies), start=1):
+        if str(history[position].get("text") or "").strip() == text:
             return -back
     raise BadRequest("'reply_text' matches no reply of this conversation")
 
@@ -150,7 +155,7 @@ async def record_rating(store: SessionStore, message: UserMessage,
     session = await store.get(key, channel=message.channel, sender=message.sender)
     if not rating.reaction and handoff_status(session) is not None:
         return None
-    replies = [i for i, turn in enumerate(session.history) if turn.get("role") in ("bot", "agent")]
+    replies = reply_positions(session.history)
     sent = rating.rated_text
     found = [i for i in replies if sent is None or _sent_as(session.history[i], sent)]
     if not found:
