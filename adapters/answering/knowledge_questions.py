@@ -115,7 +115,7 @@ def knowledge_examples(asked: Sequence[Asked], search: MaskedSearch, embedder: E
     vectors = embedder.embed([a.text for a in asked])
     for question, vector, verdict in zip(asked, vectors, verdicts, strict=True):
         original = search.index.passages[question.owner]
-        unwritten = _unwritten(evidence, original, question.unwritten)
+        unwritten = unwritten_evidence(evidence, [(original, question.unwritten)])
         hits = search.search(vector, k, without=question.without)
         examples.append(Example(_candidates(unwritten, question, hits, verdict, answerable),
                                 right_of[original.id]))
@@ -150,11 +150,13 @@ class _Rewritten(Counter[str]):
         return max(0, self.known[word] + self.change[word])
 
 
-def _unwritten(evidence: EvidenceBuilder, original: Passage,
-               unwritten: Passage) -> EvidenceBuilder:
-    """The bot's evidence as if its FAQ held ``unwritten`` instead of ``original``."""
-    change = word_counts(passage_texts(unwritten))
-    change.subtract(word_counts(passage_texts(original)))
+def unwritten_evidence(evidence: EvidenceBuilder,
+                       rewritten: Sequence[tuple[Passage, Passage]]) -> EvidenceBuilder:
+    """The bot's evidence as if its FAQ held each pair's second passage instead of its first."""
+    change: Counter[str] = Counter()
+    for original, unwritten in rewritten:
+        change.update(word_counts(passage_texts(unwritten)))
+        change.subtract(word_counts(passage_texts(original)))
     return EvidenceBuilder(_Rewritten(evidence.known, change), evidence.intent_words,
                            evidence.links)
 

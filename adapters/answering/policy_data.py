@@ -10,6 +10,8 @@
   alternatives: how most teams write one) has questions too: every entry without
   alternatives, and in a bot without intents every entry; for a bot without intents, the
   packaged out-of-scope messages too (``knowledge_questions.py``).
+- In a bot without intents, each document section's heading, asked with the section scored
+  by its text alone and with it left out (``section_questions.py``).
 - The intent examples, in folds: each fold's classifier is trained without a fifth of every
   intent's examples and without a fifth of the intents altogether; the held-out examples
   are classified and searched. Right: their intent when it was trained (and answers with a
@@ -40,6 +42,7 @@ from adapters.answering.knowledge_questions import (
     off_topic_examples,
 )
 from adapters.answering.masked_search import MaskedSearch
+from adapters.answering.section_questions import document_sections, section_examples
 from adapters.classifiers.intents import (
     OUT_OF_SCOPE,
     IntentClassifier,
@@ -56,7 +59,7 @@ from retrieval.index import FaqIndex, Hit
 FOLDS = 5
 MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
 MIN_ANSWERABLE = 10  # or fewer of them with a right answer
-QUESTIONS_VERSION = 2  # how the training questions are made: a new one means learning again
+QUESTIONS_VERSION = 3  # how the training questions are made: a new one means learning again
 UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
@@ -215,16 +218,21 @@ def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUs
         asked += questions
     counts.update(KINDS[a.kind] for a in asked)
     counts.update(uncovered=len(asked))
+    sections = document_sections(index.passages) if classifier is None else []
+    headings = section_examples(sections, search, embedder, evidence, k)
+    examples += headings
+    counts.update({"section headings": len(headings) // 2, "uncovered": len(headings) // 2})
     if classifier is not None:
         found, off_topic = _intent_examples(index, embedder, uses, classifier, settings,
                                             evidence, answerable, k, seed)
         examples += found
         counts.update({"intent examples": len(found) - off_topic, "off-topic": off_topic})
-    elif asked:  # no classifier to learn strangers from: the packaged off-topic messages
+    elif asked or headings:  # no classifier to learn strangers from: packaged off-topic
         found = off_topic_examples(search, embedder, evidence, answerable, k, len(examples))
         examples += found
         counts.update({"off-topic": len(found)})
-    order = ("alternatives", *KINDS.values(), "intent examples", "uncovered", "off-topic")
+    order = ("alternatives", *KINDS.values(), "section headings", "intent examples", "uncovered",
+             "off-topic")
     return TrainingSet(reweighed(examples, unanswerable_share),
                        {kind: counts[kind] for kind in order if counts[kind]})
 
