@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "whatsapp": "channels.whatsapp:WhatsAppChannel",
     "messenger": "channels.messenger:MessengerChannel",
     "instagram": "channels.messenger:InstagramChannel",
+    "chatwoot": "channels.chatwoot:ChatwootChannel",
 }
 
 OnMessage = Callable[[UserMessage], Awaitable[BotReply]]

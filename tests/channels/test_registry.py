@@ -67,7 +67,8 @@ def test_builtin_connectors_are_registered() -> None:
 @pytest.mark.usefixtures("fake_entry_point")
 async def test_entry_point_connector_is_found_validated_and_mounted(serve: Serve) -> None:
     assert registry.available()["echo"] == "fake_echo_channel:EchoChannel"
-    with pytest.raises(KeyError, match=r"available channels: echo, .*rest, .*slack, .*telegram"):
+    with pytest.raises(KeyError,
+                       match=r"available channels: chatwoot, echo, .*rest, .*slack, .*telegram"):
         registry.channel_class("nope")
     client = await serve({"echo": {"prefix": "hi"}})
     response = await client.get("/webhooks/echo")
