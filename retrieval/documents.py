@@ -31,7 +31,7 @@ from typing import Any
 from retrieval.converters.base import PLAIN, ExportReader, ReadOptions
 from retrieval.converters.router import EXPORT_SUFFIXES, converter_for, export_reader_for
 from retrieval.converters.router import SUFFIXES as DOCUMENT_SUFFIXES
-from retrieval.errors import SourceError
+from retrieval.errors import EmptySourceError, SourceError
 from retrieval.markdown import load_markdown
 from retrieval.passages import (  # noqa: F401  (re-exported: the names every reader uses)
     ChunkSettings,
@@ -41,6 +41,7 @@ from retrieval.passages import (  # noqa: F401  (re-exported: the names every re
     Place,
     check_unique,
     chunk_text,
+    qualified,
     slug,
     strip_internal,
 )
@@ -59,7 +60,10 @@ _EXTENDS_KEYS = {"extends", "alternatives"}
 # 5: Word headings nest as HTML's do (a "Heading 2" after a "Heading 2" is its sibling); PDF
 # pages are cut at the outline's headings printed on them; a page's h1 that repeats its
 # title before the site's name ("Cards | Acme help") is not repeated in passages' titles.
-CHUNKING_RULES = 5
+# 6: Markdown sections are a document's (ids and titles with the file and the headings above
+# them); kramdown attributes, backslash escapes and links to the site's own pages removed;
+# a made-up id that two files share is prefixed with each file's name.
+CHUNKING_RULES = 6
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def read_source(path: Path, *, display: str, chunking: ChunkSettings,
         converted = converter.convert(path, display=display, options=options)
         builder.document(converted, name=path.stem)
         if not builder.passages:
-            raise SourceError("has no text to read", file=display)
+            raise EmptySourceError("has no text to read", file=display)
         return Document(builder.passages, [], builder.places, converter.kind, converted.pages,
                         converted.warnings)
     if suffix in (".yaml", ".yml"):
@@ -155,9 +159,9 @@ def read_source(path: Path, *, display: str, chunking: ChunkSettings,
     elif suffix == ".csv":
         _load_csv(builder, _read_text(path, display))
     else:
-        load_markdown(builder, _read_text(path, display))
+        load_markdown(builder, _read_text(path, display), name=path.stem)
     if not builder.passages and not builder.extensions:
-        raise SourceError("contains no FAQ entries", file=display)
+        raise EmptySourceError("contains no FAQ entries", file=display)
     return Document(builder.passages, builder.extensions, builder.places, _KINDS[suffix])
 
 

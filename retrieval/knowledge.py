@@ -19,10 +19,11 @@ from retrieval.documents import (
     Place,
     check_unique,
     extend,
+    qualified,
     read_source,
 )
 from retrieval.embedder import Embedder, embed_passages
-from retrieval.errors import RetrievalError
+from retrieval.errors import EmptySourceError, RetrievalError
 from retrieval.index import FaqIndex, Hit, index_artifact
 from retrieval.sentences import join_sentences, select_sentences, split_sentences
 from retrieval.settings import FaqSettings
@@ -42,6 +43,7 @@ class FaqSource:
     display: str = ""
     audience: str = "customers"  # "agents": its passages are never quoted to customers
     site: SiteSource | None = None
+    in_folder: bool = False  # named by a folder or glob: an empty file is skipped, not an error
 
 
 def load_passages(sources: Sequence[FaqSource], faq: FaqSettings) -> list[Passage]:
@@ -61,14 +63,20 @@ def read_sources(sources: Sequence[FaqSource], faq: FaqSettings
     extensions: list[Extension] = []
     documents: list[Document] = []
     for source in sources:
-        document = read_site(source.path, display=source.display or source.shown,
-                             chunking=chunking) if source.site is not None else read_source(
-            source.path, display=source.display or source.shown, chunking=chunking,
-            source=source.shown, options=options)
+        try:
+            document = read_site(source.path, display=source.display or source.shown,
+                                 chunking=chunking) if source.site is not None else \
+                read_source(source.path, display=source.display or source.shown,
+                            chunking=chunking, source=source.shown, options=options)
+        except EmptySourceError as exc:
+            if not source.in_folder:
+                raise
+            document = Document([], [], warnings=(f"{exc}: skipped",))
         passages.extend(replace(p, audience=source.audience) for p in document.passages)
         places.extend(document.places)
         extensions.extend(document.extensions)
         documents.append(document)
+    passages = qualified(passages, places)
     check_unique(passages, places)
     return extend(passages, extensions), documents
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from retrieval.converters.base import Converted, Section
 from retrieval.errors import SourceError
 from retrieval.passages import PassageBuilder
 
@@ -37,19 +38,26 @@ _TAG = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.IGNORECASE)
 _INLINE_TAG = re.compile(r"</?(?:a|abbr|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|"
                          r"mark|q|s|samp|small|span|strike|strong|sub|sup|tt|u|var|wbr)\b",
                          re.IGNORECASE)
+_ATTRIBUTES = re.compile(r"\{:[^{}\n]*\}")  # kramdown's attribute lists: {:target="_blank"}
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")  # \_ and \* show _ and *
+_RELATIVE_LINK = re.compile(r"(!?)\[([^\[\]\n]*)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)",
+                            re.IGNORECASE)  # [Web Vault](/article/x): a link only on its site
 _LABEL = re.compile(r"^([ \t]*(?:>[ \t]*)*)(?:Q|A)[ \t]*:[ \t]*", re.MULTILINE)
 
 
-def load_markdown(builder: PassageBuilder, text: str) -> None:
+def load_markdown(builder: PassageBuilder, text: str, *, name: str) -> None:
     """Add a Markdown file's passages to ``builder``: ``## Question?`` headings become Q/A
-    pairs; other sections become free-text passages (a section of internal notes alone adds
-    nothing). A heading inside an HTML comment is part of the comment."""
+    pairs; other sections are the sections of a document named ``name`` (the file's stem):
+    titled with the document's title and the headings above them, with ids made of
+    ``name`` and those headings (``PassageBuilder.document``), so that the same heading in
+    two articles ("Permissions") names two passages. A section of internal notes alone adds
+    nothing; a heading inside an HTML comment is part of the comment."""
     meta, text = _front_matter(text, builder.display)
     text = _TEMPLATE.sub(_blank, text)
     title = _meta_text(meta, "title")
     category = _meta_text(meta, "category") or _meta_text(meta, "categories")
     seen_title = False
-    heading: str | None = None
+    path: list[tuple[int, str]] = []  # the headings above the section: (level, text)
     start = 1  # the section's first line
     body: list[str] = []
     in_comment = False
@@ -58,12 +66,14 @@ def load_markdown(builder: PassageBuilder, text: str) -> None:
         content = clean_inline("\n".join(body)).strip()
         if not content:
             return
-        at = (heading or "", start)
-        if heading and heading.rstrip().endswith("?"):
+        heading = path[-1][1] if path else ""
+        at = (heading, start)
+        if heading.rstrip().endswith("?"):
             builder.qa(heading, content, at=at, category=category)
-        else:
-            builder.free_text(heading or title or builder.source, content, at=at,
-                              notes_only=True, category=category)
+        elif builder.shown(content, at, notes_only=True):  # errors name the line
+            section = Section(tuple(h for _, h in path), content)
+            builder.document(Converted(title or name, (section,)), name=name,
+                             category=category)
 
     for number, line in enumerate(text.splitlines(), start=1):
         match = None if in_comment else re.match(r"^(#{1,6})\s+(.*)$", line)
@@ -72,18 +82,25 @@ def load_markdown(builder: PassageBuilder, text: str) -> None:
             flush()
             body, start = [], number
             words = clean_inline(match.group(2)).strip()
-            if len(match.group(1)) == 1 and not seen_title:
-                seen_title, heading = True, None
+            level = len(match.group(1))
+            if level == 1 and not seen_title:
+                seen_title, path = True, []
                 title = title or words
             else:
-                heading = words
+                path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, words)]
         else:
             body.append(line)
     flush()
 
 
 def clean_inline(text: str) -> str:
-    """``text`` without bold marks, raw HTML tags (comments stay) and ``Q:``/``A:`` labels."""
+    """``text`` without bold marks, raw HTML tags (comments stay), ``Q:``/``A:`` labels,
+    kramdown attribute lists and backslash escapes; a link to a page of the same site (a
+    relative address, which leads nowhere once quoted elsewhere) becomes its text, and an
+    image there goes."""
+    text = _ATTRIBUTES.sub("", text)
+    text = _RELATIVE_LINK.sub(lambda m: "" if m.group(1) else m.group(2), text)  # images go
+    text = _ESCAPED.sub(r"\1", text)
     text = _BOLD.sub(lambda m: m.group(1) or m.group(2), text)
     text = _TAG.sub(lambda m: "" if _INLINE_TAG.match(m.group()) else " ", text)
     text = _LABEL.sub(r"\1", text)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from urllib.parse import quote
 
 from retrieval.converters.base import Converted, Section
@@ -69,6 +70,7 @@ class Place:
 
     file: str
     line: int | None = None
+    made_up: bool = False  # the passage's id was made from its text, not written
 
     def __str__(self) -> str:
         return self.file if self.line is None else f"{self.file}:{self.line}"
@@ -99,13 +101,23 @@ class PassageBuilder:
            id: str | None = None, alternatives: tuple[str, ...] = (),
            category: str = "", translations: tuple[tuple[str, str], ...] = ()) -> None:
         """A question and its answer (``at``: the answer's key path and line, for errors),
-        and the answer in other languages."""
+        and the answer in other languages. Without an ``id``: the question's slug, all its
+        words where its first eight are another question's of this file, then ``-2``..."""
         self.add(Passage(
-            id=id or slug(question), text=self.shown(answer, at), source=self.source,
+            id=id or self._unique(slug(question), slug(question, words=None)),
+            text=self.shown(answer, at), source=self.source,
             title=question.strip(), question=question.strip(),
             alternatives=alternatives, category=category,
             translations=tuple((code, self.shown(text, at)) for code, text in translations),
-        ), Place(self.display, at[1]))
+        ), Place(self.display, at[1], id is None))
+
+    def _unique(self, short: str, long: str) -> str:
+        taken = {p.id for p in self.passages}
+        found, n = short if short not in taken else long, 1
+        while found in taken:
+            n += 1
+            found = f"{long}-{n}"
+        return found
 
     def free_text(self, title: str, text: str, *, at: tuple[str, int | None],
                   id: str | None = None, category: str = "", notes_only: bool = False) -> None:
@@ -118,10 +130,10 @@ class PassageBuilder:
             self.add(Passage(
                 id=base if len(chunks) == 1 else f"{base}-{n + 1}", text=chunk,
                 source=self.source, title=title, category=category,
-            ), Place(self.display, at[1]))
+            ), Place(self.display, at[1], id is None))
 
     def document(self, converted: Converted, *, name: str, url: str = "",
-                 part: str = "") -> None:
+                 part: str = "", category: str = "") -> None:
         """A converted document's sections as free-text passages: each titled with the
         document's title and its headings, cited with its page where it has one (a web
         page: with its heading's anchor, ``#fees``), with an id made of ``name`` (the
@@ -132,7 +144,7 @@ class PassageBuilder:
         document = slug(name)
         cited = url or self.source
         within = f", {part}" if part else ""
-        taken: set[str] = set()
+        taken = {p.id for p in self.passages}
         for section in converted.sections:
             page = f", page {section.page}" if section.page else ""
             where = f"page {section.page}" if section.page else TITLE_SEPARATOR.join(
@@ -148,8 +160,9 @@ class PassageBuilder:
                     passage_id = f"{base}-{n}"
                 taken.add(passage_id)
                 self.add(Passage(id=passage_id, text=chunk, source=source,
-                                 title=_title(converted.title, section.headings)),
-                         Place(self.display + within + page))
+                                 title=_title(converted.title, section.headings),
+                                 category=category),
+                         Place(self.display + within + page, made_up=True))
 
     def shown(self, text: str, at: tuple[str, int | None], *, notes_only: bool = False) -> str:
         """``text`` without its internal notes; an error names ``at`` when a comment is left
@@ -191,6 +204,19 @@ def _title(title: str, headings: Sequence[str]) -> str:
     return TITLE_SEPARATOR.join([title.strip(), *parts] if title.strip() else parts)
 
 
+def qualified(passages: Sequence[Passage], places: Sequence[Place]) -> list[Passage]:
+    """``passages`` where an id made up from the text is made up the same way in another
+    file too ("How do I change the name of my ..." in two articles): each such passage's id
+    prefixed with its file's name, so that a help center loads with no hand edits; an id
+    someone wrote is never changed (a duplicate of it stays an error)."""
+    files: dict[str, set[str]] = {}
+    for passage, place in zip(passages, places, strict=True):
+        files.setdefault(passage.id, set()).add(place.file if place.made_up else "")
+    shared = {i for i, found in files.items() if len(found) > 1 and "" not in found}
+    return [replace(p, id=f"{slug(PurePath(place.file.split(',')[0]).stem)}-{p.id}")
+            if p.id in shared else p for p, place in zip(passages, places, strict=True)]
+
+
 def check_unique(passages: Sequence[Passage], places: Sequence[Place] = ()) -> None:
     """Refuse two passages with one id, naming where each was written (``places``, one per
     passage; without them, the files the passages cite)."""
@@ -204,10 +230,10 @@ def check_unique(passages: Sequence[Passage], places: Sequence[Place] = ()) -> N
         seen[passage.id] = place
 
 
-def slug(text: str) -> str:
-    """A short, stable id made from ``text``."""
-    words = re.findall(r"[a-z0-9]+", text.lower())[:8]
-    return "-".join(words) or hashlib.sha1(text.encode()).hexdigest()[:10]
+def slug(text: str, *, words: int | None = 8) -> str:
+    """A short, stable id made from ``text`` (its first ``words`` words; None: all)."""
+    found = re.findall(r"[a-z0-9]+", text.lower())[:words]
+    return "-".join(found) or hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def strip_internal(text: str) -> str:

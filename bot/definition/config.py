@@ -242,6 +242,7 @@ class BotDefinition:
             raise ConfigError("this bot has no 'faq' section", file=self.shown(self.file))
         audiences: dict[Path, str] = {}
         sites: dict[Path, SiteSource] = {}
+        in_folders: set[Path] = set()  # named by a folder or glob, not on their own
         for key, audience in (("sources", "customers"), ("agent_sources", "agents")):
             for i, pattern in enumerate(getattr(faq, key)):
                 if (site := site_of(pattern)) is not None:  # the pages its last crawl kept
@@ -249,6 +250,8 @@ class BotDefinition:
                     sites.setdefault(matches[0], site)
                 else:
                     matches = self.source_files(pattern)
+                    if _is_glob(pattern) or self.path(pattern).is_dir():
+                        in_folders.update(matches)
                 if not matches:
                     raise ConfigError(f"no FAQ file matches {pattern!r}",
                                       file=self.shown(self.file), path=f"faq.{key}[{i}]")
@@ -258,7 +261,8 @@ class BotDefinition:
         return [FaqSource(f, sites[f].url, sites[f].url, sites[f].url, audience, sites[f])
                 if f in sites else
                 FaqSource(f, str(f.relative_to(self.root)) if f.is_relative_to(self.root)
-                          else str(f), self.shown(f), typed_path(f), audience)
+                          else str(f), self.shown(f), typed_path(f), audience,
+                          in_folder=f in in_folders)
                 for f, audience in audiences.items()]
 
     def faq_sites(self) -> list[SiteSource]:

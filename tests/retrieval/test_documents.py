@@ -37,7 +37,7 @@ def test_csv_markdown_and_jsonl(tmp_path: Path) -> None:
     passages = load(md)
     assert [p.question for p in passages] == [None, "How do I report fraud?", None]
     assert passages[1].text == "Call us at once." and passages[1].id == "how-do-i-report-fraud"
-    assert passages[2].title == "Our promise"
+    assert passages[2].title == "Security > Our promise" and passages[2].id == "sec-our-promise"
 
     jsonl = tmp_path / "more.jsonl"
     jsonl.write_text('{"question": "Q?", "answer": "A."}\n\n{"question": "R?", "answer": "B."}\n')
@@ -103,7 +103,7 @@ def test_internal_notes_are_never_in_a_passage(tmp_path: Path) -> None:
     path.write_text(NOTES_MD)
     passages = load(path)
     assert [(p.id, p.text) for p in passages] == [
-        ("about-us", "We are a bank. We open at 9.\n\nWe close at 5."),
+        ("guide-about-us", "We are a bank. We open at 9.\n\nWe close at 5."),
         ("how-do-i-pay", "Use the app."),
     ]
     for hidden in ("Owner", "RED-7", "crypto", "SECRET", "4411", "merger", "WAIVE"):

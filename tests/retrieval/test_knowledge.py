@@ -10,6 +10,8 @@ from bot.errors import ConfigError, RetrievalError
 from bot.runtime import load_knowledge
 from retrieval.documents import CHUNKING_RULES
 from retrieval.embedder import SentenceEmbedder
+from retrieval.errors import SourceError
+from retrieval.knowledge import read_sources
 
 from ..conftest import MakeBot
 
@@ -64,3 +66,35 @@ def test_an_index_chunked_by_older_rules_is_out_of_date_and_rebuilt(
         load_knowledge(bot, embedder)
     _, rebuilt = build_index(bot, embedder)
     assert rebuilt
+
+
+HELP_BOT = """
+name: help
+faq:
+  sources: [faq/]
+"""
+
+
+def test_a_help_center_folder_loads_with_no_hand_edits(make_bot: MakeBot) -> None:
+    """The same question in two articles, the same heading in two articles, and an article
+    that is front matter only (hidden): each passage gets its own id, the empty file is
+    skipped with a warning; named on its own, the empty file is an error."""
+    root = make_bot(HELP_BOT, files={
+        "faq/org-faqs.md": "## How do I change the name of my Organization?\n\nIn Settings.\n\n"
+                           "## Permissions\n\nOwners only.\n",
+        "faq/server-faqs.md": "## How do I change the name of my Organization?\n\nIn the "
+                              "admin portal.\n\n## Permissions\n\nAdmins.\n",
+        "faq/send/send-ios.md": "---\ntitle: Send from iOS\nhidden: true\n---\n",
+        "faq/kept.yaml": "- id: permissions\n  question: Who may edit?\n  answer: Owners.\n"})
+    bot = load_bot(root)
+    passages, documents = read_sources(bot.faq_sources(), bot.config.faq)
+    assert sorted(p.id for p in passages) == [
+        "org-faqs-how-do-i-change-the-name-of-my", "org-faqs-permissions", "permissions",
+        "server-faqs-how-do-i-change-the-name-of-my", "server-faqs-permissions"]
+    warnings = [w for d in documents for w in d.warnings]
+    assert len(warnings) == 1
+    assert warnings[0].endswith("faq/send/send-ios.md: contains no FAQ entries: skipped")
+    alone = load_bot(make_bot(HELP_BOT.replace("faq/]", "faq/send/send-ios.md]"), files={
+        "faq/send/send-ios.md": "---\ntitle: Send from iOS\n---\n"}, name="alone"))
+    with pytest.raises(SourceError, match=r"send-ios\.md: contains no FAQ entries$"):
+        read_sources(alone.faq_sources(), alone.config.faq)

@@ -53,12 +53,13 @@ def test_front_matter_template_tags_and_markup_never_reach_a_passage(tmp_path: P
     path = tmp_path / "cards.md"
     path.write_text(JEKYLL)
     intro, freeze, limits = load(path)
-    assert (intro.id, intro.title, intro.category) == ("card-help", "Card help", "cards")
+    assert (intro.id, intro.title, intro.category) == ("cards", "Card help", "cards")
     assert intro.text == "Our cards work in countries."
     assert freeze.question == "How do I freeze my card?"  # a question once bold is dropped
     assert freeze.text == ("How do I freeze my card?\nOpen the app and tap Freeze.\n"
                            "It takes a second.\n\nA frozen card still receives refunds.")
-    assert (limits.title, limits.text) == ("Limits", "You can spend up to £5,000 a day.")
+    assert (limits.id, limits.title, limits.text) == (
+        "cards-limits", "Card help > Limits", "You can spend up to £5,000 a day.")
     everything = " ".join(p.text + p.title for p in (intro, freeze, limits))
     for hidden in ("layout", "permalink", "{", "}", "%", "**", "<", "Q:", "A:", "SECRET",
                    "Old section", "notice", "details"):
@@ -87,3 +88,29 @@ def test_toml_front_matter_a_leading_rule_and_notes_in_bold(tmp_path: Path) -> N
     rule.write_text("---\nWe open at 9.\n---\n\n**Internal note:** staff code 4411.\n")
     (passage,) = load(rule)
     assert passage.text == "--- We open at 9. ---" and "4411" not in passage.text
+
+
+def test_site_markup_leaves_clean_text_with_links(tmp_path: Path) -> None:
+    path = tmp_path / "email.md"
+    path.write_text("---\ntitle: Change your email\n---\n## Steps\n\n1. Open the [Web Vault]"
+                    "(/article/web-vault/) and select **Settings**.\n![Settings](/images/s.png)"
+                    "\n2. Whitelist `no-reply@example.com`; see [the FAQ](#faq) or [Contact Us]"
+                    "(https://example.com/contact){:target=\"\\_blank\"}.\n")
+    (steps,) = load(path)
+    assert steps.text == ("1. Open the Web Vault and select Settings.\n\n2. Whitelist "
+                          "`no-reply@example.com`; see the FAQ or [Contact Us]"
+                          "(https://example.com/contact).")
+
+
+def test_headings_nest_and_name_their_passages(tmp_path: Path) -> None:
+    path = tmp_path / "sso.md"
+    path.write_text("# Login with SSO\n\n## Enable for Desktop\n\nStep one.\n\n### Permissions"
+                    "\n\nAdmins only.\n\n## Permissions\n\nOwners too.\n\n## Enable for Desktop"
+                    "\n\nAgain.\n")
+    found = [(p.id, p.title) for p in load(path)]
+    assert found == [
+        ("sso-enable-for-desktop", "Login with SSO > Enable for Desktop"),
+        ("sso-enable-for-desktop-permissions", "Login with SSO > Enable for Desktop > Permissions"),
+        ("sso-permissions", "Login with SSO > Permissions"),
+        ("sso-enable-for-desktop-2", "Login with SSO > Enable for Desktop"),
+    ]
