@@ -4,8 +4,10 @@ gets a learned decision instead of a bare cosine threshold.
 
 Every section of a document (the passages under one heading path, ``Passage.title``
 "Document > Chapter > Section") is asked its own heading, numbering stripped ("2.7.
-PERFORMANCE NOTES" -> "PERFORMANCE NOTES"), alone and followed by the document's title
-("Rules, The Ninja build system"), each twice:
+PERFORMANCE NOTES" -> "PERFORMANCE NOTES"), followed by the document's title ("Rules, The
+Ninja build system") and, where it names one topic of the bot's alone (no other section has
+that heading, and it has two content words or more: not "Permissions", "Overview"), on its
+own too; each twice:
 
 - covered: the section's passages are scored by their text alone (the vector of the text
   without its title, which holds the heading): a customer's question finds a section through
@@ -24,13 +26,14 @@ teaches the decision what a question about a document looks like.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from adapters.answering.answer_policy import Example
-from adapters.answering.evidence import EvidenceBuilder
+from adapters.answering.evidence import EvidenceBuilder, content_words
 from adapters.answering.knowledge_questions import UNCOVERED_WEIGHT, unwritten_evidence
 from adapters.answering.masked_search import MaskedSearch
 from retrieval.documents import Passage
@@ -64,6 +67,7 @@ def document_sections(passages: Sequence[Passage]) -> list[Section]:
     for n, passage in enumerate(passages):
         if passage.question is None and passage.title:
             by_title.setdefault(passage.title, []).append(n)
+    headings = Counter(heading_of(title).casefold() for title in by_title)
     sections = []
     for title, owners in by_title.items():
         heading = heading_of(title)
@@ -72,7 +76,9 @@ def document_sections(passages: Sequence[Passage]) -> list[Section]:
         document = title.split(TITLE_SEPARATOR)[0].strip()
         under = [n for t, found in by_title.items()
                  if t == title or t.startswith(title + TITLE_SEPARATOR) for n in found]
-        sections.append(Section(title, (heading, f"{heading}, {document}"), tuple(owners),
+        alone = (heading,) if headings[heading.casefold()] == 1 and \
+            len(content_words(heading)) >= 2 else ()
+        sections.append(Section(title, (*alone, f"{heading}, {document}"), tuple(owners),
                                 tuple(sorted(under))))
     return sections
 
