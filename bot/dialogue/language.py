@@ -4,8 +4,9 @@ With ``language:`` written as a mapping (``adapters.settings.LanguageSettings``)
 message long and clear enough is identified (``adapters/classifiers/language.py``) and its
 language kept in ``session.state["language"]``; a short or unclear one ("ok", "thanks")
 keeps the session's language so far, the bot's own at first. A reply that quotes FAQ entries
-written in the customer's language too (``retrieval/translations.py``) is given in it
-(:func:`translated`); any other reply the bot wrote in its own language to a customer
+written in the customer's language too (``retrieval/translations.py``), or an intent's canned
+response citing the entry it states (its ``faq:`` link), is given in it (:func:`translated`);
+any other reply the bot wrote in its own language to a customer
 writing in another ends with one line in the customer's language saying so (the table
 ``data/language_notes.yaml``); a human agent's message never does.
 """
@@ -77,12 +78,17 @@ class CustomerLanguage:
 def translated(reply: BotReply, customer: str,
                passage: Callable[[str], Passage | None]) -> BotReply | None:
     """``reply`` in the ``customer``'s language when it quotes FAQ answers as written (one
-    after another, in the order cited) and each has a translation into it; else None."""
-    if reply.kind != "faq" or not reply.citations:
+    after another, in the order cited) and each has a translation into it; an intent's canned
+    response that cites the one entry it states (the answer decision chose the intent linked
+    to it, ``faq:``) is that entry's translation (its buttons kept); else None."""
+    if reply.kind not in ("faq", "intent") or not reply.citations:
         return None
     cited = [passage(i) for i in dict.fromkeys(c.passage_id for c in reply.citations)]
-    if any(p is None for p in cited) or \
-            reply.text != "\n\n".join(p.text for p in cited if p is not None):
+    if any(p is None for p in cited):
+        return None
+    if reply.kind == "intent" and len(cited) != 1:
+        return None
+    if reply.kind == "faq" and reply.text != "\n\n".join(p.text for p in cited if p is not None):
         return None
     texts = [p.translated(customer) for p in cited if p is not None]
     if any(t is None for t in texts):

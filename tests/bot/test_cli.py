@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -8,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.definition.loader import load_bot
+from bot.runtime import BotRuntime
+from foundation.messages import UserMessage
+from retrieval.knowledge import load_passages
 
 from ..conftest import REPO, MakeBot
+from .test_language import needs_e5
 
 
 def test_init_validate_train_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +30,68 @@ def test_init_validate_train_cycle(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "faq index: up to date" in capsys.readouterr().out
     assert main(["init", str(target)]) == 2  # refuses a non-empty folder
     assert "not empty" in capsys.readouterr().err
+
+
+def _with_handoff(bot_yaml: Path) -> None:
+    """Uncomment the template's handoff section."""
+    lines = bot_yaml.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# handoff:")
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("#   "))
+    lines[start:end] = [line[2:] for line in lines[start:end]]
+    bot_yaml.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("code", "greeting", "fallback", "handoff", "answer"), [
+    ("en", "Hi, I'm Sam", "Sorry, I don't know", "I'm passing you to a member",
+     "Our support team is available"),
+    ("es", "Hola, soy Sam", "Lo siento, todavía no sé", "Te paso con una persona",
+     "Nuestro equipo de atención al cliente"),
+    ("zh", "你好，我是Sam", "抱歉，这个问题我暂时还不会回答", "正在为您转接",
+     "我们的客服团队周一至周五"),
+])
+def test_init_writes_the_bot_in_the_language_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], code: str, greeting: str,
+        fallback: str, handoff: str, answer: str) -> None:
+    target = tmp_path / f"shop-{code}"
+    assert main(["init", str(target), "--language", code]) == 0
+    assert main(["validate", str(target)]) == 0
+    _with_handoff(target / "bot.yaml")  # its messages are written, ready to switch on
+    bot = load_bot(target)
+    config = bot.config
+    assert config.name == f"shop_{code}" and config.languages.code == code
+    assert config.languages.detect == (code != "en")  # another language: identify each one
+    assert config.embedder.model == ("all-MiniLM-L6-v2" if code == "en"
+                                     else "multilingual-e5-small")
+    assert config.persona.greeting.startswith(greeting)
+    assert config.fallback.message.startswith(fallback)
+    assert config.handoff is not None and config.handoff.message.startswith(handoff)
+    assert config.faq is not None
+    hours = load_passages(bot.faq_sources(), config.faq)[0]
+    assert hours.id == "opening-hours" and hours.text.startswith(answer)
+    capsys.readouterr()
+    assert main(["init", str(tmp_path / "other"), "--language", "ja"]) == 2
+    assert "bot init --language takes one of: de, en, es, fr, zh" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
+@needs_e5
+async def test_a_spanish_bot_from_init_answers_and_falls_back_in_spanish(
+        tmp_path: Path) -> None:
+    target = tmp_path / "tienda"
+    assert main(["init", str(target), "--language", "es"]) == 0
+    assert await asyncio.to_thread(main, ["train", str(target)]) == 0
+    runtime = BotRuntime.load(load_bot(target))
+    try:
+        known = await runtime.dialogue.handle(
+            UserMessage("u1", "Olvidé mi contraseña y no puedo entrar, ¿qué hago?"))
+        unknown = await runtime.dialogue.handle(
+            UserMessage("u2", "¿Hacen envíos gratuitos a las islas Canarias?"))
+    finally:
+        await runtime.close()
+    assert known.citations[0].passage_id == "reset-password"
+    assert known.text.startswith("Haz clic en «He olvidado mi contraseña»")
+    assert unknown.kind == "fallback" and unknown.text == \
+        "Lo siento, todavía no sé responder a eso. ¿Puedes decirlo de otra manera?"
 
 
 def test_validate_reports_file_key_and_line(tmp_path: Path,

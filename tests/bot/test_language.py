@@ -14,12 +14,13 @@ from adapters.settings import LanguageSettings
 from bot.build import StepResult, train
 from bot.cli import main
 from bot.definition.loader import load_bot
-from bot.dialogue.language import LANGUAGE_KEY, CustomerLanguage, note_for, notes
+from bot.dialogue.language import LANGUAGE_KEY, CustomerLanguage, note_for, notes, translated
 from bot.errors import ConfigError
 from bot.runtime import BotRuntime
 from bot.sessions.store import Session
-from foundation.messages import UserMessage
+from foundation.messages import BotReply, Citation, UserMessage
 from retrieval.multilingual import unsupported_cpu
+from retrieval.passages import Passage
 
 from ..conftest import BOT_YAML, MakeBot
 
@@ -98,6 +99,35 @@ def test_the_note_table_covers_each_pair_in_the_customers_language() -> None:
     assert note_for("es", "en") == "(Esta respuesta solo está disponible en inglés.)"
     assert note_for("de", "en") == "(Diese Antwort gibt es nur auf Englisch.)"
     assert note_for("en", "en") is None and note_for("ja", "en") is None
+
+
+def test_a_reply_is_translated_only_where_it_states_translated_entries() -> None:
+    pin = Passage("reset-pin", "Open the app and choose Reset PIN.", "faq.yaml",
+                  question="How do I reset my PIN?",
+                  translations=(("es", "Abre la app y elige Restablecer PIN."),))
+    fees = Passage("fees", "Transfers are free.", "faq.yaml", question="Fees?")
+    passages = {p.id: p for p in (pin, fees)}
+
+    def cite(*ids: str) -> tuple[Citation, ...]:
+        return tuple(Citation(i, "faq.yaml", passages[i].question or "", 0.9) for i in ids)
+
+    quoted = BotReply(pin.text, cite("reset-pin"))
+    assert translated(quoted, "es", passages.get) == BotReply(
+        "Abre la app y elige Restablecer PIN.", cite("reset-pin"))
+    assert translated(quoted, "zh", passages.get) is None  # no Chinese translation
+    assert translated(BotReply("In short: open the app.", cite("reset-pin")), "es",
+                      passages.get) is None  # not the entry as written (generated)
+    assert translated(BotReply(f"{pin.text}\n\n{fees.text}", cite("reset-pin", "fees")),
+                      "es", passages.get) is None  # one of two entries untranslated
+    button = ({"title": "Talk to a person", "payload": "human_agent"},)
+    canned = BotReply("To reset it, open the app.", cite("reset-pin"), intent="reset_pin",
+                      buttons=button, kind="intent")  # a response linked to the entry
+    assert translated(canned, "es", passages.get) == BotReply(
+        "Abre la app y elige Restablecer PIN.", cite("reset-pin"), intent="reset_pin",
+        buttons=button, kind="intent")
+    assert translated(BotReply("Hello!", kind="intent"), "es", passages.get) is None
+    assert translated(BotReply("Sorry?", cite("reset-pin"), kind="fallback"), "es",
+                      passages.get) is None
 
 
 def test_language_is_a_code_or_settings(make_bot: MakeBot) -> None:
