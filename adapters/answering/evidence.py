@@ -23,7 +23,8 @@ FAQ_FEATURES = ("score", "below_best", "lead", "coverage", "unknown", "intent_ag
                 "out_of_scope", "first")
 INTENT_FEATURES = ("confidence", "lead", "coverage", "unknown", "faq_agrees", "out_of_scope")
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script: "tarjeta", "größe", "卡"
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 STOPWORDS = frozenset({
     "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are",
     "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
@@ -42,14 +43,22 @@ STOPWORDS = frozenset({
 
 
 def content_words(text: str) -> set[str]:
-    """The message's content words, lower-cased, stop words dropped, plural -s stripped."""
+    """The message's content words, case-folded, stop words dropped, plural -s stripped; in
+    scripts written without spaces (Chinese, Japanese, Korean), its characters two by two
+    ("银行卡" -> "银行", "行卡"), as a word of one character would say too little."""
     words = set()
-    for word in _WORD.findall(text.lower()):
-        if word in STOPWORDS or len(word) < 2:
+    spaced = _UNSPACED.sub(lambda m: " " + " ".join(_pairs(m.group())) + " ", text.casefold())
+    for word in _WORD.findall(spaced):
+        if word in STOPWORDS or (len(word) < 2 and not _UNSPACED.match(word)):
             continue
         words.add(word[:-1] if len(word) > 3 and word.endswith("s")
                   and not word.endswith("ss") else word)
     return words
+
+
+def _pairs(run: str) -> list[str]:
+    """A run of characters of an unspaced script, two by two (one alone stays itself)."""
+    return [run[i:i + 2] for i in range(len(run) - 1)] or [run]
 
 
 def word_counts(texts: Iterable[str]) -> Counter[str]:
