@@ -52,6 +52,9 @@ class Channel(Protocol):
       for (a human agent's reply) to ``sender``; raises :class:`~foundation.errors.ChannelError`
       when it cannot (``webhook``, ``telegram``, ``slack``, and ``websocket``/``webchat``
       while the sender is connected).
+    - ``local_connections: ClassVar[bool]``: True when ``push`` reaches only the connections
+      this process holds (``websocket``, ``webchat``): with several workers, the server asks
+      the others to push too (see :func:`pushes_to_local_connections`).
     - ``async start() -> None``: called once the server has started (the bot is loaded), for
       a channel that reads on its own (``email`` reads its mailbox); it must not block.
     - ``async close() -> None``: called on server shutdown (finish deliveries, close sockets).
@@ -108,6 +111,11 @@ def can_push(channel: object) -> PushFn | None:
     """The channel's optional ``push`` method, or ``None`` when it cannot push."""
     push = getattr(channel, "push", None)
     return push if callable(push) else None
+
+
+def pushes_to_local_connections(channel: object) -> bool:
+    """Whether the channel's ``push`` reaches only connections held by this process."""
+    return can_push(channel) is not None and getattr(channel, "local_connections", False) is True
 
 
 def install_channels(app: web.Application, channels: Mapping[str, Channel], *,

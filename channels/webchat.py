@@ -66,6 +66,7 @@ class WebChatChannel:
 
     name: ClassVar[str] = "webchat"
     Settings: ClassVar[type[Any]] = WebChatSettings
+    local_connections: ClassVar[bool] = True  # push reaches this process's sockets only
 
     def __init__(self, settings: WebChatSettings, *, on_message: OnMessage,
                  on_stream: OnStream) -> None:

@@ -172,6 +172,7 @@ class WebSocketChannel:
 
     name: ClassVar[str] = "websocket"
     Settings: ClassVar[type[Any]] = WebSocketSettings
+    local_connections: ClassVar[bool] = True  # push reaches this process's sockets only
 
     def __init__(self, settings: WebSocketSettings, *, on_message: OnMessage,
                  on_stream: OnStream) -> None:

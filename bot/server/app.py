@@ -218,9 +218,10 @@ def create_app(bot: BotDefinition, *, runtime: BotRuntime | None = None) -> web.
     app.cleanup_ctx.append(lifecycle)
 
     agents = AgentDesk(bot.config, lambda: app[RUNTIME].store)  # /agent, REST outbox
-    agents.install(app, deliver=functools.partial(push_reply, app))
     passages = functools.partial(served_passages, app)
-    desk = install_desk(app, agents, passages, functools.partial(served_search, app))  # /desk
+    desk = install_desk(app, agents, passages, functools.partial(served_search, app),
+                        functools.partial(push_reply, app))  # /desk
+    agents.install(app, deliver=desk.deliver)  # here, or through another worker (Redis)
     install_lead(app, bot, lambda: app[RUNTIME].store, functools.partial(served_passages, app),
                  functools.partial(served_embedder, app))  # /desk/review, /desk/dashboard
 

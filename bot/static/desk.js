@@ -341,7 +341,7 @@
       shown = null;
       showEmpty("The customer ended the chat.");
       announce("The customer ended the chat.");
-    } else if (frame.id === current) {
+    } else if (frame.id === current || (frame.what === "resync" && current)) {
       openConversation(current, false);
       if (frame.what === "message") announce("New message from the customer.");
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -93,3 +95,21 @@ async def ask_for_person(client: TestClient, sender: str) -> dict[str, Any]:  # 
     (reply,) = await response.json()
     assert reply["handoff"] is True, reply
     return dict(reply)
+
+
+async def visitor(client: TestClient) -> tuple[str, str]:  # type: ignore[type-arg]
+    """A new widget visitor: its session token and sender."""
+    body = await (await client.post("/webhooks/webchat/session")).json()
+    return body["token"], body["sender"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def widget_reply(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next ``reply`` frame of a widget's socket."""
+    while (frame := json.loads((await asyncio.wait_for(ws.receive(), 10)).data))["type"] \
+            != "reply":
+        assert frame["type"] in ("typing", "delta", "ready"), frame
+    return dict(frame)

@@ -9,7 +9,6 @@ import json
 from collections import Counter
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -28,9 +27,12 @@ from .desk_support import (
     DESK_BOT,
     ask_for_person,
     base_url,
+    bearer,
     desk,
     make_desk_bot,
     sign_in,
+    visitor,
+    widget_reply,
 )
 from .dialogue_support import FakeAnalyzer, client_for, runtime_for
 
@@ -43,23 +45,6 @@ GUIDELINES = """
 ASSIST_BOT = DESK_BOT.replace(
     "  sources: [faq/main.yaml]\n",
     "  sources: [faq/main.yaml]\n  agent_sources: [faq/guidelines.yaml]\n")
-
-
-async def visitor(client: TestClient) -> tuple[str, str]:  # type: ignore[type-arg]
-    body = await (await client.post("/webhooks/webchat/session")).json()
-    return body["token"], body["sender"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def widget_reply(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    """The next ``reply`` frame of a widget's socket."""
-    while (frame := json.loads((await asyncio.wait_for(ws.receive(), 10)).data))["type"] \
-            != "reply":
-        assert frame["type"] in ("typing", "delta", "ready"), frame
-    return dict(frame)
 
 
 async def events(client: TestClient, key: str, kind: str) -> list[dict[str, Any]]:  # type: ignore[type-arg]

@@ -6,7 +6,8 @@ holding ``chat_limit`` conversations are skipped; when nobody can take it, the c
 waits in the shared queue, and an agent who comes online gets the oldest waiting ones up
 to their limit. ``off`` (the default) keeps the shared queue only. An assigned conversation
 is taken as if the agent pressed *Take* (event ``handoff_taken`` with ``"via":
-"assignment"``; the customer is told who joined).
+"assignment"``; the customer is told who joined). With several workers sharing Redis, the
+online agents and the last one assigned are every worker's (:mod:`~bot.server.desk.presence`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Assigner:
         self.api = api
         self.hub = hub
         self.take = take
-        self.last: str | None = None  # round robin: who was assigned last (this worker)
+        self.last: str | None = None  # round robin: who was assigned last (here, or shared)
 
     def install(self) -> None:
         """Listen to the hub for new handoffs and agents coming online (unless ``off``)."""
@@ -63,7 +64,9 @@ class Assigner:
                                              sender=key.partition(":")[2])
         if handoff_status(session) != "waiting" or session.state["handoff"].get("agent"):
             return None
-        agent = self.pick(self.hub.online(), await self._loads())
+        if self.settings.mode == "round_robin":
+            self.last = await self.hub.last_assigned() or self.last
+        agent = self.pick(await self.hub.everyone(), await self._loads())
         return None if agent is None else await self.assign_to(agent, key)
 
     async def came_online(self, agent: str) -> None:
@@ -86,4 +89,5 @@ class Assigner:
                 return None
             raise
         self.last = agent
+        await self.hub.assigned(agent)
         return agent
