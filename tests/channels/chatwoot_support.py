@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .support import serve_locally, wait_until_counted
+
 # The ``message_created`` payload of Chatwoot's documentation, field for field: "Webhook
 # Events" (chatwoot/docs, docs/product/others/webhook-events.md, section message_created),
 # as https://www.chatwoot.com/docs/product/others/webhook-events shows it. An agent bot
@@ -201,10 +203,7 @@ class ChatwootApi:
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[Call]:
         """Wait until ``count`` calls were accepted; all of them."""
-        async with asyncio.timeout(timeout):
-            while len(self.calls) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
+        await wait_until_counted(self.calls, count, self._arrived, timeout)
         return self.calls
 
     async def start(self) -> None:
@@ -212,12 +211,7 @@ class ChatwootApi:
         base = "/api/v1/accounts/{account:\\d+}/conversations/{conversation:\\d+}"
         app.router.add_post(f"{base}/messages", self.create_message)
         app.router.add_post(f"{base}/toggle_status", self.toggle_status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_locally(app)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -31,6 +31,25 @@ class Recorded:
         return json.loads(self.body)
 
 
+async def serve_locally(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Start ``app`` on 127.0.0.1 at a free port: its runner (to clean up) and its address."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def wait_until_counted(items: list[Any], count: int, arrived: asyncio.Event,
+                             timeout: float) -> None:
+    """Wait until ``items`` holds ``count`` (``arrived`` is set as each comes)."""
+    async with asyncio.timeout(timeout):
+        while len(items) < count:
+            arrived.clear()
+            await arrived.wait()
+
+
 class StandIn:
     """A local aiohttp server on 127.0.0.1 that records every POST.
 
@@ -59,20 +78,12 @@ class StandIn:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_locally(app)
         return self.url
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[Recorded]:
         """Wait until ``count`` requests have arrived."""
-        async with asyncio.timeout(timeout):
-            while len(self.requests) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
+        await wait_until_counted(self.requests, count, self._arrived, timeout)
         return self.requests
 
     async def close(self) -> None:

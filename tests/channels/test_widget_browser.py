@@ -17,7 +17,7 @@ from channels.registry import CHANNELS
 from foundation.messages import BotReply
 
 from ..bot.browser import chromium, needs_chromium, wait_until
-from .support import Serve, user_texts
+from .support import Serve, serve_locally, user_texts
 
 T = TypeVar("T")
 ROOT = "document.getElementById('supportbot-webchat')?.shadowRoot"
@@ -40,12 +40,7 @@ class HostSite:
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", page)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.origin = f"http://127.0.0.1:{port}"
+        self.runner, self.origin = await serve_locally(app)
         return self.origin
 
 
