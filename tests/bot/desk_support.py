@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.runtime import BotRuntime
+from bot.server.app import RUNTIME
 from retrieval.embedder import SentenceEmbedder
 
 from ..conftest import BOT_YAML, FAQ_YAML, MakeBot
@@ -95,6 +96,24 @@ async def ask_for_person(client: TestClient, sender: str) -> dict[str, Any]:  # 
     (reply,) = await response.json()
     assert reply["handoff"] is True, reply
     return dict(reply)
+
+
+async def race_to_take(alice: Agent, bob: Agent, sender: str,
+                       workers: list[TestClient]) -> str:  # type: ignore[type-arg]
+    """Alice and Bob take ``rest:sender`` at once: exactly one wins, the other is told who,
+    and every worker's store holds the winner; returns the winner's name."""
+    body = {"id": f"rest:{sender}"}
+    results = await asyncio.gather(alice.post("/desk/api/take", body),
+                                   bob.post("/desk/api/take", body))
+    assert sorted(r.status for r in results) == [200, 409], sender
+    winner = "Alice" if results[0].status == 200 else "Bob"
+    loser = results[1] if winner == "Alice" else results[0]
+    assert winner in (await loser.json())["error"]
+    for worker in workers:  # both workers' stores agree on who won
+        session = await worker.app[RUNTIME].store.get(
+            f"rest:{sender}", channel="rest", sender=sender)
+        assert session.state["handoff"]["agent"] == winner
+    return winner
 
 
 async def visitor(client: TestClient) -> tuple[str, str]:  # type: ignore[type-arg]

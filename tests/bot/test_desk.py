@@ -29,6 +29,7 @@ from .desk_support import (
     base_url,
     desk,
     make_desk_bot,
+    race_to_take,
     sign_in,
 )
 from .dialogue_support import FakeAnalyzer, client_for, runtime_for
@@ -214,15 +215,7 @@ async def test_two_workers_sharing_one_sqlite_file_let_exactly_one_agent_take(
         for sender in senders:
             await ask_for_person(workers[0], sender)
         for sender in senders:
-            body = {"id": f"rest:{sender}"}
-            results = await asyncio.gather(alice.post("/desk/api/take", body),
-                                           bob.post("/desk/api/take", body))
-            assert sorted(r.status for r in results) == [200, 409], sender
-            winner = "Alice" if results[0].status == 200 else "Bob"
-            for worker in workers:  # both workers' stores agree on who won
-                session = await worker.app[RUNTIME].store.get(
-                    f"rest:{sender}", channel="rest", sender=sender)
-                assert session.state["handoff"]["agent"] == winner
+            await race_to_take(alice, bob, sender, workers)
         # a sign-in made on one worker is valid on the other (the store holds it)
         bob.base = base_url(workers[0])
         assert (await bob.get("/desk/api/queues")).status == 200

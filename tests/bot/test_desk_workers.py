@@ -31,6 +31,7 @@ from .desk_support import (
     ask_for_person,
     base_url,
     make_desk_bot,
+    race_to_take,
     sign_in,
     visitor,
     widget_reply,
@@ -216,17 +217,7 @@ async def test_two_agents_on_two_workers_race_and_exactly_one_takes(
         for n, sender in enumerate(senders):
             await ask_for_person((a, b)[n % 2], sender)
         for sender in senders:
-            body = {"id": f"rest:{sender}"}
-            results = await asyncio.gather(alice.post("/desk/api/take", body),
-                                           bob.post("/desk/api/take", body))
-            assert sorted(r.status for r in results) == [200, 409], sender
-            winner = "Alice" if results[0].status == 200 else "Bob"
-            loser = results[1] if winner == "Alice" else results[0]
-            assert winner in (await loser.json())["error"]
-            for worker in workers:  # both workers' stores agree on who won
-                session = await worker.app[RUNTIME].store.get(
-                    f"rest:{sender}", channel="rest", sender=sender)
-                assert session.state["handoff"]["agent"] == winner
+            winner = await race_to_take(alice, bob, sender, list(workers))
             frame = await frame_where(watching, changed(f"rest:{sender}", "taken"))
             assert frame["agent"] == winner  # Bob's desk on B hears of Alice's take on A too
             store = a.app[RUNTIME].store
