@@ -12,6 +12,7 @@ from bot.definition.dialogue import Reply
 from bot.definition.templates import compile_template
 from foundation.settings import Where
 from retrieval.multilingual import is_multilingual
+from retrieval.translations import LANGUAGE
 
 Sections = Mapping[str, tuple[Where, Any]]
 
@@ -46,6 +47,14 @@ def check_dialogue(config: BotConfig, sections: Sections) -> None:
         raise _where(sections, "classifier", "encoder_steps").error(
             f"{config.embedder.model} is not a sentence-transformers model and cannot be "
             "tuned for the intent classifier; set classifier.encoder_steps to 0")
+    for code, table in config.translations.items():
+        if not LANGUAGE.fullmatch(code):
+            raise _where(sections, "translations", code).error(
+                f"{code!r} is not a language code (es, zh, pt-BR, ...)")
+        for text, translated in table.items():
+            if not text.strip() or not translated.strip():
+                raise _where(sections, "translations", code, text).error(
+                    "both a text and its translation must be non-empty")
     actions, forms = config.actions, config.forms
     declared: set[str] = set()
     for i, entity in enumerate(config.entities):

@@ -167,6 +167,8 @@ class BotConfig:
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     versions: VersionSettings = field(default_factory=VersionSettings)
+    # language code -> {a text the bot writes: that text in the language} (bot/dialogue/catalog.py)
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def languages(self) -> LanguageSettings:

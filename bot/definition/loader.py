@@ -18,7 +18,8 @@ from foundation.settings import Prebuilt, Where, build, convert
 from retrieval.sites.settings import check_site_entries
 from retrieval.yamlio import LocatedDict, load_yaml
 
-INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions")
+INCLUDABLE = ("intents", "responses", "faq", "channels", "entities", "forms", "actions",
+              "translations")
 
 
 def bot_file(directory: Path) -> Path:

@@ -30,6 +30,7 @@ from typing import Any
 
 from bot.definition.config import BotConfig
 from bot.dialogue.answerer import FaqAnswerer
+from bot.dialogue.catalog import from_catalog
 from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox_text
 from bot.dialogue.language import translated
 from bot.dialogue.stages.active_form import active_form
@@ -79,7 +80,8 @@ class Router:
 
         async def finish(reply: BotReply) -> BotReply:
             local = None if self.parts.language is None or turn.language is None else \
-                translated(reply, turn.language, self._passage)
+                translated(reply, turn.language, self._passage) or \
+                from_catalog(reply, turn.language, self.config.translations)
             reply = local or reply
             if queued is not None:
                 reply = dataclasses.replace(reply, text=f"{queued}\n\n{reply.text}")

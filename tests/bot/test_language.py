@@ -22,7 +22,7 @@ from foundation.messages import BotReply, Citation, UserMessage
 from retrieval.multilingual import unsupported_cpu
 from retrieval.passages import Passage
 
-from ..conftest import BOT_YAML, MakeBot
+from ..conftest import BOT_YAML, FAQ_YAML, MakeBot
 
 NO_LANGID = importlib.util.find_spec("py3langid") is None
 needs_langid = pytest.mark.skipif(NO_LANGID, reason='py3langid is not installed (pip install '
@@ -218,3 +218,42 @@ async def test_a_translated_entry_answers_in_the_customers_language(make_bot: Ma
     assert untranslated.text.endswith("(Esta respuesta solo está disponible en inglés.)")
     assert english.text == "Open the app, go to Card settings and choose Reset PIN."
     assert await asyncio.to_thread(main, ["test", str(root), "--no-train"]) == 0  # tests above
+
+
+CATALOG_YAML = BOT_YAML + """
+language:
+  code: en
+embedder:
+  tuning_rounds: 0
+answers:
+  policy: threshold
+translations: translations.yaml
+"""
+
+
+@needs_langid
+async def test_the_bots_own_lines_come_from_its_translations(make_bot: MakeBot) -> None:
+    root = make_bot(CATALOG_YAML, files={
+        "faq/main.yaml": FAQ_YAML,
+        "translations.yaml": "es:\n  'Sorry, I do not know.': 'Lo siento, no lo sé.'\n"})
+    bot = load_bot(root)
+    assert bot.config.translations["es"]["Sorry, I do not know."] == "Lo siento, no lo sé."
+    train(bot, progress=False)
+    runtime = BotRuntime.load(bot)
+    try:
+        spanish = await runtime.dialogue.handle(
+            UserMessage("u1", "¿Venden ustedes billetes de avión baratos para Roma?"))
+        german = await runtime.dialogue.handle(
+            UserMessage("u2", "Verkaufen Sie auch günstige Flugtickets nach Rom?"))
+    finally:
+        await runtime.close()
+    assert (spanish.kind, spanish.text) == ("fallback", "Lo siento, no lo sé.")  # no note
+    assert german.kind == "fallback" and german.text.startswith("Sorry, I do not know.\n\n")
+    assert german.text != "Sorry, I do not know."  # no German table: the note says so
+
+
+def test_translations_name_a_language_and_both_texts(make_bot: MakeBot) -> None:
+    with pytest.raises(ConfigError, match="'spanish' is not a language code"):
+        load_bot(make_bot(BOT_YAML + "translations:\n  spanish: {Hi: Hola}\n"))
+    with pytest.raises(ConfigError, match="must be non-empty"):
+        load_bot(make_bot(BOT_YAML + "translations:\n  es: {Hi: ' '}\n", name="other"))
