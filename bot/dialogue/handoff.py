@@ -131,6 +131,22 @@ def pop_outbox(session: Session) -> list[dict[str, Any]]:
     return messages if isinstance(messages, list) else []
 
 
+def drop_shown(session: Session, shown: set[str]) -> bool:
+    """Forget the queued messages whose text the customer has been shown (the widget's
+    history after a reload); whether any was."""
+    outbox = session.state.get(OUTBOX_KEY)
+    if not isinstance(outbox, list):
+        return False
+    kept = [m for m in outbox if str(m.get("text", "")) not in shown]
+    if len(kept) == len(outbox):
+        return False
+    if kept:
+        session.state[OUTBOX_KEY] = kept
+    else:
+        session.state.pop(OUTBOX_KEY)
+    return True
+
+
 def pop_outbox_text(session: Session) -> str | None:
     """The queued agent messages as one text (removed from the session), or None."""
     queued = pop_outbox(session)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.dialogue.handoff import HANDOFF_KEY, handoff_status, release
+from bot.dialogue.handoff import HANDOFF_KEY, OUTBOX_KEY, drop_shown, handoff_status, release
 from bot.server.agent_api import AgentDesk
 from bot.server.callers import conversation_of
 from bot.server.desk.hub import DeskHub
@@ -62,12 +62,24 @@ class VisitorRoutes:
                                   "source": c["source"]} for c in cited
                                  if c.get("audience") != "agents"]
             messages.append(item)
+        await self._shown(session, {m["text"] for m in messages if m.get("text")})
         state = session.state.get(HANDOFF_KEY) or {}
         handed = handoff_status(session) is not None
         return web.json_response({
             "messages": messages, "handoff": handed,
             "agent": state.get("agent") if handed else None,
             "user": session.state.get("user")}, headers={"Cache-Control": "no-store"})
+
+    async def _shown(self, session: Session, texts: set[str]) -> None:
+        """The history now shows ``texts``: their queued copies are not sent again with the
+        customer's next message."""
+        if not session.state.get(OUTBOX_KEY):
+            return
+        store = self.api.store()
+        async with store.lock(session.key):
+            fresh = await store.get(session.key, channel=session.channel, sender=session.sender)
+            if drop_shown(fresh, texts):
+                await store.save(fresh)
 
     async def end(self, request: web.Request) -> web.Response:
         session = await self._session(request)

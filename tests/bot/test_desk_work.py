@@ -231,3 +231,29 @@ async def test_the_agent_api_lists_released_conversations_under_all(
         ("rest:rae", "released", "Alice")]
     response = await desk.get("/agent/conversations?status=gone", headers=auth)
     assert response.status == 400 and "released" in (await response.json())["error"]
+
+
+async def test_an_agent_message_shown_after_a_reload_is_not_repeated(
+        desk: TestClient) -> None:  # type: ignore[type-arg]
+    token, sender = await visitor(desk)
+    key = f"webchat:{sender}"
+    alice = await sign_in(base_url(desk), "Alice", ALICE_SECRET)
+    try:
+        ws = await desk.ws_connect(f"/webhooks/webchat/ws?token={token}")
+        await ws.send_json({"type": "message", "message": ASK_FOR_PERSON})
+        assert (await widget_reply(ws))["handoff"] is True
+        assert (await alice.post("/desk/api/take", {"id": key})).status == 200
+        await ws.close()  # the customer closes the page
+        sent = await alice.post("/desk/api/reply", {"id": key, "text": "Your refund left today."})
+        assert await sent.json() == {"delivered": "queued"}
+        history = await (await desk.get("/webhooks/webchat/history", headers=bearer(token))).json()
+        assert "Your refund left today." in [m["text"] for m in history["messages"]]
+        ws = await desk.ws_connect(f"/webhooks/webchat/ws?token={token}")  # the reload
+        await alice.post("/desk/api/release", {"id": key})
+        await ws.send_json({"type": "message", "message": "how long does a bank transfer take?"})
+        while (reply := await widget_reply(ws))["kind"] in ("agent_left", "handback"):
+            pass
+        assert "Your refund left today." not in reply["text"]
+        await ws.close()
+    finally:
+        await alice.close()
