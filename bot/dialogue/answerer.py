@@ -113,16 +113,19 @@ class FaqAnswerer:
         return BotReply(text=self.config.fallback.message, kind="fallback")
 
     async def answer(self, session: Session, text: str, hits: list[Hit], *,
-                     decided: bool = False) -> ReplyStream | None:
+                     decided: bool = False, quote: bool = False) -> ReplyStream | None:
         """The answer to ``text`` from the passages ``hits`` (searched for it, or for it
         with its context), or None when none is relevant. ``decided``: the answer policy
-        chose ``hits[0]``; it is answered, with the others that are relevant."""
+        chose ``hits[0]``; it is answered, with the others that are relevant. ``quote``: the
+        passage's own text, never generated (a customer writing in another language than
+        the bot's: the dialogue model was tuned and measured in the bot's language only,
+        and the passage may have a translation to quote)."""
         confident = bool(hits) and hits[0].score >= self.config.model.exact_answer_threshold \
             and hits[0].passage.audience != "agents"  # agents' text: only ever generated from
         relevant = self.relevant(hits, margin=self.config.model.passage_margin)
         if decided and hits:
             relevant = [hits[0], *(h for h in relevant if h.passage.id != hits[0].passage.id)]
-        if self.generator is None or confident or not relevant:
+        if self.generator is None or confident or quote or not relevant:
             reply = await self.exact_answer(text, hits, decided=decided)
             return None if reply is None else ReplyStream.of(reply)
         return self._generate(self.generator, session, text, relevant, decided=decided)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from bot.build import build_index, train
 from bot.definition.loader import load_bot
 from bot.errors import ConfigError, NotTrainedError
 from bot.runtime import BotRuntime
-from bot.server.app import create_app
+from bot.server.app import RUNTIME, create_app
+from bot.sessions.store import Session
 from tests.conftest import BOT_YAML, FAQ_YAML
 
 GENERATION_YAML = BOT_YAML + """
@@ -156,3 +158,20 @@ def test_eval_generation_compares_base_and_adapter(
     results = json.loads((out / "generation_report.json").read_text())
     assert [r["model"] for r in results] == ["base", "lora"]
     assert all(r["questions"] == 2 and 0.0 <= r["answer_f1"] <= 1.0 for r in results)
+
+
+async def test_a_passage_is_quoted_not_generated_for_a_customer_in_another_language(
+        client: TestClient, requests_seen: list[GenerationRequest]) -> None:  # type: ignore[type-arg]
+    """The dialogue model was tuned and measured in the bot's language only: the FAQ stage
+    asks for the passage as written when the customer writes in another (``quote``)."""
+    answerer = client.app[RUNTIME].dialogue.router.answerer
+    hits = await answerer.retrieve(PARAPHRASE)
+    session = Session("rest:u9", "rest", "u9", time.time(), time.time())
+    generated = await answerer.answer(session, PARAPHRASE, hits, decided=True)
+    quoted = await answerer.answer(session, PARAPHRASE, hits, decided=True, quote=True)
+    assert generated is not None and quoted is not None
+    await generated.result()
+    assert len(requests_seen) == 1  # as the bot's own language is answered
+    reply = await quoted.result()
+    assert len(requests_seen) == 1  # no second request: quoted
+    assert reply.kind == "faq" and reply.text == hits[0].passage.text

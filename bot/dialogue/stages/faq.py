@@ -72,8 +72,9 @@ async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
     best = decision.best
     if best.kind == "intent":
         return _with(intent_answer(parts, turn, best, hits), decision)
+    foreign = turn.language is not None and turn.language != parts.config.languages.code
     stream = await parts.answerer.answer(turn.session, turn.text, _first(hits, best.target),
-                                         decided=True)
+                                         decided=True, quote=foreign)
     if stream is None:
         return None
     return _declining(turn, parts, stream.on_reply(_tagger(decision)))
