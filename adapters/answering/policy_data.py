@@ -36,6 +36,7 @@ import numpy as np
 from adapters.answering.answer_policy import AnswerPolicy, Example, policy_artifact
 from adapters.answering.evidence import Candidate, EvidenceBuilder, passage_texts, word_counts
 from adapters.answering.knowledge_questions import (
+    UNCOVERED_WEIGHT,
     knowledge_entries,
     knowledge_examples,
     knowledge_questions,
@@ -60,7 +61,6 @@ FOLDS = 5
 MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
 MIN_ANSWERABLE = 10  # or fewer of them with a right answer
 QUESTIONS_VERSION = 5  # how the training questions are made: a new one means learning again
-UNCOVERED_WEIGHT = 0.5  # a question whose entry was left out, relative to a covered one
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
 KINDS = {"question": "entry questions", "reordered": "reordered entry questions"}

@@ -67,10 +67,11 @@ def document_sections(passages: Sequence[Passage]) -> list[Section]:
     for n, passage in enumerate(passages):
         if passage.question is None and passage.title:
             by_title.setdefault(passage.title, []).append(n)
-    headings = Counter(heading_of(title).casefold() for title in by_title)
+    heading_of_title = {title: heading_of(title) for title in by_title}
+    headings = Counter(h.casefold() for h in heading_of_title.values())
     sections = []
     for title, owners in by_title.items():
-        heading = heading_of(title)
+        heading = heading_of_title[title]
         if not heading:
             continue
         document = title.split(TITLE_SEPARATOR)[0].strip()
@@ -89,19 +90,23 @@ def section_examples(sections: Sequence[Section], search: MaskedSearch, embedder
     if not sections:
         return []
     passages = search.index.passages
-    asked = [(section, text) for section in sections for text in section.questions]
-    vectors = embedder.embed([text for _, text in asked])
+    vectors = embedder.embed([text for section in sections for text in section.questions])
     examples: list[Example] = []
-    for (section, text), vector in zip(asked, vectors, strict=True):
+    at = 0  # the first of the section's questions' vectors
+    for section in sections:  # as if the heading were not written: the parent's title
         parent = section.title.rsplit(TITLE_SEPARATOR, 1)[0]
         unwritten = {passages[n].id: replace(passages[n], title=parent) for n in section.owners}
         own = unwritten_evidence(evidence, [(passages[n], unwritten[passages[n].id])
                                             for n in section.owners])
-        found = [Hit(unwritten.get(h.passage.id, h.passage), h.score)
-                 for h in search.search(vector, k)]
         right = frozenset(f"faq:{passages[n].id}" for n in section.under)
-        examples.append(Example(tuple(own.candidates(text, found, None, ())), right))
-        others = search.search(vector, k, without=np.isin(search.owners, section.under))
-        examples.append(Example(tuple(own.candidates(text, others, None, ())), frozenset(),
-                                UNCOVERED_WEIGHT))
+        left_out = np.isin(search.owners, section.under)
+        asked = section.questions
+        for text, vector in zip(asked, vectors[at:at + len(asked)], strict=True):
+            found = [Hit(unwritten.get(h.passage.id, h.passage), h.score)
+                     for h in search.search(vector, k)]
+            examples.append(Example(tuple(own.candidates(text, found, None, ())), right))
+            others = search.search(vector, k, without=left_out)
+            examples.append(Example(tuple(own.candidates(text, others, None, ())),
+                                    frozenset(), UNCOVERED_WEIGHT))
+        at += len(asked)
     return examples
