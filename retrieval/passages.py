@@ -92,10 +92,12 @@ class PassageBuilder:
     passages: list[Passage] = field(default_factory=list)
     places: list[Place] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set, init=False, repr=False)  # the passages' ids
 
     def add(self, passage: Passage, place: Place) -> None:
         self.passages.append(passage)
         self.places.append(place)
+        self._ids.add(passage.id)
 
     def qa(self, question: str, answer: str, *, at: tuple[str, int | None],
            id: str | None = None, alternatives: tuple[str, ...] = (),
@@ -111,12 +113,13 @@ class PassageBuilder:
             translations=tuple((code, self.shown(text, at)) for code, text in translations),
         ), Place(self.display, at[1], id is None))
 
-    def _unique(self, short: str, long: str) -> str:
-        taken = {p.id for p in self.passages}
-        found, n = short if short not in taken else long, 1
-        while found in taken:
+    def _unique(self, first: str, then: str) -> str:
+        """``first`` when no passage of this file has it as its id, else ``then``, then
+        ``then-2``, ``then-3`` ..."""
+        found, n = first if first not in self._ids else then, 1
+        while found in self._ids:
             n += 1
-            found = f"{long}-{n}"
+            found = f"{then}-{n}"
         return found
 
     def free_text(self, title: str, text: str, *, at: tuple[str, int | None],
@@ -144,7 +147,6 @@ class PassageBuilder:
         document = slug(name)
         cited = url or self.source
         within = f", {part}" if part else ""
-        taken = {p.id for p in self.passages}
         for section in converted.sections:
             page = f", page {section.page}" if section.page else ""
             where = f"page {section.page}" if section.page else TITLE_SEPARATOR.join(
@@ -154,12 +156,7 @@ class PassageBuilder:
             source = cited + _fragment(cited, section.anchor) + page
             base = "-".join([document, *_heading_slugs(section, document)])
             for chunk in chunk_text(shown, self.chunking):
-                passage_id, n = base, 1
-                while passage_id in taken:
-                    n += 1
-                    passage_id = f"{base}-{n}"
-                taken.add(passage_id)
-                self.add(Passage(id=passage_id, text=chunk, source=source,
+                self.add(Passage(id=self._unique(base, base), text=chunk, source=source,
                                  title=_title(converted.title, section.headings),
                                  category=category),
                          Place(self.display + within + page, made_up=True))
