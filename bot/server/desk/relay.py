@@ -39,7 +39,7 @@ Event = dict[str, Any]
 CALL_TIMEOUT_S = 1.5  # one Redis call: a frozen Redis must not hold a desk action long
 ACK_WAIT_S = 1.0  # how long a message for a customer elsewhere waits for a worker to push it
 RETRY_MAX_S = 5.0  # the longest pause between two tries to subscribe again
-REPLY_FIELDS = ("text", "kind", "handoff", "agent")  # what a pushed message carries
+REPLY_FIELDS = ("text", "kind", "handoff", "agent", "buttons")  # what a pushed message carries
 
 
 def reply_of(data: Any) -> BotReply | None:
@@ -115,8 +115,6 @@ class DeskRelay:
         ``channel``; with ``wait``, True once one of them did (within :data:`ACK_WAIT_S`)."""
         push_id = uuid.uuid4().hex
         data = {k: v for k, v in reply.to_dict().items() if k in REPLY_FIELDS}
-        if reply.buttons:
-            data["buttons"] = list(reply.buttons)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if wait:
             self._acks[push_id] = done
