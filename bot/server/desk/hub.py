@@ -172,10 +172,7 @@ class DeskHub:
     async def _reconnected(self) -> None:
         """(Re)joined the other workers: presence again, and the desks read everything
         (events of other workers may have been missed)."""
-        if self.shared is not None and await self.shared.write(self.online()) \
-                and self.relay is not None:
-            await self.relay.publish({"type": "presence"})
-        await self._show_presence()
+        await self._presence()
         await self._send(json.dumps({"type": "changed", "id": "", "what": "resync",
                                      "agent": None}))
 
