@@ -37,7 +37,7 @@ from aiohttp import web
 
 from channels.boundary import parse_json, same_secret
 from channels.delivery import Outbox, RecentIds, RetryPolicy, reply_text
-from channels.http import unauthorized
+from channels.http import ignored, unauthorized
 from channels.meta_graph import Buttons, choices
 from channels.pacing import RateLimit
 from channels.registry import OnMessage, OnStream
@@ -128,10 +128,6 @@ def _status(event: dict[str, Any]) -> str:
     return status
 
 
-def _ignored(why: str) -> web.Response:
-    return web.json_response({"ok": True, "ignored": why})
-
-
 def incoming_text(event: dict[str, Any]) -> str | None:
     """The text of a ``message_created`` event a contact wrote, or None (not one to answer)."""
     sender_type = _member(_member(event, "sender"), "type")
@@ -193,7 +189,7 @@ class ChatwootChannel:
         event = parse_json(body)
         kind = event.get("event")
         if kind not in ("message_created", "message_updated"):
-            return _ignored(f"event {str(kind)[:40]!r}")
+            return ignored(f"event {str(kind)[:40]!r}")
         account, message_id = _id(event, "account", "id"), _id(event, "id")
         where = Conversation(account, _id(event, "conversation", "id"))
         if self.settings.account_id is not None and account != str(self.settings.account_id):
@@ -204,13 +200,13 @@ class ChatwootChannel:
         else:
             text, key = chosen_option(event), f"{account}:{message_id}:chosen"
         if text is None:
-            return _ignored("not a contact's message" if kind == "message_created"
+            return ignored("not a contact's message" if kind == "message_created"
                             else "not a chosen option")
         if status != BOT_STATUS:
-            return _ignored(f"conversation is {status[:20]!r}: people answer it")
+            return ignored(f"conversation is {status[:20]!r}: people answer it")
         if not self.seen.add(key):
             log.info("chatwoot: dropped a redelivered message %s", key)
-            return _ignored("duplicate message")
+            return ignored("duplicate message")
         metadata = {"account_id": int(account), "conversation_id": int(where.conversation),
                     "message_id": int(message_id), "inbox_id": _optional_id(event, "inbox"),
                     "contact_id": _optional_id(event, "sender")

@@ -60,6 +60,11 @@ def check_token(request: web.Request, tokens: Iterable[str], *,
     return matched
 
 
+def ignored(why: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A platform's event taken and deliberately not answered (200: it must not retry)."""
+    return web.json_response({"ok": True, "ignored": why}, headers=headers)
+
+
 def unauthorized(message: str) -> web.HTTPUnauthorized:
     """A 401 with a JSON ``{"error": ...}`` body, to raise from a handler."""
     return web.HTTPUnauthorized(text=json.dumps({"error": message}),

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from channels.boundary import parse_json, query_value, same_secret, text_value
 from channels.delivery import Outbox, RecentIds, RetryPolicy
-from channels.http import MAX_SENDER_CHARS, unauthorized
+from channels.http import MAX_SENDER_CHARS, ignored, unauthorized
 from channels.pacing import RateLimit
 from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
@@ -176,8 +176,7 @@ class GraphChannel:
             raise unauthorized(f"{SIGNATURE_HEADER} does not match the body")
         data = parse_json(body)
         if data.get("object") != self.webhook_object:
-            return web.json_response({"ok": True, "ignored": "not a "
-                                      f"{self.webhook_object!r} event"})
+            return ignored(f"not a {self.webhook_object!r} event")
         found = [item for entry in objects(data, "entry", "entry") for item in self.read(entry)]
         for item in found:  # all read and checked before any is answered
             self.take(item)

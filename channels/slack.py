@@ -38,7 +38,7 @@ from channels.delivery import (
     reply_text,
     split_text,
 )
-from channels.http import unauthorized
+from channels.http import ignored, unauthorized
 from channels.pacing import RateLimit
 from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
@@ -137,18 +137,17 @@ class SlackChannel:
             return web.json_response({"challenge": data.get("challenge")})
         event = data.get("event")
         if data.get("type") != "event_callback" or not isinstance(event, dict):
-            return web.json_response({"ok": True, "ignored": f"type {data.get('type')!r}"})
+            return ignored(f"type {data.get('type')!r}")
         if event.get("type") == "reaction_added":
             return self.reaction(data, event)
         if event.get("type") != "message" or event.get("subtype") or event.get("bot_id") \
                 or not isinstance(event.get("user"), str) \
                 or not isinstance(event.get("channel"), str) \
                 or not isinstance(event.get("text"), str):
-            return web.json_response({"ok": True, "ignored": "not a message from a person"})
+            return ignored("not a message from a person")
         event_id = str(data.get("event_id") or f"{event['channel']}:{event.get('ts')}")
         if not self.seen.add(event_id):  # mostly a retry (X-Slack-Retry-Num) of one we took
-            return web.json_response({"ok": True, "ignored": "duplicate event"},
-                                     headers={"X-Slack-No-Retry": "1"})
+            return ignored("duplicate event", {"X-Slack-No-Retry": "1"})
         thread = event.get("thread_ts")
         message = UserMessage(sender=event["user"], text=unescape(event["text"]),
                               channel=self.name, metadata={
@@ -170,12 +169,11 @@ class SlackChannel:
                 or not isinstance(item.get("channel"), str) \
                 or not isinstance(event.get("user"), str) \
                 or (bots and event.get("item_user") not in bots):
-            return web.json_response({"ok": True, "ignored": "not a rating of the app's message"})
+            return ignored("not a rating of the app's message")
         channel = item["channel"]
         event_id = str(data.get("event_id") or f"reaction:{channel}:{event.get('event_ts')}")
         if not self.seen.add(event_id):
-            return web.json_response({"ok": True, "ignored": "duplicate event"},
-                                     headers={"X-Slack-No-Retry": "1"})
+            return ignored("duplicate event", {"X-Slack-No-Retry": "1"})
         message = reaction_message(event["user"], self.name, rating,
                                    rated_text=self.sent.text_of(f"{channel}:{item.get('ts')}"),
                                    metadata={"slack_channel": channel, "event_id": event_id})

@@ -45,7 +45,7 @@ from channels.botframework import (
 )
 from channels.boundary import parse_json
 from channels.delivery import DeliveryError, Outbox, RecentIds, RetryPolicy, reply_text, split_text
-from channels.http import unauthorized
+from channels.http import ignored, unauthorized
 from channels.pacing import RateLimit
 from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
@@ -182,14 +182,14 @@ class TeamsChannel:
         activity = await self.authenticate(request)
         kind = activity.get("type")
         if kind not in ("message", "messageReaction"):
-            return web.json_response({"ok": True, "ignored": f"activity type {kind!r}"})
+            return ignored(f"activity type {kind!r}")
         activity_id = activity.get("id")
         if not isinstance(activity_id, str) or not activity_id:
             raise BadRequest("activity has no 'id'")
         user, conversation = _account(activity, "from"), _account(activity, "conversation")
         bot = _account(activity, "recipient")
         if not self.seen.add(f"{conversation['id']}:{activity_id}"):
-            return web.json_response({"ok": True, "ignored": "duplicate activity"})
+            return ignored("duplicate activity")
         reference = Reference(activity["serviceUrl"], conversation, bot, user)
         self._remember(user["id"], reference)
         if kind == "messageReaction":
@@ -199,7 +199,7 @@ class TeamsChannel:
             if has_attachments(activity):
                 self.outbox.spawn(self._tell(reference, activity_id),
                                   name=f"activity {activity_id}")
-            return web.json_response({"ok": True, "ignored": "no text"})
+            return ignored("no text")
         tenant = conversation.get("tenantId")
         message = UserMessage(sender=user["id"], text=text, channel=self.name, metadata={
             "activity_id": activity_id, "conversation_id": conversation["id"],
@@ -215,7 +215,7 @@ class TeamsChannel:
         kinds = [given.get("type") for given in added if isinstance(given, dict)]
         rating = next((RATINGS[k] for k in kinds if isinstance(k, str) and k in RATINGS), None)
         if rating is None:
-            return web.json_response({"ok": True, "ignored": "not a rating"})
+            return ignored("not a rating")
         conversation = reference.conversation["id"]
         rated = self.sent.text_of(f"{conversation}:{activity.get('replyToId')}")
         message = reaction_message(reference.user["id"], self.name, rating, rated_text=rated,

@@ -30,7 +30,7 @@ from channels.delivery import (
     reply_text,
     split_text,
 )
-from channels.http import unauthorized
+from channels.http import ignored, unauthorized
 from channels.pacing import RateLimit
 from channels.reactions import SentMessages
 from channels.registry import OnMessage, OnStream
@@ -115,11 +115,11 @@ class TelegramChannel:
             return self.reaction(update_id, reaction)
         message = update.get("message")
         if not isinstance(message, dict) or not isinstance(message.get("text"), str):
-            return web.json_response({"ok": True, "ignored": "not a text message"})
+            return ignored("not a text message")
         chat_id = _int_field(message, "chat", "id")
         user_id = _int_field(message, "from", "id")
         if not self.seen.add(str(update_id)):
-            return web.json_response({"ok": True, "ignored": "duplicate update"})
+            return ignored("duplicate update")
         incoming = UserMessage(sender=str(user_id), text=message["text"], channel=self.name,
                                metadata={"chat_id": chat_id, "update_id": update_id,
                                          "message_id": message.get("message_id")})
@@ -132,10 +132,10 @@ class TelegramChannel:
                   if isinstance(given, dict) and given.get("type") == "emoji"]
         rating = next((r for e in emojis if isinstance(e, str) and (r := rating_of(e))), None)
         if rating is None or not isinstance(reaction.get("user"), dict):
-            return web.json_response({"ok": True, "ignored": "not a person's rating"})
+            return ignored("not a person's rating")
         chat_id, user_id = _int_field(reaction, "chat", "id"), _int_field(reaction, "user", "id")
         if not self.seen.add(str(update_id)):
-            return web.json_response({"ok": True, "ignored": "duplicate update"})
+            return ignored("duplicate update")
         rated = self.sent.text_of(f"{chat_id}:{reaction.get('message_id')}")
         message = reaction_message(str(user_id), self.name, rating, rated_text=rated,
                                    metadata={"chat_id": chat_id, "update_id": update_id})
