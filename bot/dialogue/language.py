@@ -5,10 +5,11 @@ message long and clear enough is identified (``adapters/classifiers/language.py`
 language kept in ``session.state["language"]``; a short or unclear one ("ok", "thanks")
 keeps the session's language so far, the bot's own at first. A reply that quotes FAQ entries
 written in the customer's language too (``retrieval/translations.py``), or an intent's canned
-response citing the entry it states (its ``faq:`` link), is given in it (:func:`translated`);
-any other reply the bot wrote in its own language to a customer
-writing in another ends with one line in the customer's language saying so (the table
-``data/language_notes.yaml``); a human agent's message never does.
+response citing the entry it states (its ``faq:`` link), is given in it (:func:`translated`),
+and so is a line of the bot's own that its ``translations`` give (``catalog.py``); any other
+reply the bot wrote in its own language to a customer writing in another ends with one line
+in the customer's language saying so (the table ``data/language_notes.yaml``); a human
+agent's message never does.
 """
 
 from __future__ import annotations
