@@ -32,18 +32,24 @@ def _key(text: str) -> str:
     return " ".join(text.split())
 
 
-def from_catalog(reply: BotReply, customer: str,
-                 translations: Mapping[str, Mapping[str, str]]) -> BotReply | None:
-    """``reply`` in the ``customer``'s language from the bot's ``translations``; None when
-    the reply is not the bot's own writing or any paragraph of it has no translation."""
-    table = translations.get(customer)
-    if not table or reply.kind in NOT_FROM_CATALOG or not reply.text.strip():
-        return None
-    lines = {_key(text): translated for text, translated in table.items()}
-    paragraphs = [p for p in reply.text.split("\n\n") if p.strip()]
-    if not all(_key(p) in lines for p in paragraphs):
-        return None
-    buttons = tuple({**b, "title": lines.get(_key(b.get("title", "")), b.get("title", ""))}
-                    for b in reply.buttons)
-    return dataclasses.replace(reply, text="\n\n".join(lines[_key(p)] for p in paragraphs),
-                               buttons=buttons)
+class Catalog:
+    """The bot's ``translations``, each line keyed as replies are matched (spacing aside):
+    made once, when the bot loads, not on every turn."""
+
+    def __init__(self, translations: Mapping[str, Mapping[str, str]]) -> None:
+        self.lines = {code: {_key(text): translated for text, translated in table.items()}
+                      for code, table in translations.items()}
+
+    def translate(self, reply: BotReply, customer: str) -> BotReply | None:
+        """``reply`` in the ``customer``'s language; None when the reply is not the bot's
+        own writing or any paragraph of it has no translation."""
+        lines = self.lines.get(customer)
+        if not lines or reply.kind in NOT_FROM_CATALOG or not reply.text.strip():
+            return None
+        paragraphs = [p for p in reply.text.split("\n\n") if p.strip()]
+        if not all(_key(p) in lines for p in paragraphs):
+            return None
+        buttons = tuple({**b, "title": lines.get(_key(b.get("title", "")), b.get("title", ""))}
+                        for b in reply.buttons)
+        return dataclasses.replace(reply, text="\n\n".join(lines[_key(p)] for p in paragraphs),
+                                   buttons=buttons)

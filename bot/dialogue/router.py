@@ -30,7 +30,7 @@ from typing import Any
 
 from bot.definition.config import BotConfig
 from bot.dialogue.answerer import FaqAnswerer
-from bot.dialogue.catalog import from_catalog
+from bot.dialogue.catalog import Catalog
 from bot.dialogue.handoff import MISSES_KEY, note_turn, pop_outbox_text
 from bot.dialogue.language import translated
 from bot.dialogue.stages.active_form import active_form
@@ -62,9 +62,11 @@ class Router:
     analyzer: MessageAnalyzer | None = None
     stages: tuple[Stage, ...] = STAGES
     parts: Parts = field(init=False)
+    catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
         self.parts = Parts(self.config, self.answerer, self.analyzer)
+        self.catalog = Catalog(self.config.translations)
 
     async def route(self, session: Session, message: UserMessage) -> ReplyStream:
         """The reply to ``message``, as it is produced."""
@@ -81,7 +83,7 @@ class Router:
         async def finish(reply: BotReply) -> BotReply:
             local = None if self.parts.language is None or turn.language is None else \
                 translated(reply, turn.language, self._passage) or \
-                from_catalog(reply, turn.language, self.config.translations)
+                self.catalog.translate(reply, turn.language)
             reply = local or reply
             if queued is not None:
                 reply = dataclasses.replace(reply, text=f"{queued}\n\n{reply.text}")
