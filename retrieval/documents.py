@@ -63,7 +63,8 @@ _EXTENDS_KEYS = {"extends", "alternatives"}
 # 6: Markdown sections are a document's (ids and titles with the file and the headings above
 # them); kramdown attributes, backslash escapes and links to the site's own pages removed;
 # a made-up id that two files share is prefixed with each file's name.
-CHUNKING_RULES = 6
+# 7: an entry's translated answers are search rows of their own (retrieval/passages.py).
+CHUNKING_RULES = 7
 
 
 @dataclass(frozen=True)

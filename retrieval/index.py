@@ -177,16 +177,16 @@ def _passage(data: dict[str, Any]) -> Passage:
 def _search_texts(passages: list[Passage], *,
                   offset: int) -> tuple[list[str], np.ndarray, list[bool]]:
     """Every passage's search texts, the passage each belongs to, and which are passage text
-    (the last of each: question + answer, or the free text) rather than questions."""
+    (question + answer, the free text, a translated answer) rather than questions."""
     texts: list[str] = []
     owners: list[int] = []
     passage_rows: list[bool] = []
     for position, passage in enumerate(passages, start=offset):
-        own = passage.search_texts()
-        for n, text in enumerate(own, start=1):
+        questions = passage.question_texts()
+        for n, text in enumerate(passage.search_texts()):
             texts.append(text)
             owners.append(position)
-            passage_rows.append(n == len(own))
+            passage_rows.append(n >= len(questions))
     return texts, np.array(owners, dtype=np.int64), passage_rows
 
 

@@ -45,12 +45,21 @@ class Passage:
         return next((text for code, text in self.translations if code == language), None)
 
     def search_texts(self) -> list[str]:
-        """The texts embedded for this passage; its score is the best of them."""
-        texts = [self.question] if self.question else []
-        texts.extend(self.alternatives)
+        """The texts embedded for this passage, its questions first and its passage texts
+        last; its score is the best of them."""
+        return [*self.question_texts(), *self.passage_texts()]
+
+    def question_texts(self) -> list[str]:
+        """The questions it answers (embedded as queries): its question and alternatives."""
+        return [*([self.question] if self.question else []), *self.alternatives]
+
+    def passage_texts(self) -> list[str]:
+        """Its text (embedded as a passage): question and answer, or title and text; and
+        each translation of the answer, so that a question in that language finds it by
+        its words too."""
         head = f"{self.title}. {self.text}" if self.title and not self.question else self.text
-        texts.append(f"{self.question} {self.text}" if self.question else head)
-        return texts
+        return [f"{self.question} {self.text}" if self.question else head,
+                *(answer for _, answer in self.translations)]
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,9 @@ def word_counts(texts: Iterable[str]) -> Counter[str]:
 
 
 def passage_texts(passage: Passage) -> list[str]:
-    """A passage's texts: title, question, alternatives, answer."""
-    return [passage.title, passage.question or "", *passage.alternatives, passage.text]
+    """A passage's texts: title, question, alternatives, answer and its translations."""
+    return [passage.title, passage.question or "", *passage.alternatives, passage.text,
+            *(answer for _, answer in passage.translations)]
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from retrieval.index import FaqIndex, Hit
 FOLDS = 5
 MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
 MIN_ANSWERABLE = 10  # or fewer of them with a right answer
-QUESTIONS_VERSION = 5  # how the training questions are made: a new one means learning again
+QUESTIONS_VERSION = 6  # how the training questions are made: a new one means learning again
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
 KINDS = {"question": "entry questions", "reordered": "reordered entry questions"}

@@ -10,7 +10,8 @@ import sys
 from bot.build import bot_embedder
 from bot.commands import bot_folder, bot_folder_argument, loaded_bot
 from bot.definition.config import BotDefinition, typed_path
-from bot.errors import ConfigError, RetrievalError, library_errors
+from bot.errors import BotError, ConfigError, RetrievalError, library_errors
+from bot.evaluation.conversations import load_conversations as load_tests
 from bot.learning import suggestions as store
 from bot.learning.accepting import accept, describe
 from bot.learning.exchanges import exchanges
@@ -106,7 +107,21 @@ def mine_bot(bot: BotDefinition, settings: MiningSettings) -> tuple[Mined, FaqIn
         index = faq_index(bot, embedder)
         return mine(exchanges(conversations), index, embedder,
                     threshold=bot.config.faq.answer_threshold, settings=settings,
-                    taken_intents=[i.name for i in config.intents]), index
+                    taken_intents=[i.name for i in config.intents],
+                    cited=cited_questions(bot)), index
+
+
+def cited_questions(bot: BotDefinition) -> list[tuple[str, str]]:
+    """The conversation tests' questions and the entries they expect to be cited (none when
+    the bot has no tests, or its tests do not load: ``bot test`` reports those)."""
+    folder = bot.path(bot.config.versions.gate.tests)
+    if not folder.is_dir():
+        return []
+    try:
+        conversations = load_tests(folder)
+    except BotError:
+        return []
+    return [(step.user, step.cites) for c in conversations for step in c.steps if step.cites]
 
 
 def faq_index(bot: BotDefinition, embedder: Embedder) -> FaqIndex:

@@ -13,6 +13,7 @@ import re
 
 from bot.dialogue.follow_up import is_question
 
+_WORD = re.compile(r"\w+(?:'\w+)?")
 _SENTENCES = re.compile(r"(?<=[?.!;])\s+")
 _JOINS = re.compile(r"\s*,?\s+\b(?:and also|and|also|plus|as well as)\b\s+", re.IGNORECASE)
 _OPENERS = frozenset({"how", "what", "when", "where", "why", "who", "which", "can", "could",
@@ -48,3 +49,13 @@ def question_parts(text: str) -> list[str]:
 def _asks(part: str) -> bool:
     words = part.lower().split()
     return is_question(part) or (bool(words) and words[0] in _OPENERS)
+
+
+SHORT_PART = 5  # words: a later part this short may lean on the one before it
+
+
+def leans_on_previous(part: str) -> bool:
+    """A later part that is a question too short to name a topic of its own ("Is there a
+    fee?", "What should I do?"): it may ask about the part before it. (A part that says what
+    to do, "... and also update my phone number", does not.)"""
+    return part.rstrip().endswith("?") and len(_WORD.findall(part)) <= SHORT_PART

@@ -21,8 +21,8 @@ agent's reply). Then:
 Private by construction (:mod:`bot.learning.privacy`): the answer is a reply other
 conversations' replies agree with, without its sentences holding a name, masked data or a fact
 (amount, date, reference) no other conversation's reply states; wordings holding a name or
-masked data are left out. A cluster with no such answer is withheld, with the reason.
-"""
+masked data are left out, and so are those nearer to another entry's questions than to their
+own topic (:mod:`bot.learning.collisions`). A cluster with no such answer is withheld."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from bot.learning.collisions import WordingGuard
 from bot.learning.exchanges import SMALL_TALK, Exchange, first_question
 from bot.learning.privacy import Answer, Names, anonymous, general_answer, vocabulary
 from retrieval.embedder import Embedder
@@ -79,6 +80,7 @@ class NewEntry:
     alternatives: tuple[str, ...]
     exchanges: tuple[Exchange, ...]
     removed: tuple[str, ...] = ()  # sentences of the agent's reply left out, and why
+    held_back: tuple[str, ...] = ()  # wordings left out (bot.learning.collisions), and why
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,10 @@ class _Vectors:
 
 def mine(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder, *,
          threshold: float, settings: MiningSettings = MiningSettings(),
-         taken_intents: Sequence[str] = ()) -> Mined:
+         taken_intents: Sequence[str] = (), cited: Sequence[tuple[str, str]] = ()) -> Mined:
     """Suggestions from ``exchanges`` for the FAQ in ``index`` (answering from
-    ``threshold``); new intent names avoid ``taken_intents``."""
+    ``threshold``); new intent names avoid ``taken_intents``; ``cited``: questions the bot
+    must go on answering with an entry (:class:`WordingGuard`), as (question, entry id)."""
     if not exchanges:
         return Mined()
     vectors = _embed(exchanges, index, embedder, settings)
@@ -147,8 +150,8 @@ def mine(exchanges: Sequence[Exchange], index: FaqIndex, embedder: Embedder, *,
             alternatives.setdefault(place, []).append(i)
     found = _clusters(exchanges, vectors, rest, settings)
     people = Names.learn((e.conversation for e in exchanges), vocabulary(index.passages))
-    return _suggestions(exchanges, vectors, index, alternatives, found, settings,
-                        taken_intents, people)
+    return _suggestions(exchanges, vectors, index, alternatives, found, settings, taken_intents,
+                        people, WordingGuard.build(index, embedder, cited, threshold=threshold))
 
 
 _COVERED, _REST = "", "\0rest"  # what _place returns besides an entry id
@@ -241,7 +244,8 @@ def _covered(group: list[int], exchanges: Sequence[Exchange], vectors: _Vectors,
 
 def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqIndex,
                  alternatives: dict[str, list[int]], groups: list[list[int]],
-                 settings: MiningSettings, taken_intents: Sequence[str], people: Names) -> Mined:
+                 settings: MiningSettings, taken_intents: Sequence[str], people: Names,
+                 guard: WordingGuard) -> Mined:
     all_questions = [e.question for e in exchanges]
     entries: list[NewEntry] = []
     intents: list[NewIntent] = []
@@ -264,6 +268,7 @@ def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqInd
         wordings = _wordings(group, exchanges, vectors, settings, people,
                              enough=settings.max_alternatives + 1,
                              answer=vectors.replies[replied[answer.reply]])
+        wordings, held = guard.split(wordings)
         if answer.text is None or not wordings:
             withheld.append(Withheld(members, answer.reason or "every wording of the question "
                                      "holds a person's name or masked personal data"))
@@ -274,12 +279,13 @@ def _suggestions(exchanges: Sequence[Exchange], vectors: _Vectors, index: FaqInd
         taken.add(entry_id)
         entries.append(NewEntry(entry_id, _sentence(question), answer.text,
                                 tuple(others[:settings.max_alternatives]), members,
-                                answer.removed))
+                                answer.removed, tuple(held)))
         if len(group) >= settings.intent_count:
             name = _unique("_".join(words) or "learned", names, joiner="_")
             names.add(name)
-            intents.append(NewIntent(name, entry_id, tuple(_wordings(
-                group, exchanges, vectors, settings, people, enough=INTENT_EXAMPLES)), members))
+            intents.append(NewIntent(name, entry_id, tuple(guard.split(_wordings(
+                group, exchanges, vectors, settings, people, enough=INTENT_EXAMPLES))[0]),
+                members))
     found = tuple(NewAlternatives(entry, tuple(_distinct(
         [w for i in members if (w := anonymous(_wording(exchanges[i].question), people))],
         index, entry)), tuple(exchanges[i] for i in members))
@@ -371,8 +377,7 @@ def _words(text: str) -> list[str]:
 
 
 def _singular(word: str) -> str:
-    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 4 \
-        else word
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 4 else word
 
 
 def _unique(name: str, taken: set[str], *, joiner: str = "-") -> str:

@@ -59,6 +59,7 @@ class Suggestion:
     requires: str | None = None  # a suggestion to accept first
     examples: tuple[dict[str, str], ...] = ()
     removed: tuple[str, ...] = ()  # what was left out of the agent's reply, and why
+    held_back: tuple[str, ...] = ()  # wordings left out (bot.learning.collisions), and why
 
 
 def folder(bot_root: Path) -> Path:
@@ -69,7 +70,8 @@ def from_mined(mined: Mined) -> list[Suggestion]:
     """The suggestions mining found, in the order ``--accept all`` takes them."""
     found = [Suggestion(f"faq-{e.id}", "faq", {
         "id": e.id, "question": e.question, "answer": e.answer,
-        "alternatives": list(e.alternatives)}, *_provenance(e.exchanges), removed=e.removed)
+        "alternatives": list(e.alternatives)}, *_provenance(e.exchanges), removed=e.removed,
+        held_back=e.held_back)
         for e in mined.entries]
     found += [Suggestion(f"alt-{a.entry}", "alternatives", {
         "extends": a.entry, "alternatives": list(a.alternatives)}, *_provenance(a.exchanges))
@@ -145,6 +147,10 @@ def render(suggestion: Suggestion, bot_shown: str) -> str:
     if suggestion.removed:
         lines.append("# Left out of the agent's reply as details of one customer's case:")
         lines += [f"#   {' '.join(why.split())}" for why in suggestion.removed]
+    if suggestion.held_back:
+        lines.append("# Wordings left out, as they would take questions another entry answers "
+                     "(add one to `alternatives` if it belongs here all the same):")
+        lines += [f"#   {' '.join(why.split())}" for why in suggestion.held_back]
     data: dict[str, Any] = {"id": suggestion.id, "kind": suggestion.kind,
                             "count": suggestion.count}
     if suggestion.requires:

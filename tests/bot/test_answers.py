@@ -17,7 +17,7 @@ from adapters.classifiers.intents import IntentPrediction
 from bot.build import train
 from bot.definition.loader import load_bot
 from bot.dialogue.answerer import FaqAnswerer, Generator
-from bot.dialogue.multi_part import question_parts
+from bot.dialogue.multi_part import leans_on_previous, question_parts
 from bot.errors import BotError, ConfigError
 from bot.evaluation.answers import AnswerCase, load_answer_cases, outcome
 from bot.runtime import BotRuntime
@@ -72,6 +72,15 @@ channels:
 ])
 def test_question_parts(text: str, parts: list[str]) -> None:
     assert question_parts(text) == parts
+
+
+@pytest.mark.parametrize(("part", "leans"), [
+    ("Is there a fee?", True), ("What should I do?", True), ("Was soll ich tun?", True),
+    ("update my phone number", False),  # says what to do: its own topic
+    ("How long does a transfer abroad take to arrive?", False),
+])
+def test_a_short_later_question_may_lean_on_the_part_before(part: str, leans: bool) -> None:
+    assert leans_on_previous(part) is leans
 
 
 def reply(kind: str, *cited: str, intent: str | None = None) -> BotReply:
@@ -151,6 +160,17 @@ async def test_both_parts_of_a_two_part_question_are_answered(runtime: BotRuntim
     assert {c.passage_id for c in answer.citations} == {"opening-hours", "pin-reset"}
     assert "Monday to Friday" in answer.text and "Reset PIN" in answer.text
     assert answer.decision is not None and answer.decision["action"] == "answer_parts"
+
+
+async def test_a_short_part_the_bot_is_unsure_of_is_read_with_the_part_before(
+        runtime: BotRuntime) -> None:
+    # alone, "How many days?" would get the transfer times; it asks about the card
+    answer = await ask(runtime, "My card has not arrived. How many days?")
+    assert [c.passage_id for c in answer.citations] == ["card-late"]
+    assert "Domestic transfers" not in answer.text
+    # a short part the bot is sure of is still answered on its own
+    both = await ask(runtime, "I forgot my PIN. When are you open?")
+    assert [c.passage_id for c in both.citations] == ["pin-reset", "opening-hours"]
 
 
 def test_the_bot_retrieves_with_its_own_tuned_encoder(runtime: BotRuntime,

@@ -58,6 +58,26 @@ def test_the_index_keeps_the_translations(tmp_path: Path,
     assert loaded.passages[0].translated("zh") == "打开应用，进入银行卡设置，选择重置密码。"
 
 
+def test_each_translated_answer_is_a_passage_row_of_its_entry(tmp_path: Path,
+                                                              embedder: SentenceEmbedder) -> None:
+    path = tmp_path / "faq.yaml"
+    path.write_text(ENTRY, encoding="utf-8")
+    pin, plain = load(path)
+    # questions first (embedded as queries), then the passage texts: question + answer and
+    # each translated answer (embedded as passages)
+    assert pin.question_texts() == ["How do I reset my PIN?", *pin.alternatives]
+    assert pin.passage_texts() == [f"{pin.question} {pin.text}", pin.translated("es"),
+                                   pin.translated("zh")]
+    assert pin.search_texts() == [*pin.question_texts(), *pin.passage_texts()]
+    assert plain.passage_texts() == [f"{plain.question} {plain.text}"]
+    index = FaqIndex.build([pin, plain], embedder)
+    assert len(index.owners) == 9 and list(index.owners).count(0) == 7
+    # a question in the words of the Spanish answer finds the entry by that row
+    query = embedder.embed(["Ajustes de la tarjeta, Restablecer PIN"])[0]
+    rows = index.index.reconstruct_n(0, index.index.ntotal) @ query
+    assert int(rows.argmax()) == 5 and index.search_vector(query, 1)[0].passage.id == "reset-pin"
+
+
 @pytest.mark.parametrize(("entry", "message"), [
     ("- question: {en: Q, Spanish: P}\n  answer: A.\n", r"'Spanish' is not a language code"),
     ("- question: {en: Q, es: ''}\n  answer: A.\n", r"\[0\]\.question\.es: must be a non-empty"),

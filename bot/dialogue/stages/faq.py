@@ -21,7 +21,7 @@ from adapters.answering.answer_policy import AnswerPolicy, Decision
 from adapters.answering.evidence import Candidate, content_words
 from bot.dialogue.answerer import citation
 from bot.dialogue.follow_up import contextual_query, is_follow_up, previous_question, topic_of
-from bot.dialogue.multi_part import question_parts
+from bot.dialogue.multi_part import leans_on_previous, question_parts
 from bot.dialogue.stages.fallback import escalate
 from bot.dialogue.stages.intent import clarify_options, intent_title
 from bot.dialogue.turn import Parts, Turn, rendered_reply
@@ -29,6 +29,8 @@ from foundation.messages import BotReply, Citation, ReplyHook, ReplyStream
 from retrieval.index import Hit
 
 MIN_PART_WORDS = 2  # content words for a part the bot cannot answer to be named
+SURE_ALONE = 0.9  # a short later part is answered alone from this probability (else read with
+# the part before it); chosen on a development set of 20 two-part questions (benchmarks/README)
 
 
 async def faq(turn: Turn, parts: Parts) -> ReplyStream | BotReply | None:
@@ -172,6 +174,16 @@ def part_name(index: int, count: int) -> str:
     return f"{name} of your question"
 
 
+async def _decide_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
+                       query: str) -> tuple[Decision, list[Hit]]:
+    """One part's decision (with its own intent) and its hits."""
+    hits = await turn.hits(query)
+    verdict = None
+    if parts.analyzer is not None:
+        verdict = (await asyncio.to_thread(parts.analyzer.analyze, query)).intent
+    return policy.decide(query, hits, verdict, parts.answerable), list(hits)
+
+
 async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
                       whole: Decision) -> BotReply | None:
     """Each part of a several-question message answered on its own, when the parts ask
@@ -181,14 +193,17 @@ async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
         return None
     decided = []
     for n, question in enumerate(questions):
-        query = question  # "... and how much does it cost?" asks about the part before
-        if n and is_follow_up(question, max_words=parts.config.dialogue.follow_up_max_words):
-            query = f"{questions[n - 1]} {question}"
-        hits = await turn.hits(query)
-        verdict = None
-        if parts.analyzer is not None:  # each part's own intent
-            verdict = (await asyncio.to_thread(parts.analyzer.analyze, query)).intent
-        decided.append((question, policy.decide(query, hits, verdict, parts.answerable), hits))
+        # "... and how much does it cost?" asks about the part before; so does a short part
+        # the bot is not sure of alone ("Is there a fee?", "What should I do?")
+        with_previous = f"{questions[n - 1]} {question}" if n else question
+        follows = n and is_follow_up(question,
+                                     max_words=parts.config.dialogue.follow_up_max_words)
+        decision, hits = await _decide_part(policy, turn, parts,
+                                            with_previous if follows else question)
+        if n and not follows and leans_on_previous(question) and \
+                (decision.best is None or decision.best.probability < SURE_ALONE):
+            decision, hits = await _decide_part(policy, turn, parts, with_previous)
+        decided.append((question, decision, hits))
     answered = [(q, d, h) for q, d, h in decided if d.action == "answer" and d.best]
     targets = {d.best.target for _, d, _ in answered if d.best is not None}
     missing = [q for q, d, _ in decided if d.action != "answer"
