@@ -25,6 +25,7 @@ passage most of its examples retrieve first (at least half of them, mean score >
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ from retrieval.index import FaqIndex, Hit
 FOLDS = 5
 MIN_QUESTIONS = 20  # fewer training questions: answer by ``faq.answer_threshold`` instead
 MIN_ANSWERABLE = 10  # or fewer of them with a right answer
-QUESTIONS_VERSION = 6  # how the training questions are made: a new one means learning again
+QUESTIONS_VERSION = 7  # how the training questions are made: a new one means learning again
 BACKGROUND_SHARE = 0.2  # of all training questions' weight
 LINK_SHARE, LINK_SCORE = 0.5, 0.5
 KINDS = {"question": "entry questions", "reordered": "reordered entry questions"}
@@ -200,7 +201,7 @@ def policy_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUs
             by_passage.setdefault(passage, set()).add(f"intent:{name}")
     counts: Counter[str] = Counter()
     examples, places = _faq_examples(index, classifier, evidence, answerable, by_passage, k,
-                                     refit, seed)
+                                     refit)
     counts.update(alternatives=len(examples) // 2, uncovered=len(examples) // 2)
     search = MaskedSearch(index)
     right_of = {p.id: frozenset({f"faq:{p.id}", *by_passage.get(p.id, ())})
@@ -251,7 +252,7 @@ def reweighed(examples: list[Example], share: float) -> list[Example]:
 def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
                   evidence: EvidenceBuilder, answerable: set[str],
                   by_passage: Mapping[str, set[str]], k: int,
-                  refit: Refit | None = None, seed: int = 0,
+                  refit: Refit | None = None,
                   ) -> tuple[list[Example], dict[int, Place]]:
     """The alternatives asked as covered and as uncovered questions; and, for each entry
     with alternatives, where its own question may be asked (``Place``: the search and the
@@ -266,7 +267,7 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
         return [], {}
     texts = [search.texts[row] for row, _ in queries]
     verdicts = _classify(classifier, texts)
-    covered_in, uncovered_in, places = _fold_searches(index, search, queries, refit, seed)
+    covered_in, uncovered_in, places = _fold_searches(index, search, queries, refit)
     examples: list[Example] = []
     for (row, owner), text, verdict in zip(queries, texts, verdicts, strict=True):
         passage_id = index.passages[owner].id
@@ -284,21 +285,21 @@ def _faq_examples(index: FaqIndex, classifier: IntentClassifier | None,
 
 
 def _fold_searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tuple[int, int]],
-                   refit: Refit | None, seed: int,
+                   refit: Refit | None,
                    ) -> tuple[dict[int, MaskedSearch], dict[int, MaskedSearch], dict[int, Place]]:
     """For each alternative's row, the search it is asked in as a covered question and as
     an uncovered one; and for each entry, the fold (search and encoder) that left it out.
     Without ``refit``: the index's own vectors. With it (a tuned encoder),
     cross-fitted: in fold f the encoder is tuned without the entries of fold f and without
     the alternatives of fold f; an alternative is asked as covered in its own fold (never
-    its entry's) and as uncovered in its entry's, so no question was seen by its encoder."""
+    its entry's) and as uncovered in its entry's, so no question was seen by its encoder.
+    Folds are drawn from the entry's id and the alternative's text, not their positions, so
+    knowledge added to the FAQ leaves every other question in the fold it had."""
     if refit is None:
         return {row: search for row, _ in queries}, {row: search for row, _ in queries}, {}
-    rng = np.random.default_rng(seed)
-    owners = sorted({owner for _, owner in queries})
-    entry_fold = dict(zip(owners, rng.permutation(len(owners)) % FOLDS, strict=True))
-    alternative_fold = {row: int((entry_fold[owner] + rng.integers(1, FOLDS)) % FOLDS)
-                        for row, owner in queries}
+    entry_fold = {owner: _draw(index.passages[owner].id, FOLDS) for _, owner in queries}
+    alternative_fold = {row: (entry_fold[owner] + 1 + _draw(search.texts[row], FOLDS - 1))
+                        % FOLDS for row, owner in queries}
     covered_in: dict[int, MaskedSearch] = {}
     uncovered_in: dict[int, MaskedSearch] = {}
     places: dict[int, Place] = {}
@@ -316,6 +317,11 @@ def _fold_searches(index: FaqIndex, search: MaskedSearch, queries: Sequence[tupl
                 uncovered_in[row] = folded
                 places[owner] = (folded, encoder)
     return covered_in, uncovered_in, places
+
+
+def _draw(key: str, count: int) -> int:
+    """A number in ``range(count)`` that depends on ``key`` alone."""
+    return zlib.crc32(key.encode("utf-8")) % count
 
 
 def _intent_examples(index: FaqIndex, embedder: Embedder, uses: Sequence[IntentUse],

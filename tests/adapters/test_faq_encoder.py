@@ -125,6 +125,13 @@ class Recording:
         return vectors
 
 
+def alternative_rows(index: FaqIndex, search: MaskedSearch) -> list[tuple[int, int]]:
+    """(row, entry) of every alternative in the index: the questions folds ask."""
+    return [(row, int(owner)) for row, (text, owner)
+            in enumerate(zip(search.texts, search.owners, strict=True))
+            if text in index.passages[int(owner)].alternatives]
+
+
 def test_cross_fitted_folds_never_ask_a_question_its_encoder_was_tuned_on(
         embedder: SentenceEmbedder) -> None:
     passages = [*PASSAGES, *(
@@ -133,15 +140,13 @@ def test_cross_fitted_folds_never_ask_a_question_its_encoder_was_tuned_on(
         for n in range(6))]
     index = FaqIndex.build(passages, embedder)
     search = MaskedSearch(index)
-    queries = [(row, int(owner)) for row, (text, owner)
-               in enumerate(zip(search.texts, search.owners, strict=True))
-               if text in index.passages[int(owner)].alternatives]
+    queries = alternative_rows(index, search)
     calls: list[tuple[list[Passage], np.ndarray]] = []
 
     def refit(kept: Sequence[Passage]) -> Embedder:
         return Recording(embedder, kept, calls)
 
-    covered_in, uncovered_in, _ = _fold_searches(index, search, queries, refit, seed=0)
+    covered_in, uncovered_in, _ = _fold_searches(index, search, queries, refit)
     assert len(calls) == 5  # one encoder per fold
     assert set(covered_in) == set(uncovered_in) == {row for row, _ in queries}
 
@@ -159,3 +164,25 @@ def test_cross_fitted_folds_never_ask_a_question_its_encoder_was_tuned_on(
     # every entry is left out of one fold, every alternative is asked once as covered
     assert all(sum(p.id not in {k.id for k in kept} for kept, _ in calls) == 1
                for p in passages)
+
+
+def test_an_entry_added_leaves_the_others_in_their_folds(embedder: SentenceEmbedder) -> None:
+    def folds(passages: list[Passage]) -> dict[str, frozenset[str]]:
+        """Each entry id -> the entries left out of tuning together with it."""
+        index = FaqIndex.build(passages, embedder)
+        search = MaskedSearch(index)
+        calls: list[tuple[list[Passage], np.ndarray]] = []
+        _fold_searches(index, search, alternative_rows(index, search),
+                       lambda kept: Recording(embedder, kept, calls))
+        everyone = {p.id for p in passages}
+        left = [frozenset(everyone - {p.id for p in kept}) for kept, _ in calls]
+        return {entry: group for group in left for entry in group}
+
+    passages = [Passage(f"entry-{n}", f"Answer {n}.", "faq.yaml", question=f"Question {n}?",
+                        alternatives=(f"question {n} again", f"another way to ask {n}"))
+                for n in range(10)]
+    before = folds(passages)
+    added = Passage("cheques", "Post it to us.", "faq.yaml", question="How do I pay in a cheque?",
+                    alternatives=("cheque deposit", "can I scan a cheque"))
+    after = folds([*passages[:4], added, *passages[4:]])  # anywhere in the FAQ
+    assert all(after[entry] - {"cheques"} == group for entry, group in before.items())
