@@ -182,11 +182,11 @@ def _search_texts(passages: list[Passage], *,
     owners: list[int] = []
     passage_rows: list[bool] = []
     for position, passage in enumerate(passages, start=offset):
-        questions = passage.question_texts()
-        for n, text in enumerate(passage.search_texts()):
-            texts.append(text)
-            owners.append(position)
-            passage_rows.append(n >= len(questions))
+        for as_passage, own in ((False, passage.question_texts()),
+                                (True, passage.passage_texts())):
+            texts.extend(own)
+            owners.extend([position] * len(own))
+            passage_rows.extend([as_passage] * len(own))
     return texts, np.array(owners, dtype=np.int64), passage_rows
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adapters.answering.masked_search import MaskedSearch
 from retrieval.embedder import Embedder
 from retrieval.index import FaqIndex
 
@@ -49,26 +50,26 @@ class WordingGuard:
         answer with its entry anyway is not taken from it)."""
         if not index.passages:
             return cls([], np.zeros((0, 0), dtype=np.float32), embedder)
-        rows = index.index.reconstruct_n(0, index.index.ntotal)
-        owners = np.asarray(index.owners)
-        texts = [t for p in index.passages for t in p.search_texts()]
+        search = MaskedSearch(index)
+        rows = search.vectors
         anchors: list[Anchor] = []
         vectors: list[np.ndarray] = []
         for owner, passage in enumerate(index.passages):
-            mine = np.flatnonzero(owners == owner)
-            for row in mine:
-                if texts[row] not in passage.question_texts() or len(mine) < 2:
-                    continue
+            mine = np.flatnonzero(search.rows_of(owner))  # its questions' rows come first
+            questions = passage.question_texts()
+            if len(mine) < 2:
+                continue
+            for text, row in zip(questions, mine[:len(questions)], strict=True):
                 own = float((rows[mine[mine != row]] @ rows[row]).max())
                 if own >= threshold:
-                    anchors.append(Anchor(texts[row], passage.id, own))
+                    anchors.append(Anchor(text, passage.id, own))
                     vectors.append(rows[row])
         known = {p.id: n for n, p in enumerate(index.passages)}
         asked = [(q, e) for q, e in cited if e in known]
         if asked:
             for (question, entry), vector in zip(asked, embedder.embed([q for q, _ in asked]),
                                                  strict=True):
-                best = float((rows[owners == known[entry]] @ vector).max())
+                best = float((rows[search.rows_of(known[entry])] @ vector).max())
                 if best >= threshold:
                     anchors.append(Anchor(question, entry, best))
                     vectors.append(vector)

@@ -196,7 +196,7 @@ async def _multi_part(policy: AnswerPolicy, turn: Turn, parts: Parts,
         # "... and how much does it cost?" asks about the part before; so does a short part
         # the bot is not sure of alone ("Is there a fee?", "What should I do?")
         with_previous = f"{questions[n - 1]} {question}" if n else question
-        follows = n and is_follow_up(question,
+        follows = n > 0 and is_follow_up(question,
                                      max_words=parts.config.dialogue.follow_up_max_words)
         decision, hits = await _decide_part(policy, turn, parts,
                                             with_previous if follows else question)
